@@ -1,0 +1,114 @@
+"""One cell module that interprets any cell of a genotype (nasnet_utils.NasNetABaseCell's logic)."""
+from __future__ import annotations
+
+from typing import List, Optional
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..genotypes import Cell as CellGenotype
+from .ops import ConvBN, FactorizedReduction, build_op, combine_norm, drop_path, needs_relu
+
+
+class Block(nn.Module):
+    def __init__(self, op_a: nn.Module, op_b: nn.Module, combine: str, channels: int):
+        super().__init__()
+        self.op_a, self.op_b = op_a, op_b
+        self.norm = combine_norm(combine, channels)
+        self.concat = combine == "concat"
+
+
+class Cell(nn.Module):
+    """A normal or reduction cell.
+
+    Args:
+        genotype: the cell's blocks and output states.
+        channels: the cell's filter count F (width of every op output).
+        in_channels: width of the current input (state 0 before its 1x1 conv).
+        prev_channels: width of the previous input, or None when there is none (the first cell:
+            state 1 is then the current input itself, unadjusted, as in TF).
+        reduction: ops that read the cell inputs use stride 2.
+        prev_is_larger: the previous input has twice the resolution (it comes from before a
+            reduction), so it is brought down with a factorized reduction.
+        drop_path_ratio: (index + 1) / total cells, the depth scaling of ScheduledDropPath.
+    """
+
+    def __init__(self, genotype: CellGenotype, channels: int, in_channels: int,
+                 prev_channels: Optional[int], reduction: bool, prev_is_larger: bool = False,
+                 drop_path_ratio: float = 1.0, avg_pool_pad: str = "exclude"):
+        super().__init__()
+        self.reduction = reduction
+        self.drop_path_ratio = drop_path_ratio
+        self.pre0 = ConvBN(in_channels, channels, 1)
+        if prev_channels is None:
+            self.pre1, prev_width = None, in_channels
+        elif prev_is_larger:
+            self.pre1, prev_width = FactorizedReduction(prev_channels, channels), channels
+        elif prev_channels != channels:
+            self.pre1, prev_width = ConvBN(prev_channels, channels, 1), channels
+        else:
+            self.pre1, prev_width = nn.Identity(), channels
+
+        widths = [channels, prev_width]  # width of each hidden state
+        self.blocks = nn.ModuleList()
+        self.inputs: List[tuple] = []
+        self.drop_ops: List[tuple] = []  # per block: whether op a / op b get drop path (not identity)
+        for b in genotype.blocks:
+            ops = [build_op(op, widths[i], channels, 2 if (reduction and i < 2) else 1, avg_pool_pad)
+                   for op, i in zip(b.ops, b.inputs)]
+            self.blocks.append(Block(ops[0], ops[1], b.combine, channels))
+            self.inputs.append(tuple(b.inputs))
+            self.drop_ops.append(tuple(op != "identity" for op in b.ops))
+            widths.append(2 * channels if b.combine == "concat" else channels)
+
+        # Output concat: cell inputs that are concatenated must match the output resolution and
+        # width (nasnet_utils._combine_unused_states); block outputs already do.
+        self.concat = tuple(genotype.output_states())
+        self.fix_output = nn.ModuleDict()
+        for i in self.concat:
+            if i < 2 and (reduction or widths[i] != channels):
+                fix = FactorizedReduction if reduction else ConvBN
+                self.fix_output[str(i)] = fix(widths[i], channels, relu_input=False)
+                widths[i] = channels
+        self.out_channels = sum(widths[i] for i in self.concat)
+
+    def forward(self, x: torch.Tensor, prev: Optional[torch.Tensor],
+                drop_prob: Optional[torch.Tensor] = None) -> torch.Tensor:
+        h0 = self.pre0(F.relu(x))
+        if self.pre1 is None:
+            h1 = x
+        elif isinstance(self.pre1, nn.Identity):
+            h1 = prev
+        else:
+            h1 = self.pre1(F.relu(prev))
+        states = [h0, h1]
+        relu_states: List[Optional[torch.Tensor]] = [None, None]
+        keep = None if drop_prob is None else 1.0 - drop_prob * self.drop_path_ratio
+
+        for block, inputs, drops in zip(self.blocks, self.inputs, self.drop_ops):
+            outs = []
+            for op, i, drop in zip((block.op_a, block.op_b), inputs, drops):
+                if needs_relu(op):
+                    if relu_states[i] is None:
+                        relu_states[i] = F.relu(states[i])
+                    y = op(relu_states[i])
+                else:
+                    y = op(states[i])
+                if keep is not None and drop:
+                    y = drop_path(y, keep)
+                outs.append(y)
+            if block.concat:
+                h = torch.cat(outs, 1)
+            else:
+                h = outs[0] + outs[1]
+                if block.norm is not None:
+                    h = block.norm(h)
+            states.append(h)
+            relu_states.append(None)
+
+        out = []
+        for i in self.concat:
+            fix = self.fix_output[str(i)] if str(i) in self.fix_output else None
+            out.append(states[i] if fix is None else fix(states[i]))
+        return torch.cat(out, 1)

@@ -1,0 +1,390 @@
+"""NASNet networks from genotypes: stems, cell stacking, heads, drop path, feature taps.
+
+Assembly follows tensorflow/models research/slim/nets/nasnet (nasnet.py, pnasnet.py):
+
+- ImageNet stem: conv0 (3x3, stride 2, VALID) + BN, then two reduction cells ``cell_stem_0/1``
+  with filter scaling 1/4 and 1/2. CIFAR stem: one 3x3 conv + BN.
+- ``num_cells`` counts the normal cells; reduction cells go before normal cells ``int(n/3)`` and
+  ``int(2n/3)`` (NASNet layout). The PNASNet layout counts reduction cells in ``num_cells`` and runs
+  the reduction cell in their place.
+- Each cell reads the previous two cell outputs. With ``skip_reduction_layer_input`` (NASNet-A
+  Large) the first normal cell after a reduction reads, as its previous input, the cell from two
+  steps before the reduction.
+- Head: ReLU -> global average pool -> dropout -> FC; optional auxiliary head on the normal cell
+  just before the second reduction.
+
+Cells are named as in the TF graph (``cell_stem_0``, ``cell_5``, ``reduction_cell_0``, ...).
+"""
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch.utils.checkpoint import checkpoint
+
+from .. import genotypes as G
+from .cell import Cell
+from .ops import AVG_POOL_PAD, batch_norm
+
+STEMS = ("imagenet", "cifar")
+
+
+@dataclass(frozen=True)
+class NASNetConfig:
+    """Everything about a NASNet except its genotype. Field names follow TF's hparams."""
+
+    num_cells: int = 18
+    num_conv_filters: int = 168
+    stem: str = "imagenet"
+    stem_multiplier: float = 3.0
+    num_classes: int = 1000
+    in_chans: int = 3
+    filter_scaling_rate: float = 2.0
+    num_reduction_layers: int = 2
+    skip_reduction_layer_input: bool = True
+    reductions_in_num_cells: bool = False  # True for the PNASNet layout
+    drop_path_keep_prob: float = 1.0
+    dense_dropout_keep_prob: float = 0.5
+    aux_head: bool = False
+    img_size: int = 331  # sizes the aux head's last conv, and goes into pretrained_cfg
+    avg_pool_pad: str = "exclude"  # "include" reproduces timm's port (see ops.py)
+    activation_checkpointing: bool = False
+
+    def validate(self) -> "NASNetConfig":
+        if self.stem not in STEMS:
+            raise ValueError(f"stem must be one of {STEMS}, got {self.stem!r}")
+        if self.avg_pool_pad not in AVG_POOL_PAD:
+            raise ValueError(f"avg_pool_pad must be one of {AVG_POOL_PAD}, got {self.avg_pool_pad!r}")
+        if self.num_cells < 1 or self.num_conv_filters < 1:
+            raise ValueError(f"num_cells and num_conv_filters must be positive, got "
+                             f"{self.num_cells} and {self.num_conv_filters}")
+        for name in ("drop_path_keep_prob", "dense_dropout_keep_prob"):
+            if not 0.0 < getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be in (0, 1], got {getattr(self, name)}")
+        return self
+
+
+def parse_arch(arch: str, genotype: G.Genotype, stem: str = "imagenet",
+               filter_scaling_rate: float = 2.0, num_reduction_layers: int = 2) -> Tuple[int, int]:
+    """The paper's "N @ F" (e.g. "6@4032") -> (num_cells, num_conv_filters).
+
+    N is num_cells / 3; F is the penultimate width: num_conv_filters x the number of states the
+    normal cell concatenates x the filter scaling of the last stage (24 x num_conv_filters for
+    NASNet-A).
+    """
+    m = re.fullmatch(r"\s*(\d+)\s*@\s*(\d+)\s*", str(arch))
+    if not m:
+        raise ValueError(f"arch must look like 'N@F' (e.g. '6@4032'), got {arch!r}")
+    n, width = int(m.group(1)), int(m.group(2))
+    per_filter = len(genotype.normal.output_states()) * filter_scaling_rate ** num_reduction_layers
+    filters = width / per_filter
+    if filters != int(filters) or filters < 1:
+        raise ValueError(f"arch {arch!r}: width {width} is not a multiple of {per_filter:g} "
+                         f"({len(genotype.normal.output_states())} concatenated states x "
+                         f"{filter_scaling_rate:g}^{num_reduction_layers}) for genotype {genotype.name!r}")
+    return 3 * n, int(filters)
+
+
+def reduction_indices(num_cells: int, num_reduction_layers: int) -> List[int]:
+    """nasnet_utils.calc_reduction_layers."""
+    return [int(i / (num_reduction_layers + 1) * num_cells) for i in range(1, num_reduction_layers + 1)]
+
+
+@dataclass(frozen=True)
+class CellSpec:
+    name: str
+    reduction: bool
+    filters: int
+    prev_offset: int  # previous input = states[-prev_offset]
+
+
+def cell_plan(cfg: NASNetConfig) -> List[CellSpec]:
+    """The cells in forward order (TF's _build_nasnet_base / _build_pnasnet_base)."""
+    rate, f = cfg.filter_scaling_rate, cfg.num_conv_filters
+    plan = []
+    if cfg.stem == "imagenet":
+        for i in range(2):
+            plan.append(CellSpec(f"cell_stem_{i}", True, int(f * rate ** (i - 2)), 2))
+    scaling, where = 1.0, reduction_indices(cfg.num_cells, cfg.num_reduction_layers)
+    for i in range(cfg.num_cells):
+        if i in where:
+            scaling *= rate
+            if cfg.reductions_in_num_cells:
+                plan.append(CellSpec(f"cell_{i}", True, int(f * scaling), 2))
+                continue
+            plan.append(CellSpec(f"reduction_cell_{where.index(i)}", True, int(f * scaling), 2))
+            plan.append(CellSpec(f"cell_{i}", False, int(f * scaling),
+                                 3 if cfg.skip_reduction_layer_input else 2))
+        else:
+            plan.append(CellSpec(f"cell_{i}", False, int(f * scaling), 2))
+    return plan
+
+
+class AuxHead(nn.Module):
+    """TF _build_aux_head: 5x5/3 avg pool -> 1x1 conv 128 -> BN -> ReLU -> conv 768 -> BN -> ReLU -> FC."""
+
+    def __init__(self, in_channels: int, num_classes: int, spatial: int):
+        super().__init__()
+        # the second conv covers whatever is left after the pool (TF sizes it from the graph)
+        self.kernel = max((spatial - 5) // 3 + 1, 1)
+        self.proj = nn.Conv2d(in_channels, 128, 1, bias=False)
+        self.bn0 = batch_norm(128)
+        self.conv = nn.Conv2d(128, 768, self.kernel, bias=False)
+        self.bn1 = batch_norm(768)
+        self.fc = nn.Linear(768, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.relu(x)
+        if min(x.shape[-2:]) >= 5:
+            x = F.avg_pool2d(x, 5, 3)
+        x = F.relu(self.bn0(self.proj(x)))
+        if x.shape[-1] != self.kernel or x.shape[-2] != self.kernel:
+            x = F.adaptive_avg_pool2d(x, self.kernel)  # inputs of another size than img_size
+        x = F.relu(self.bn1(self.conv(x)))
+        return self.fc(torch.flatten(x, 1))
+
+
+def _spatial_after(size: int, stem: str, num_reductions: int) -> int:
+    if stem == "imagenet":
+        size = (size - 3) // 2 + 1  # conv0, VALID
+    for _ in range(num_reductions):
+        size = -(-size // 2)  # stride-2 'SAME'
+    return size
+
+
+class NASNet(nn.Module):
+    """A NASNet of any genotype of the NASNet search space.
+
+    ``forward`` returns logits; in training with ``aux_head`` it returns ``(logits, aux_logits)``.
+    ``feature_info`` lists the taps of :meth:`forward_intermediates` (timm's convention: ReLU'd
+    output of the last cell at each stride).
+    """
+
+    def __init__(self, genotype: Union[str, G.Genotype], cfg: NASNetConfig = NASNetConfig()):
+        super().__init__()
+        self.genotype = G.get(genotype)
+        self.cfg = cfg.validate()
+        plan = cell_plan(cfg)
+        self.plan: Dict[str, CellSpec] = {spec.name: spec for spec in plan}
+        self.cell_names: Tuple[str, ...] = tuple(self.plan)
+
+        if cfg.stem == "imagenet":
+            stem_channels, stem_stride = int(32 * cfg.stem_multiplier), 2
+            self.stem = nn.Sequential()
+            self.stem.add_module("conv", nn.Conv2d(cfg.in_chans, stem_channels, 3, 2, 0, bias=False))
+        else:
+            stem_channels, stem_stride = int(cfg.num_conv_filters * cfg.stem_multiplier), 1
+            self.stem = nn.Sequential()
+            self.stem.add_module("conv", nn.Conv2d(cfg.in_chans, stem_channels, 3, 1, 1, bias=False))
+        self.stem.add_module("bn", batch_norm(stem_channels))
+
+        # Walk the plan with the (channels, stride) of every state to size each cell.
+        self.cells = nn.ModuleDict()
+        states = [(stem_channels, stem_stride, "stem")]
+        self.feature_info: List[dict] = []
+        for index, spec in enumerate(plan):
+            cur_c, cur_s, _ = states[-1]
+            prev = states[-spec.prev_offset] if len(states) >= spec.prev_offset else None
+            cell = Cell(
+                self.genotype.reduction if spec.reduction else self.genotype.normal,
+                spec.filters, cur_c, None if prev is None else prev[0], spec.reduction,
+                prev_is_larger=prev is not None and prev[1] < cur_s,
+                drop_path_ratio=(index + 1) / len(plan), avg_pool_pad=cfg.avg_pool_pad)
+            self.cells[spec.name] = cell
+            states.append((cell.out_channels, cur_s * (2 if spec.reduction else 1), spec.name))
+        # taps: the last state at each stride
+        for i, (c, s, name) in enumerate(states):
+            if i + 1 == len(states) or states[i + 1][1] != s:
+                self.feature_info.append(dict(num_chs=c, reduction=s, module=name))
+        self.num_features = self.head_hidden_size = states[-1][0]
+
+        self.aux_cell: Optional[str] = None
+        self.aux_head: Optional[AuxHead] = None
+        where = reduction_indices(cfg.num_cells, cfg.num_reduction_layers)
+        if cfg.aux_head and cfg.num_classes and len(where) >= 2:
+            self.aux_cell = f"cell_{where[1] - 1}"
+            n_red = sum(1 for n in self.cell_names[: self.cell_names.index(self.aux_cell) + 1]
+                        if self.plan[n].reduction)
+            aux_c = self.cells[self.aux_cell].out_channels
+            self.aux_head = AuxHead(aux_c, cfg.num_classes,
+                                    _spatial_after(cfg.img_size, cfg.stem, n_red))
+
+        self.head_drop = nn.Dropout(1.0 - cfg.dense_dropout_keep_prob)
+        self.classifier = nn.Linear(self.num_features, cfg.num_classes) if cfg.num_classes else nn.Identity()
+        # ScheduledDropPath's training progress t in [0, 1] (a buffer, so changing it does not make
+        # torch.compile recompile). 1.0 until a training loop sets it: the configured keep
+        # probability then applies as given.
+        self.register_buffer("drop_path_progress", torch.ones(()), persistent=False)
+        self.grad_checkpointing = cfg.activation_checkpointing
+        self.pretrained_cfg = dict(
+            input_size=(cfg.in_chans, cfg.img_size, cfg.img_size), interpolation="bicubic",
+            mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), crop_pct=0.911 if cfg.img_size == 331 else 0.875,
+            num_classes=cfg.num_classes, first_conv="stem.conv", classifier="classifier",
+            genotype=self.genotype.name)
+        self._init_weights()
+
+    def _init_weights(self):
+        # TF: variance scaling, fan-out (slim's default for these nets); BN gamma 1, beta 0.
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(m, nn.Linear):
+                nn.init.normal_(m.weight, std=0.01)
+                nn.init.zeros_(m.bias)
+
+    # ------------------------------------------------------------------------------------
+    # Training controls
+
+    def set_drop_path_progress(self, progress: float) -> None:
+        """ScheduledDropPath: call with step / total_steps (clipped to [0, 1]) during training."""
+        self.drop_path_progress.fill_(min(max(float(progress), 0.0), 1.0))
+
+    @torch.jit.ignore
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Recompute each cell in the backward pass instead of storing its activations."""
+        self.grad_checkpointing = enable
+
+    def get_classifier(self) -> nn.Module:
+        return self.classifier
+
+    def reset_classifier(self, num_classes: int) -> None:
+        self.classifier = nn.Linear(self.num_features, num_classes) if num_classes else nn.Identity()
+
+    # ------------------------------------------------------------------------------------
+    # Forward
+
+    def _drop_prob(self) -> Optional[torch.Tensor]:
+        if not self.training or self.cfg.drop_path_keep_prob >= 1.0:
+            return None
+        return self.drop_path_progress * (1.0 - self.cfg.drop_path_keep_prob)
+
+    def forward_stem(self, x: torch.Tensor) -> List[torch.Tensor]:
+        return [self.stem(x)]
+
+    def run_cells(self, states: List[torch.Tensor], names: Sequence[str],
+                  taps: Optional[Dict[str, torch.Tensor]] = None) -> List[torch.Tensor]:
+        """Run cells ``names`` in order on the state list (last entry = current input).
+
+        Returns the last three states (what any later cell may read). Cells whose names are in
+        ``taps`` have their output stored there. This is the seam the detection heads use to run
+        the network in two parts.
+        """
+        drop_prob = self._drop_prob()
+        states = list(states)
+        for name in names:
+            spec = self.plan[name]
+            cur = states[-1]
+            prev = states[-spec.prev_offset] if len(states) >= spec.prev_offset else None
+            cell = self.cells[name]
+            if self.grad_checkpointing and self.training and torch.is_grad_enabled():
+                out = checkpoint(cell, cur, prev, drop_prob, use_reentrant=False)
+            else:
+                out = cell(cur, prev, drop_prob)
+            if taps is not None and name in taps:
+                taps[name] = out
+            states = states[-2:] + [out]
+        return states
+
+    def forward_intermediates(self, x: torch.Tensor, indices: Optional[Sequence[int]] = None
+                              ) -> List[torch.Tensor]:
+        """Taps of ``feature_info`` (all, or those at ``indices``), stopping after the last one.
+
+        Cell taps are ReLU'd (the next cell starts with that ReLU), the stem tap is not: as timm.
+        """
+        names = [self.feature_info[i]["module"] for i in (range(len(self.feature_info))
+                                                          if indices is None else indices)]
+        taps: Dict[str, Optional[torch.Tensor]] = dict.fromkeys(names)
+        states = self.forward_stem(x)
+        taps["stem"] = states[0]
+        cells = [self.cell_names.index(n) for n in names if n != "stem"]
+        if cells:
+            self.run_cells(states, self.cell_names[: max(cells) + 1], taps)
+        return [taps[n] if n == "stem" else F.relu(taps[n]) for n in names]
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(self._forward_cells(x)[0])
+
+    def _forward_cells(self, x: torch.Tensor):
+        taps = {self.aux_cell: None} if (self.aux_head is not None and self.training) else None
+        states = self.run_cells(self.forward_stem(x), self.cell_names, taps)
+        return states[-1], (taps or {}).get(self.aux_cell)
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        x = self.head_drop(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
+        return x if pre_logits else self.classifier(x)
+
+    def forward(self, x: torch.Tensor):
+        final, aux_in = self._forward_cells(x)
+        logits = self.forward_head(F.relu(final))
+        if aux_in is not None:
+            return logits, self.aux_head(aux_in)
+        return logits
+
+
+# ------------------------------------------------------------------------------------------------
+# Builders
+
+def build_nasnet(genotype: Union[str, G.Genotype] = "nasnet_a", arch: Optional[str] = None,
+                 **options) -> NASNet:
+    """The generic builder that detection, search and pretraining all use.
+
+    Args:
+        genotype: a published name, a .json path or a :class:`~nasnet_det.genotypes.Genotype`.
+        arch: the paper's "N@F" (e.g. "4@1056"); or give ``num_cells`` and ``num_conv_filters``.
+        options: any :class:`NASNetConfig` field.
+    """
+    genotype = G.get(genotype)
+    known = {f.name for f in dataclasses.fields(NASNetConfig)}
+    unknown = set(options) - known
+    if unknown:
+        raise TypeError(f"unknown NASNet options {sorted(unknown)}; known: {sorted(known)}")
+    if arch is not None:
+        if "num_cells" in options or "num_conv_filters" in options:
+            raise TypeError("give either arch or num_cells/num_conv_filters, not both")
+        num_cells, filters = parse_arch(arch, genotype, options.get("stem", "imagenet"),
+                                        options.get("filter_scaling_rate", 2.0),
+                                        options.get("num_reduction_layers", 2))
+        options.update(num_cells=num_cells, num_conv_filters=filters)
+    return NASNet(genotype, NASNetConfig(**options))
+
+
+# The published configurations (TF nasnet.py / pnasnet.py hparams).
+CONFIGS = {
+    "nasnet_a_large": dict(genotype="nasnet_a", num_cells=18, num_conv_filters=168, stem_multiplier=3.0,
+                           drop_path_keep_prob=0.7, dense_dropout_keep_prob=0.5,
+                           skip_reduction_layer_input=True, img_size=331),
+    "nasnet_a_mobile": dict(genotype="nasnet_a", num_cells=12, num_conv_filters=44, stem_multiplier=1.0,
+                            drop_path_keep_prob=1.0, dense_dropout_keep_prob=0.5,
+                            skip_reduction_layer_input=False, img_size=224),
+    "nasnet_a_cifar": dict(genotype="nasnet_a", num_cells=18, num_conv_filters=32, stem_multiplier=3.0,
+                           stem="cifar", drop_path_keep_prob=0.6, dense_dropout_keep_prob=1.0,
+                           skip_reduction_layer_input=False, img_size=32, num_classes=10),
+    "pnasnet_5_large": dict(genotype="pnasnet_5", num_cells=12, num_conv_filters=216, stem_multiplier=3.0,
+                            drop_path_keep_prob=0.6, dense_dropout_keep_prob=0.5,
+                            skip_reduction_layer_input=True, reductions_in_num_cells=True, img_size=331),
+}
+
+
+def _builder(name: str):
+    def build(num_classes: Optional[int] = None, aux_head: bool = False, **overrides) -> NASNet:
+        options = dict(CONFIGS[name])
+        genotype = options.pop("genotype")
+        if num_classes is not None:
+            options["num_classes"] = num_classes
+        options.update(aux_head=aux_head, **overrides)
+        return build_nasnet(genotype, **options)
+
+    build.__name__ = name
+    build.__doc__ = f"{name}: {CONFIGS[name]} (aux head off by default, as the paper counts parameters)."
+    return build
+
+
+nasnet_a_large = _builder("nasnet_a_large")
+nasnet_a_mobile = _builder("nasnet_a_mobile")
+nasnet_a_cifar = _builder("nasnet_a_cifar")
+pnasnet_5_large = _builder("pnasnet_5_large")

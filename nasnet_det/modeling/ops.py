@@ -1,0 +1,246 @@
+"""The ops of the NASNet search space as modules, with TF 'SAME' padding.
+
+Conventions shared with :mod:`.cell`:
+
+- Every op maps ``in_channels`` to ``channels`` and applies ``stride`` itself.
+- Ops whose first step is a ReLU (convolutions, and identity when it has to become a 1x1 conv) do
+  not contain that ReLU: they set ``relu_input = True`` and the cell feeds them ``relu(state)``,
+  computed once per state. A NASNet cell reads each input state with up to five such ops, so
+  sharing the ReLU saves both time and the activation memory autograd keeps for each copy.
+- Weight layout matches the released TF model op for op (separable convs applied twice, the first
+  pointwise conv already mapping to the output width, pools followed by 1x1 conv + BN only when the
+  width changes, no conv bias, BN eps 1e-3), so TF-derived checkpoints load by renaming keys.
+
+TF 'SAME' padding with stride 2 is asymmetric (the extra row/column goes to the bottom/right) and
+depends on the input size, so it is computed at run time; any input size works. TF's average
+pooling does not count padded cells; ``avg_pool_pad="include"`` counts them instead, as timm's port
+does for its stride-2 average pools (needed to reproduce timm's outputs exactly).
+"""
+from __future__ import annotations
+
+from typing import Optional, Tuple, Union
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+BN_EPS = 1e-3
+AVG_POOL_PAD = ("exclude", "include")
+
+_Int2 = Union[int, Tuple[int, int]]
+
+
+def _pair(v: _Int2) -> Tuple[int, int]:
+    return (v, v) if isinstance(v, int) else tuple(v)
+
+
+def _same_pads(size: int, kernel: int, stride: int, dilation: int = 1) -> Tuple[int, int]:
+    out = -(-size // stride)  # ceil without floats, so it stays an int under torch.compile
+    total = max((out - 1) * stride + (kernel - 1) * dilation + 1 - size, 0)
+    return total // 2, total - total // 2
+
+
+def pad_same(x: torch.Tensor, kernel: Tuple[int, int], stride: Tuple[int, int],
+             dilation: Tuple[int, int] = (1, 1), value: float = 0.0) -> torch.Tensor:
+    top, bottom = _same_pads(x.shape[-2], kernel[0], stride[0], dilation[0])
+    left, right = _same_pads(x.shape[-1], kernel[1], stride[1], dilation[1])
+    if top or bottom or left or right:
+        x = F.pad(x, (left, right, top, bottom), value=value)
+    return x
+
+
+def _static_same(kernel: Tuple[int, int], stride: Tuple[int, int], dilation: Tuple[int, int]):
+    """Symmetric padding equal to TF 'SAME', or None where only run-time padding is exact."""
+    if stride != (1, 1):
+        return None
+    return tuple((k - 1) * d // 2 for k, d in zip(kernel, dilation))
+
+
+class Conv2dSame(nn.Conv2d):
+    """``nn.Conv2d`` with TF 'SAME' padding; static where that is exact (stride 1, odd kernel)."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: _Int2, stride: _Int2 = 1,
+                 dilation: _Int2 = 1, groups: int = 1):
+        kernel_size, stride, dilation = _pair(kernel_size), _pair(stride), _pair(dilation)
+        static = _static_same(kernel_size, stride, dilation)
+        super().__init__(in_channels, out_channels, kernel_size, stride, static or 0, dilation, groups,
+                         bias=False)
+        self.dynamic_pad = static is None and kernel_size != (1, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.dynamic_pad:
+            x = pad_same(x, self.kernel_size, self.stride, self.dilation)
+        return super().forward(x)
+
+
+def batch_norm(channels: int) -> nn.BatchNorm2d:
+    return nn.BatchNorm2d(channels, eps=BN_EPS)
+
+
+class ConvBN(nn.Module):
+    """conv -> BN. With ``relu_input`` the cell feeds it relu(x): the paper's ReLU-conv-BN unit."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: _Int2 = 1, stride: int = 1,
+                 relu_input: bool = True):
+        super().__init__()
+        self.relu_input = relu_input
+        self.conv = Conv2dSame(in_channels, out_channels, kernel_size, stride)
+        self.bn = batch_norm(out_channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.bn(self.conv(x))
+
+
+class ConvPairBN(nn.Module):
+    """1xk conv then kx1 conv, then BN (the paper's '1x3 then 3x1' and '1x7 then 7x1' ops)."""
+
+    relu_input = True
+
+    def __init__(self, in_channels: int, out_channels: int, kernel: int, stride: int):
+        super().__init__()
+        self.conv_1xk = Conv2dSame(in_channels, out_channels, (1, kernel), (1, stride))
+        self.conv_kx1 = Conv2dSame(out_channels, out_channels, (kernel, 1), (stride, 1))
+        self.bn = batch_norm(out_channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.bn(self.conv_kx1(self.conv_1xk(x)))
+
+
+class SeparableUnit(nn.Module):
+    """depthwise KxK -> pointwise 1x1 -> BN, no activation in between (as slim.separable_conv2d)."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel: int, stride: int, dilation: int = 1):
+        super().__init__()
+        self.depthwise = Conv2dSame(in_channels, in_channels, kernel, stride, dilation, groups=in_channels)
+        self.pointwise = Conv2dSame(in_channels, out_channels, 1)
+        self.bn = batch_norm(out_channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.bn(self.pointwise(self.depthwise(x)))
+
+
+class SeparableConv(nn.Module):
+    """The paper's separable op: [ReLU -> separable unit] applied ``repeats`` times.
+
+    Only the first unit has the stride, and its pointwise conv already maps to the output width.
+    ``repeats=1, dilation=2`` gives the dilated separable conv ('dil_conv_3x3', as DARTS defines it).
+    """
+
+    relu_input = True
+
+    def __init__(self, in_channels: int, out_channels: int, kernel: int, stride: int,
+                 repeats: int = 2, dilation: int = 1):
+        super().__init__()
+        self.layers = nn.ModuleList(
+            SeparableUnit(in_channels if i == 0 else out_channels, out_channels, kernel,
+                          stride if i == 0 else 1, dilation)
+            for i in range(repeats))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.layers[0](x)
+        for layer in self.layers[1:]:
+            # in place is safe: BN's backward needs its input, not the output we overwrite
+            x = layer(F.relu(x, inplace=True))
+        return x
+
+
+class Pool(nn.Module):
+    """TF 'SAME' max/avg pooling; then 1x1 conv + BN when the width changes (no ReLU, as in TF)."""
+
+    relu_input = False
+
+    def __init__(self, kind: str, kernel: int, stride: int, in_channels: int, out_channels: int,
+                 avg_pool_pad: str = "exclude"):
+        super().__init__()
+        if avg_pool_pad not in AVG_POOL_PAD:
+            raise ValueError(f"avg_pool_pad must be one of {AVG_POOL_PAD}, got {avg_pool_pad!r}")
+        self.kind, self.kernel, self.stride = kind, kernel, stride
+        self.count_pad = avg_pool_pad == "include"
+        if in_channels != out_channels:
+            self.conv = Conv2dSame(in_channels, out_channels, 1)
+            self.bn = batch_norm(out_channels)
+        else:
+            self.conv = self.bn = None
+
+    def _pool(self, x: torch.Tensor) -> torch.Tensor:
+        k, s = self.kernel, self.stride
+        if s == 1:  # symmetric padding is exact; PyTorch excludes it from averages, as TF does
+            if self.kind == "max":
+                return F.max_pool2d(x, k, 1, k // 2)
+            return F.avg_pool2d(x, k, 1, k // 2, count_include_pad=False)
+        if self.kind == "max":
+            return F.max_pool2d(pad_same(x, (k, k), (s, s), value=float("-inf")), k, s)
+        out = F.avg_pool2d(pad_same(x, (k, k), (s, s)), k, s)
+        if self.count_pad:
+            return out
+        # rescale border windows from k*k to the number of real input cells they cover
+        ones = torch.ones((1, 1) + tuple(x.shape[-2:]), dtype=x.dtype, device=x.device)
+        count = F.avg_pool2d(pad_same(ones, (k, k), (s, s)), k, s)
+        return out / count
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self._pool(x)
+        if self.conv is not None:
+            x = self.bn(self.conv(x))
+        return x
+
+
+class FactorizedReduction(nn.Module):
+    """Halve the resolution without losing half the pixels (nasnet_utils.factorized_reduction).
+
+    Two 1x1 convs read the even and the odd pixel grid (the second shifted by one pixel, zero padded
+    at the bottom/right); their outputs are concatenated and batch-normalised.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, relu_input: bool = True):
+        super().__init__()
+        self.relu_input = relu_input
+        half = out_channels // 2
+        self.conv_path1 = Conv2dSame(in_channels, half, 1)
+        self.conv_path2 = Conv2dSame(in_channels, out_channels - half, 1)  # odd width: path 2 gets +1
+        self.bn = batch_norm(out_channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        path1 = x[:, :, ::2, ::2]
+        path2 = F.pad(x[:, :, 1:, 1:], (0, 1, 0, 1))[:, :, ::2, ::2]
+        return self.bn(torch.cat([self.conv_path1(path1), self.conv_path2(path2)], 1))
+
+
+def build_op(name: str, in_channels: int, channels: int, stride: int,
+             avg_pool_pad: str = "exclude") -> nn.Module:
+    """Op ``name`` of :data:`nasnet_det.genotypes.OPS` reading ``in_channels``, writing ``channels``."""
+    if name == "identity":
+        if stride == 1 and in_channels == channels:
+            return nn.Identity()
+        return ConvBN(in_channels, channels, 1, stride)  # TF: 'none' with stride or width change
+    kind, _, size = name.rpartition("_")
+    if name.startswith("sep_conv_"):
+        return SeparableConv(in_channels, channels, int(size[0]), stride)
+    if name.startswith("dil_conv_"):
+        return SeparableConv(in_channels, channels, int(size[0]), stride, repeats=1, dilation=2)
+    if name in ("avg_pool_3x3", "max_pool_3x3", "max_pool_5x5", "max_pool_7x7"):
+        return Pool(kind.split("_")[0], int(size[0]), stride, in_channels, channels, avg_pool_pad)
+    if name in ("conv_1x1", "conv_3x3"):
+        return ConvBN(in_channels, channels, int(size[0]), stride)
+    if name in ("conv_1x3_3x1", "conv_1x7_7x1"):
+        return ConvPairBN(in_channels, channels, int(name[7]), stride)
+    raise ValueError(f"no module for op {name!r}")
+
+
+def needs_relu(module: nn.Module) -> bool:
+    return getattr(module, "relu_input", False)
+
+
+def drop_path(x: torch.Tensor, keep_prob: torch.Tensor) -> torch.Tensor:
+    """Drop the whole tensor per example with probability 1 - keep_prob, rescale the rest."""
+    mask = torch.rand((x.shape[0], 1, 1, 1), dtype=x.dtype, device=x.device) < keep_prob
+    return x * mask.to(x.dtype) / keep_prob
+
+
+def combine_norm(combine: str, channels: int) -> Optional[nn.Module]:
+    """Norm applied after the add for the NASNet-B/C combine ops."""
+    if combine == "add_layernorm":
+        return nn.GroupNorm(1, channels, eps=BN_EPS)  # LayerNorm over (C, H, W) of each example
+    if combine == "add_instancenorm":
+        return nn.InstanceNorm2d(channels, eps=BN_EPS, affine=True)
+    return None
