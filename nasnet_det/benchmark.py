@@ -23,7 +23,8 @@ DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 @dataclass
 class BenchConfig:
     batch: int = 2
-    size: int = 331
+    size: int = 331  # image height (and width unless given)
+    width: Optional[int] = None
     device: str = "cpu"
     dtype: str = "fp32"  # autocast dtype; fp32 = no autocast
     channels_last: bool = False
@@ -95,14 +96,13 @@ def _step(model, x, mode: str, cfg: BenchConfig, device: torch.device):
             p.grad = None
 
 
-def _peak_rss_child(builder, cfg_dict, mode, queue):
+def _peak_rss_child(builder, cfg_dict, mode, queue, prepare, step, shrink):
     cfg = BenchConfig(**cfg_dict)
-    torch.set_num_threads(torch.get_num_threads())
     device = torch.device(cfg.device)
-    model, x = _prepare(builder(), cfg, device)
+    model, x = prepare(builder(), cfg, device)
     # start thread pools and kernels on a tiny input; at full size, freed blocks would stay in
     # malloc's heap and hide the next step's peak from the RSS counters
-    _step(model, x[:1, :, :64, :64], mode, cfg, device)
+    step(model, shrink(x), mode, cfg, device)
 
     def status(field):
         with open("/proc/self/status") as f:
@@ -111,20 +111,25 @@ def _peak_rss_child(builder, cfg_dict, mode, queue):
     with open("/proc/self/clear_refs", "w") as f:
         f.write("5")  # reset VmHWM to the current RSS
     base = status("VmRSS:")
-    _step(model, x, mode, cfg, device)
+    step(model, x, mode, cfg, device)
     queue.put((status("VmHWM:") - base) * 1024)
 
 
-def peak_memory(builder, cfg: BenchConfig, mode: str) -> Optional[int]:
+def _shrink_image(x):
+    return x[:1, :, :64, :64]
+
+
+def peak_memory(builder, cfg: BenchConfig, mode: str, prepare=None, step=None, shrink=None) -> Optional[int]:
     """Peak memory of one step, in bytes, above what the model and input already hold."""
+    prepare, step, shrink = prepare or _prepare, step or _step, shrink or _shrink_image
     device = torch.device(cfg.device)
     if device.type == "cuda":
-        model, x = _prepare(builder(), cfg, device)
-        _step(model, x, mode, cfg, device)
+        model, x = prepare(builder(), cfg, device)
+        step(model, x, mode, cfg, device)
         _sync(device)
         torch.cuda.reset_peak_memory_stats(device)
         base = torch.cuda.memory_allocated(device)
-        _step(model, x, mode, cfg, device)
+        step(model, x, mode, cfg, device)
         _sync(device)
         peak = torch.cuda.max_memory_allocated(device) - base
         del model, x
@@ -132,14 +137,15 @@ def peak_memory(builder, cfg: BenchConfig, mode: str) -> Optional[int]:
         return peak
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
-    proc = ctx.Process(target=_peak_rss_child, args=(builder, asdict(cfg), mode, queue))
+    proc = ctx.Process(target=_peak_rss_child, args=(builder, asdict(cfg), mode, queue, prepare, step, shrink))
     proc.start()
     proc.join()
     return queue.get() if proc.exitcode == 0 and not queue.empty() else None
 
 
 def compare(builders: Dict[str, Callable[[], torch.nn.Module]], cfg: BenchConfig,
-            step: Callable = _step, prepare: Callable = _prepare, log=print) -> dict:
+            step: Callable = _step, prepare: Callable = _prepare, shrink: Callable = _shrink_image,
+            log=print) -> dict:
     """Time ``builders`` alternately in each mode; returns {mode: {name: {...}}}."""
     device = torch.device(cfg.device)
     models = {name: prepare(build(), cfg, device) for name, build in builders.items()}
@@ -162,7 +168,7 @@ def compare(builders: Dict[str, Callable[[], torch.nn.Module]], cfg: BenchConfig
         del models
         for mode in cfg.modes:
             for name, build in builders.items():
-                results[mode][name]["peak_bytes"] = peak_memory(build, cfg, mode)
+                results[mode][name]["peak_bytes"] = peak_memory(build, cfg, mode, prepare, step, shrink)
     return results
 
 
@@ -187,6 +193,64 @@ def report(results: dict, cfg: BenchConfig, title: str, log=print) -> None:
 def benchmark_backbone(cfg: BenchConfig, json_path: Optional[str] = None, log=print) -> dict:
     results = compare(BACKBONES, cfg, log=log)
     report(results, cfg, "NASNet-A Large backbone, ours vs timm", log=log)
+    if json_path:
+        with open(json_path, "w") as f:
+            json.dump({"config": asdict(cfg), "results": results}, f, indent=2)
+    return results
+
+
+# ------------------------------------------------------------------------------------------------
+# The pretraining loop's step: NASNet-A Mobile, ours vs pretrainedmodels' (Cadene's) port
+
+def build_cadene_nasnetamobile():
+    import pretrainedmodels
+    return pretrainedmodels.nasnetamobile(num_classes=1000, pretrained=None)
+
+
+def build_ours_nasnet_a_mobile():
+    from .modeling import nasnet_a_mobile
+    return nasnet_a_mobile(num_classes=1000)  # no aux head: Cadene's model has none
+
+
+def _prepare_classifier(model, cfg: BenchConfig, device):
+    from timm.optim import RMSpropTF
+
+    model, x = _prepare(model, cfg, device)
+    model.bench_optimizer = RMSpropTF(model.parameters(), lr=0.01, alpha=0.9, eps=1.0, momentum=0.9)
+    labels = torch.randint(0, 1000, (cfg.batch,), generator=torch.Generator().manual_seed(0)).to(device)
+    return model, (x, labels)
+
+
+def _shrink_classifier(batch):
+    x, y = batch
+    return x[:1], y[:1]  # one image at full size: Cadene's model pools with a fixed 7x7 window
+
+
+def _pretrain_step(model, batch, mode, cfg: BenchConfig, device):
+    """One step of nasnet_det.pretrain's loop: label-smoothed CE, backward, clip, RMSpropTF."""
+    from timm.loss import LabelSmoothingCrossEntropy
+
+    x, y = batch
+    model.train()
+    with _autocast(cfg, device):
+        loss = LabelSmoothingCrossEntropy(0.1)(model(x).float(), y)
+    model.bench_optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
+    model.bench_optimizer.step()
+
+
+PRETRAIN_MODELS: Dict[str, Callable[[], torch.nn.Module]] = {
+    "pretrainedmodels nasnetamobile": build_cadene_nasnetamobile,
+    "ours nasnet_a_mobile": build_ours_nasnet_a_mobile,
+}
+
+
+def benchmark_pretrain(cfg: BenchConfig, json_path: Optional[str] = None, log=print) -> dict:
+    cfg.modes = ("train",)
+    results = compare(PRETRAIN_MODELS, cfg, step=_pretrain_step, prepare=_prepare_classifier,
+                      shrink=_shrink_classifier, log=log)
+    report(results, cfg, "pretraining loop, NASNet-A Mobile, ours vs pretrainedmodels", log=log)
     if json_path:
         with open(json_path, "w") as f:
             json.dump({"config": asdict(cfg), "results": results}, f, indent=2)

@@ -8,12 +8,15 @@ whose normal cells are numbered 0-3, 6-9, 12-15: normal cells are matched by ord
 """
 from __future__ import annotations
 
+import dataclasses
+import os
 import re
-from typing import Dict, Iterable, List, Mapping, Tuple
+from typing import Dict, Iterable, List, Mapping, Optional, Tuple
 
 import torch
 
-__all__ = ["CheckpointError", "from_reference_names", "load_reference_weights", "unwrap_state_dict"]
+__all__ = ["CheckpointError", "from_reference_names", "load_reference_weights", "save_for_detectron2",
+           "unwrap_state_dict"]
 
 # (pattern, replacement) applied in order to the part of a key after the cell name.
 _CELL_RULES: List[Tuple[str, str]] = [
@@ -120,3 +123,22 @@ def load_reference_weights(model, state_dict, strict: bool = True) -> Dict[str, 
                               f"({model.genotype.name}, {len(model.cell_names)} cells): " + "; ".join(problems))
     model.load_state_dict({k: v for k, (_, v) in mapped.items() if k in target}, strict=False)
     return {"missing": missing, "unexpected": unexpected}
+
+
+def save_for_detectron2(model, path: str, extra: Optional[dict] = None) -> str:
+    """Write a NASNet's weights (our names) as a Detectron2 checkpoint for ``MODEL.WEIGHTS``.
+
+    The file asks Detectron2's checkpointer for its name-matching heuristics, which put each
+    ``stem.*`` / ``cells.<name>.*`` tensor wherever the detection model holds that cell: in the
+    backbone, or in the second stage of the paper's layout. The classifier is left out. Written
+    atomically.
+    """
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()
+             if not k.startswith(("classifier.", "aux_head."))}
+    meta = {"genotype": model.genotype.to_dict(), "config": dataclasses.asdict(model.cfg)}
+    payload = {"model": state, "__author__": "nasnet_det", "matching_heuristics": True, "nasnet": meta}
+    payload.update(extra or {})
+    tmp = f"{path}.tmp{os.getpid()}"
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+    return path

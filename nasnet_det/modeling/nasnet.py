@@ -157,7 +157,81 @@ def _spatial_after(size: int, stem: str, num_reductions: int) -> int:
     return size
 
 
-class NASNet(nn.Module):
+class CellRunner(nn.Module):
+    """Runs named cells in order; holds the drop-path schedule and checkpointing switch.
+
+    Subclasses set ``cells`` (ModuleDict), ``plan`` ({name: CellSpec}) and ``drop_path_keep_prob``.
+    """
+
+    def _init_runner(self, drop_path_keep_prob: float, grad_checkpointing: bool):
+        self.drop_path_keep_prob = drop_path_keep_prob
+        self.grad_checkpointing = grad_checkpointing
+        # ScheduledDropPath's training progress t in [0, 1] (a buffer, so changing it does not make
+        # torch.compile recompile). 1.0 until a training loop sets it: the configured keep
+        # probability then applies as given.
+        self.register_buffer("drop_path_progress", torch.ones(()), persistent=False)
+
+    def set_drop_path_progress(self, progress: float) -> None:
+        """ScheduledDropPath: call with step / total_steps (clipped to [0, 1]) during training."""
+        self.drop_path_progress.fill_(min(max(float(progress), 0.0), 1.0))
+
+    @torch.jit.ignore
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Recompute each cell in the backward pass instead of storing its activations."""
+        self.grad_checkpointing = enable
+
+    def _drop_prob(self) -> Optional[torch.Tensor]:
+        if not self.training or self.drop_path_keep_prob >= 1.0:
+            return None
+        return self.drop_path_progress * (1.0 - self.drop_path_keep_prob)
+
+    def run_cells(self, states: List[torch.Tensor], names: Sequence[str],
+                  taps: Optional[Dict[str, torch.Tensor]] = None) -> List[torch.Tensor]:
+        """Run cells ``names`` in order on the state list (last entry = current input).
+
+        Returns the last three states (what any later cell may read). Cells whose names are in
+        ``taps`` have their output stored there.
+        """
+        drop_prob = self._drop_prob()
+        checkpointing = self.grad_checkpointing and self.training and torch.is_grad_enabled()
+        states = list(states)
+        for name in names:
+            spec = self.plan[name]
+            cur = states[-1]
+            prev = states[-spec.prev_offset] if len(states) >= spec.prev_offset else None
+            cell = self.cells[name]
+            if checkpointing:
+                out = checkpoint(cell, cur, prev, drop_prob, use_reentrant=False)
+            else:
+                out = cell(cur, prev, drop_prob)
+            if taps is not None and name in taps:
+                taps[name] = out
+            states = states[-2:] + [out]
+        return states
+
+
+class CellStack(CellRunner):
+    """Consecutive cells taken out of a NASNet: the paper's detection second stage.
+
+    ``forward`` takes the feature map of the (previous, current) state pair concatenated along
+    channels, as the first stage hands it over, and returns ReLU(last cell output).
+    """
+
+    def __init__(self, net: "NASNet", names: Sequence[str], pair_channels: Tuple[int, int]):
+        super().__init__()
+        self.names = tuple(names)
+        self.cells = nn.ModuleDict({n: net.cells[n] for n in self.names})
+        self.plan = {n: net.plan[n] for n in self.names}
+        self.pair_channels = tuple(pair_channels)
+        self.out_channels = self.cells[self.names[-1]].out_channels
+        self._init_runner(net.drop_path_keep_prob, net.grad_checkpointing)
+
+    def forward(self, pair: torch.Tensor) -> torch.Tensor:
+        prev, cur = torch.split(pair, list(self.pair_channels), dim=1)
+        return F.relu(self.run_cells([prev, cur], self.names)[-1])
+
+
+class NASNet(CellRunner):
     """A NASNet of any genotype of the NASNet search space.
 
     ``forward`` returns logits; in training with ``aux_head`` it returns ``(logits, aux_logits)``.
@@ -216,11 +290,7 @@ class NASNet(nn.Module):
 
         self.head_drop = nn.Dropout(1.0 - cfg.dense_dropout_keep_prob)
         self.classifier = nn.Linear(self.num_features, cfg.num_classes) if cfg.num_classes else nn.Identity()
-        # ScheduledDropPath's training progress t in [0, 1] (a buffer, so changing it does not make
-        # torch.compile recompile). 1.0 until a training loop sets it: the configured keep
-        # probability then applies as given.
-        self.register_buffer("drop_path_progress", torch.ones(()), persistent=False)
-        self.grad_checkpointing = cfg.activation_checkpointing
+        self._init_runner(cfg.drop_path_keep_prob, cfg.activation_checkpointing)
         self.pretrained_cfg = dict(
             input_size=(cfg.in_chans, cfg.img_size, cfg.img_size), interpolation="bicubic",
             mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), crop_pct=0.911 if cfg.img_size == 331 else 0.875,
@@ -240,14 +310,23 @@ class NASNet(nn.Module):
     # ------------------------------------------------------------------------------------
     # Training controls
 
-    def set_drop_path_progress(self, progress: float) -> None:
-        """ScheduledDropPath: call with step / total_steps (clipped to [0, 1]) during training."""
-        self.drop_path_progress.fill_(min(max(float(progress), 0.0), 1.0))
-
-    @torch.jit.ignore
-    def set_grad_checkpointing(self, enable: bool = True) -> None:
-        """Recompute each cell in the backward pass instead of storing its activations."""
-        self.grad_checkpointing = enable
+    def split(self, after: str) -> CellStack:
+        """Cut the network after cell ``after``: this model keeps the cells up to it (and no head),
+        the returned :class:`CellStack` holds the rest and reads the (previous, current) pair."""
+        index = self.cell_names.index(after)
+        head, tail = self.cell_names[: index + 1], self.cell_names[index + 1:]
+        if not tail:
+            raise ValueError(f"nothing to split off after the last cell {after!r}")
+        widths = [self.cells[n].out_channels for n in head[-2:]]
+        stack = CellStack(self, tail, (widths[0], widths[1]))
+        for n in tail:
+            del self.cells[n]
+            del self.plan[n]
+        self.cell_names = head
+        self.feature_info = [f for f in self.feature_info if f["module"] in ("stem",) + head]
+        self.classifier, self.aux_head, self.aux_cell = nn.Identity(), None, None
+        self.num_features = self.head_hidden_size = widths[1]
+        return stack
 
     def get_classifier(self) -> nn.Module:
         return self.classifier
@@ -258,37 +337,8 @@ class NASNet(nn.Module):
     # ------------------------------------------------------------------------------------
     # Forward
 
-    def _drop_prob(self) -> Optional[torch.Tensor]:
-        if not self.training or self.cfg.drop_path_keep_prob >= 1.0:
-            return None
-        return self.drop_path_progress * (1.0 - self.cfg.drop_path_keep_prob)
-
     def forward_stem(self, x: torch.Tensor) -> List[torch.Tensor]:
         return [self.stem(x)]
-
-    def run_cells(self, states: List[torch.Tensor], names: Sequence[str],
-                  taps: Optional[Dict[str, torch.Tensor]] = None) -> List[torch.Tensor]:
-        """Run cells ``names`` in order on the state list (last entry = current input).
-
-        Returns the last three states (what any later cell may read). Cells whose names are in
-        ``taps`` have their output stored there. This is the seam the detection heads use to run
-        the network in two parts.
-        """
-        drop_prob = self._drop_prob()
-        states = list(states)
-        for name in names:
-            spec = self.plan[name]
-            cur = states[-1]
-            prev = states[-spec.prev_offset] if len(states) >= spec.prev_offset else None
-            cell = self.cells[name]
-            if self.grad_checkpointing and self.training and torch.is_grad_enabled():
-                out = checkpoint(cell, cur, prev, drop_prob, use_reentrant=False)
-            else:
-                out = cell(cur, prev, drop_prob)
-            if taps is not None and name in taps:
-                taps[name] = out
-            states = states[-2:] + [out]
-        return states
 
     def forward_intermediates(self, x: torch.Tensor, indices: Optional[Sequence[int]] = None
                               ) -> List[torch.Tensor]:

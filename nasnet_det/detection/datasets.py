@@ -1,0 +1,186 @@
+"""Datasets named by path, registered on demand, so a new dataset needs no Python.
+
+Names usable in ``DATASETS.TRAIN`` / ``DATASETS.TEST``:
+
+- ``coco:IMAGE_DIR:ANNOTATIONS.json``: a COCO-format detection set.
+- ``voc:ROOT`` or ``voc:ROOT:SPLIT``: a Pascal VOC layout, ``ROOT/Annotations`` + ``ROOT/JPEGImages``
+  (or ``annotations`` + ``images``); SPLIT names ``ROOT/ImageSets/Main/SPLIT.txt`` (without it,
+  every annotation file). Class names are read from the XML files.
+- ``NAME@IDS.txt``: any registered dataset (e.g. ``coco_2017_val@minival_ids.txt``) restricted to
+  the image ids listed in the file (one per line); COCO evaluation is then run on those ids only.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import xml.etree.ElementTree as ET
+from typing import Dict, List, Optional
+
+from detectron2.data import DatasetCatalog, MetadataCatalog
+from detectron2.data.datasets import load_coco_json
+from detectron2.structures import BoxMode
+
+logger = logging.getLogger(__name__)
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
+
+
+class DatasetError(ValueError):
+    """A dataset that cannot be read; the message names the file or folder."""
+
+
+def _voc_dirs(root: str):
+    for ann, img in (("Annotations", "JPEGImages"), ("annotations", "images")):
+        if os.path.isdir(os.path.join(root, ann)) and os.path.isdir(os.path.join(root, img)):
+            return os.path.join(root, ann), os.path.join(root, img)
+    raise DatasetError(f"voc:{root}: expected Annotations/ + JPEGImages/ or annotations/ + images/ in {root}")
+
+
+def _voc_ids(root: str, ann_dir: str, split: Optional[str]) -> List[str]:
+    if split is None:
+        return sorted(os.path.splitext(f)[0] for f in os.listdir(ann_dir) if f.endswith(".xml"))
+    path = os.path.join(root, "ImageSets", "Main", f"{split}.txt")
+    if not os.path.isfile(path):
+        raise DatasetError(f"voc split file not found: {path}")
+    with open(path) as f:
+        return [line.split()[0] for line in f if line.strip()]
+
+
+def _parse_voc_xml(path: str) -> dict:
+    try:
+        tree = ET.parse(path)
+    except (ET.ParseError, OSError) as e:
+        raise DatasetError(f"malformed VOC annotation {path}: {e}") from None
+    root = tree.getroot()
+    try:
+        size = root.find("size")
+        height, width = int(size.find("height").text), int(size.find("width").text)
+        objects = []
+        for obj in root.findall("object"):
+            box = obj.find("bndbox")
+            # VOC pixel indices are 1-based and inclusive: x1 - 1 gives Detectron2's continuous box
+            x1, y1, x2, y2 = (float(box.find(k).text) for k in ("xmin", "ymin", "xmax", "ymax"))
+            objects.append({"name": obj.find("name").text.strip(), "bbox": [x1 - 1, y1 - 1, x2, y2],
+                            "difficult": int(getattr(obj.find("difficult"), "text", 0) or 0)})
+        filename = root.find("filename").text if root.find("filename") is not None else None
+    except (AttributeError, TypeError, ValueError) as e:
+        raise DatasetError(f"malformed VOC annotation {path}: missing or bad field ({e})") from None
+    return {"height": height, "width": width, "objects": objects, "filename": filename}
+
+
+def voc_class_names(root: str, split: Optional[str] = None) -> List[str]:
+    ann_dir, _ = _voc_dirs(root)
+    names = set()
+    for image_id in _voc_ids(root, ann_dir, split):
+        names.update(o["name"] for o in _parse_voc_xml(os.path.join(ann_dir, image_id + ".xml"))["objects"])
+    if not names:
+        raise DatasetError(f"voc:{root}: no objects in the annotation files")
+    return sorted(names)
+
+
+def load_voc(root: str, split: Optional[str], class_names: List[str]) -> List[dict]:
+    ann_dir, img_dir = _voc_dirs(root)
+    dicts = []
+    for index, image_id in enumerate(_voc_ids(root, ann_dir, split)):
+        xml_path = os.path.join(ann_dir, image_id + ".xml")
+        if not os.path.isfile(xml_path):
+            raise DatasetError(f"annotation file not found: {xml_path}")
+        ann = _parse_voc_xml(xml_path)
+        candidates = ([ann["filename"]] if ann["filename"] else []) + [image_id + e for e in IMAGE_EXTENSIONS]
+        image = next((os.path.join(img_dir, c) for c in candidates if os.path.isfile(os.path.join(img_dir, c))), None)
+        if image is None:
+            raise DatasetError(f"no image for {xml_path} in {img_dir}")
+        annotations = []
+        for obj in ann["objects"]:
+            if obj["name"] not in class_names:
+                continue  # a class the training set does not have
+            annotations.append({"bbox": obj["bbox"], "bbox_mode": BoxMode.XYXY_ABS,
+                                "category_id": class_names.index(obj["name"]),
+                                "iscrowd": obj["difficult"]})
+        dicts.append({"file_name": image, "image_id": index, "height": ann["height"],
+                      "width": ann["width"], "annotations": annotations})
+    return dicts
+
+
+def _register_voc(name: str, spec: str, classes: Optional[List[str]] = None) -> None:
+    root, split = spec, None
+    if ":" in spec and not os.path.isdir(spec):
+        root, split = spec.rsplit(":", 1)
+    if not os.path.isdir(root):
+        raise DatasetError(f"dataset folder not found: {root} (from {name!r})")
+    classes = list(classes) if classes else voc_class_names(root, split)
+    DatasetCatalog.register(name, lambda: load_voc(root, split, classes))
+    MetadataCatalog.get(name).set(thing_classes=classes, evaluator_type="coco", dirname=root)
+
+
+def _register_coco(name: str, spec: str) -> None:
+    if ":" not in spec:
+        raise DatasetError(f"{name!r}: expected coco:IMAGE_DIR:ANNOTATIONS.json")
+    image_dir, json_file = spec.rsplit(":", 1)
+    if not os.path.isdir(image_dir):
+        raise DatasetError(f"image folder not found: {image_dir} (from {name!r})")
+    if not os.path.isfile(json_file):
+        raise DatasetError(f"annotation file not found: {json_file} (from {name!r})")
+    import json
+
+    try:
+        with open(json_file) as f:
+            data = json.load(f)
+        categories = sorted(data["categories"], key=lambda c: c["id"])
+        data["images"], data["annotations"]
+    except (json.JSONDecodeError, KeyError, TypeError) as e:
+        raise DatasetError(f"malformed COCO annotation file {json_file}: {type(e).__name__}: {e}") from None
+    DatasetCatalog.register(name, lambda: load_coco_json(json_file, image_dir, name))
+    # load_coco_json sets the id mapping when it runs; class names are needed before that
+    MetadataCatalog.get(name).set(json_file=json_file, image_root=image_dir, evaluator_type="coco",
+                                  thing_classes=[c["name"] for c in categories])
+
+
+def _register_ids(name: str, base: str, ids_file: str) -> None:
+    ensure_registered(base)
+    if not os.path.isfile(ids_file):
+        raise DatasetError(f"image id list not found: {ids_file} (from {name!r})")
+    with open(ids_file) as f:
+        ids = [int(line.split()[0]) for line in f if line.strip() and not line.startswith("#")]
+    wanted = set(ids)
+    DatasetCatalog.register(name, lambda: [d for d in DatasetCatalog.get(base) if d["image_id"] in wanted])
+    meta = MetadataCatalog.get(base).as_dict()
+    meta.pop("name", None)
+    MetadataCatalog.get(name).set(**meta, eval_image_ids=sorted(wanted))
+
+
+def ensure_registered(name: str, classes: Optional[List[str]] = None) -> str:
+    """Register ``name`` if it is one of the path forms above; return it. ``classes`` fixes the
+    class list of a VOC set (a test set must use its training set's classes and order)."""
+    if name in DatasetCatalog.list():
+        return name
+    if "@" in name:
+        base, ids_file = name.rsplit("@", 1)
+        _register_ids(name, base, ids_file)
+    elif name.startswith("coco:"):
+        _register_coco(name, name[len("coco:"):])
+    elif name.startswith("voc:"):
+        _register_voc(name, name[len("voc:"):], classes)
+    else:
+        raise DatasetError(f"unknown dataset {name!r}: not registered in Detectron2 "
+                           "(builtin names need DETECTRON2_DATASETS) nor a coco:/voc: path")
+    return name
+
+
+def register_cfg_datasets(cfg) -> None:
+    """Register the path-form datasets of ``cfg.DATASETS`` and size the box predictor to the
+    training set's classes (logged when that changes the config's value). ``cfg`` must be mutable."""
+    for name in cfg.DATASETS.TRAIN:
+        ensure_registered(name)
+    train_classes = MetadataCatalog.get(cfg.DATASETS.TRAIN[0]).get("thing_classes", None) if cfg.DATASETS.TRAIN else None
+    for name in cfg.DATASETS.TEST:
+        ensure_registered(name, train_classes)
+    if not cfg.DATASETS.TRAIN:
+        return
+    classes = train_classes
+    if classes and len(classes) != cfg.MODEL.ROI_HEADS.NUM_CLASSES:
+        logger.info("MODEL.ROI_HEADS.NUM_CLASSES: %d -> %d (the classes of %s: %s)",
+                    cfg.MODEL.ROI_HEADS.NUM_CLASSES, len(classes), cfg.DATASETS.TRAIN[0],
+                    ", ".join(classes[:10]) + (" ..." if len(classes) > 10 else ""))
+        cfg.MODEL.ROI_HEADS.NUM_CLASSES = len(classes)
+        cfg.MODEL.RETINANET.NUM_CLASSES = len(classes)
