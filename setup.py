@@ -22,6 +22,6 @@ setup(
     extras_require={
         # Detectron2 is installed by `make install` (no registry carries it under its own name).
         "test": ["pytest", "pretrainedmodels", "six"],  # pretrainedmodels imports six
-        "ray": ["ray"],
+        "ray": ["ray>=2.9"],
     },
 )

@@ -4,13 +4,14 @@
     python tools/benchmark.py backbone [--batch 2 --size 331 --device cpu --dtype fp32 --channels-last]
     python tools/benchmark.py detector [--batch 2 --size 800 --width 1216 --device cuda --dtype bf16]
     python tools/benchmark.py pretrain [--batch 32 --size 224]
+    python tools/benchmark.py search [--budget 10 --workers 2]
 """
 import argparse
 import sys
 
 import torch
 
-from nasnet_det.benchmark import BenchConfig, benchmark_backbone, benchmark_pretrain
+from nasnet_det.benchmark import BenchConfig, benchmark_backbone, benchmark_pretrain, benchmark_search
 
 
 def main(argv=None):
@@ -35,7 +36,13 @@ def main(argv=None):
     for p in (backbone, pretrain):
         p.add_argument("--channels-last", action="store_true")
         p.add_argument("--compile", action="store_true", help="torch.compile both models")
+    search = sub.add_parser("search", help="children/s with 1 and K local workers, and with Ray")
+    search.add_argument("--budget", type=int, default=10)
+    search.add_argument("--workers", type=int, default=2)
+    search.add_argument("--out", default="runs/benchmark_search")
     args = parser.parse_args(argv)
+    if args.what == "search":
+        return benchmark_search(args.budget, args.workers, out=args.out) and None
 
     cfg = BenchConfig(batch=args.batch, size=args.size, width=args.width, device=args.device, dtype=args.dtype,
                       channels_last=getattr(args, "channels_last", False), iters=args.iters, warmup=args.warmup,

@@ -1,0 +1,5 @@
+"""Architecture search in the NASNet space: strategies, child training, a resumable work queue."""
+from .space import SearchSpace
+from .strategies import STRATEGIES, build_strategy, sep_conv_fraction
+
+__all__ = ["SearchSpace", "STRATEGIES", "build_strategy", "sep_conv_fraction"]

@@ -1,0 +1,94 @@
+"""Train and score one child network: the search's reward.
+
+Children come from the generic builder with the CIFAR stem (paper: N = 2), trained for a fixed
+number of epochs with cosine lr, momentum 0.9 and L2; reward = held-out validation accuracy.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass
+from functools import lru_cache
+from typing import Optional
+
+import torch
+import torch.nn as nn
+from torch.utils.data import DataLoader
+
+from .. import data as datasets
+from .. import genotypes as G
+from ..modeling import build_nasnet
+
+
+@dataclass(frozen=True)
+class ChildConfig:
+    dataset: str = "digits"
+    img_size: Optional[int] = 16  # digits are 8x8 originally; CIFAR is 32
+    num_cells: int = 6  # N = num_cells / 3 = 2, the paper's search setting
+    num_conv_filters: int = 8
+    stem_multiplier: float = 3.0
+    epochs: int = 2
+    batch_size: int = 64
+    lr: float = 0.05
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    threads: int = 1  # torch threads per child: workers run children in parallel
+    seed: int = 0
+    max_train_batches: Optional[int] = None  # cap per epoch (quick smoke searches)
+
+
+class ChildFailed(RuntimeError):
+    pass
+
+
+@lru_cache(maxsize=2)
+def _data(dataset: str, img_size: Optional[int]):
+    # loaded once per worker process; holdout=True gives CIFAR-10's 45k/5k split
+    return datasets.build(dataset, img_size, augment=True, holdout=True)
+
+
+def train_child(genotype_dict: dict, cfg: ChildConfig) -> dict:
+    """Train one child; returns {"reward", "params", "seconds"}. Raises on NaN loss."""
+    start = time.perf_counter()
+    torch.set_num_threads(max(1, cfg.threads))
+    torch.manual_seed(cfg.seed)
+    genotype = G.Genotype.from_dict(genotype_dict)
+    data = _data(cfg.dataset, cfg.img_size)
+    model = build_nasnet(genotype, num_cells=cfg.num_cells, num_conv_filters=cfg.num_conv_filters,
+                         stem="cifar", stem_multiplier=cfg.stem_multiplier, num_classes=data.num_classes,
+                         skip_reduction_layer_input=False, dense_dropout_keep_prob=1.0, img_size=data.img_size)
+    decay = [p for p in model.parameters() if p.ndim > 1]
+    rest = [p for p in model.parameters() if p.ndim <= 1]
+    optimizer = torch.optim.SGD([{"params": decay, "weight_decay": cfg.weight_decay},
+                                 {"params": rest, "weight_decay": 0.0}], lr=cfg.lr, momentum=cfg.momentum, nesterov=True)
+    generator = torch.Generator().manual_seed(cfg.seed)
+    loader = DataLoader(data.train, batch_size=cfg.batch_size, shuffle=True, drop_last=True, generator=generator)
+    steps_per_epoch = len(loader) if cfg.max_train_batches is None else min(len(loader), cfg.max_train_batches)
+    total = max(1, cfg.epochs * steps_per_epoch)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 0.5 * (1 + math.cos(math.pi * s / total)))
+    criterion = nn.CrossEntropyLoss()
+    model.train()
+    for _ in range(cfg.epochs):
+        for i, (x, y) in enumerate(loader):
+            if i >= steps_per_epoch:
+                break
+            loss = criterion(model(x), y)
+            if not torch.isfinite(loss):
+                raise ChildFailed(f"loss is {loss.item()}")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+            optimizer.step()
+            scheduler.step()
+    model.eval()
+    correct = total_seen = 0
+    with torch.no_grad():
+        for x, y in DataLoader(data.val, batch_size=256):
+            correct += (model(x).argmax(1) == y).sum().item()
+            total_seen += len(y)
+    return {"reward": correct / total_seen, "params": sum(p.numel() for p in model.parameters()),
+            "seconds": time.perf_counter() - start}
+
+
+def config_dict(cfg: ChildConfig) -> dict:
+    return asdict(cfg)
