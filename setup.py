@@ -18,6 +18,7 @@ setup(
         "matplotlib",
         "Pillow",
         "scikit-learn",
+        "opencv-python-headless",  # Detectron2's Visualizer (the demo's detections.png)
     ],
     extras_require={
         # Detectron2 is installed by `make install` (no registry carries it under its own name).

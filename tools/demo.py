@@ -1,43 +1,37 @@
 #!/usr/bin/env python
-"""The main job on its embedded default.
+"""The main job on its embedded default: search -> pretrain -> detect -> evaluate, on the CPU.
 
-Current stage of the pipeline (search -> genotype -> network -> pretrain -> detection): the
-published genotypes are turned into networks and measured against the released models.
+    python tools/demo.py                      # everything lands in runs/demo/
+    python tools/demo.py --out runs/demo2 --search-budget 16 --detection-iters 1000 --no-raccoon
 """
 import argparse
+import logging
 import sys
-import time
 
-from nasnet_det import genotypes
-from nasnet_det.modeling import CONFIGS, build_nasnet
-from nasnet_det.modeling.complexity import count_mult_adds, count_params
-
-# What the released models measure (ports on CPU, ../shared/REFERENCE.md section 2): params, mult-adds.
-RELEASED = {
-    "nasnet_a_large": ("6@4032", 331, 88.753e6, 23.783e9),
-    "nasnet_a_mobile": ("4@1056", 224, 5.290e6, 563.6e6),
-    "nasnet_a_cifar": ("6@768", 32, 3.33e6, None),
-    "pnasnet_5_large": ("4@4320", 331, 86.06e6, 24.94e9),
-}
+from nasnet_det.demo import DemoConfig, run_demo
+from nasnet_det.errors import USER_ERRORS
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.parse_args(argv)
-    print("Published genotypes:", ", ".join(f"{n} ({genotypes.get(n).source})" for n in genotypes.names()))
-    print()
-    header = f"{'model':<16} {'N@F':>7} {'px':>4} {'params (ours)':>14} {'released':>10} {'mult-adds (ours)':>17} {'released':>10} {'s':>5}"
-    print(header)
-    print("-" * len(header))
-    for name, (arch, size, params, madds) in RELEASED.items():
-        start = time.time()
-        options = dict(CONFIGS[name])
-        model = build_nasnet(options.pop("genotype"), **{**options, "num_classes": 1000 if size > 32 else 10})
-        ours_p = count_params(model)
-        ours_m = count_mult_adds(model, size) if madds else None
-        print(f"{name:<16} {arch:>7} {size:>4} {ours_p / 1e6:>13.3f}M {params / 1e6:>9.3f}M "
-              f"{(f'{ours_m / 1e9:.3f}B' if ours_m else '-'):>17} {(f'{madds / 1e9:.3f}B' if madds else '-'):>10} "
-              f"{time.time() - start:>5.1f}")
+    d = DemoConfig()
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", default=d.out)
+    p.add_argument("--search-budget", type=int, default=d.search_budget)
+    p.add_argument("--search-workers", type=int, default=d.search_workers)
+    p.add_argument("--pretrain-epochs", type=int, default=d.pretrain_epochs)
+    p.add_argument("--detection-iters", type=int, default=d.detection_iters)
+    p.add_argument("--raccoon", default=d.raccoon, help="the raccoon photos (VOC layout); skipped if absent")
+    p.add_argument("--no-raccoon", action="store_true")
+    p.add_argument("--raccoon-iters", type=int, default=d.raccoon_iters)
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    cfg = DemoConfig(out=args.out, search_budget=args.search_budget, search_workers=args.search_workers,
+                     pretrain_epochs=args.pretrain_epochs, detection_iters=args.detection_iters,
+                     raccoon=None if args.no_raccoon else args.raccoon, raccoon_iters=args.raccoon_iters)
+    try:
+        run_demo(cfg)
+    except USER_ERRORS as e:
+        sys.exit(f"error: {e}")
 
 
 if __name__ == "__main__":

@@ -111,36 +111,43 @@ class LocalBackend:
     def __init__(self, workers: int):
         self.workers = workers
         self._pool = self._new_pool()
-        self._futures: Dict[cf.Future, int] = {}
+        self._futures: Dict[cf.Future, tuple] = {}  # future -> (child id, the pool running it)
 
     def _new_pool(self):
         # spawn: a clean interpreter per worker (forking a process that has run torch threads can hang)
         return cf.ProcessPoolExecutor(self.workers, mp_context=mp.get_context("spawn"))
 
+    def _restart(self):
+        """A worker died and broke the pool: start a fresh one. The old pool's futures resolve as
+        BrokenProcessPool and are reported lost by ``wait``."""
+        old, self._pool = self._pool, self._new_pool()
+        old.shutdown(wait=False, cancel_futures=True)
+
     def running(self) -> int:
         return len(self._futures)
 
     def submit(self, child_id: int, args: tuple) -> None:
-        self._futures[self._pool.submit(run_evaluation, *args)] = child_id
+        try:
+            future = self._pool.submit(run_evaluation, *args)
+        except cf.process.BrokenProcessPool:  # broke since the last wait(), e.g. a worker was killed
+            self._restart()
+            future = self._pool.submit(run_evaluation, *args)
+        self._futures[future] = (child_id, self._pool)
 
     def wait(self) -> List[Tuple[int, str, object]]:
         done, _ = cf.wait(list(self._futures), return_when=cf.FIRST_COMPLETED)
-        results, broken = [], False
+        results, restart = [], False
         for future in done:
-            child_id = self._futures.pop(future)
+            child_id, pool = self._futures.pop(future)
             try:
                 results.append((child_id, "ok", future.result()))
             except cf.process.BrokenProcessPool as e:
-                broken = True
+                restart = restart or pool is self._pool
                 results.append((child_id, "lost", f"worker process died: {e}"))
             except BaseException as e:  # the child's own failure, raised in the worker
                 results.append((child_id, "error", f"{type(e).__name__}: {e}"))
-        if broken:  # every child still in this pool is lost too; start a fresh pool
-            for future, child_id in list(self._futures.items()):
-                results.append((child_id, "lost", "worker pool restarted after a worker died"))
-            self._futures.clear()
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = self._new_pool()
+        if restart:
+            self._restart()
         return results
 
     def close(self):

@@ -1,0 +1,100 @@
+"""Pictures: cell diagrams (like the paper's figure 4)."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from typing import Optional
+
+from . import genotypes as G
+
+_COMBINE_LABEL = {"add": "add", "concat": "concat", "add_layernorm": "add+LN", "add_instancenorm": "add+IN"}
+_STATE_NAMES = {0: "h[i]\n(current)", 1: "h[i-1]\n(previous)"}
+
+
+def _dot_source(cell: G.Cell, title: str) -> str:
+    lines = ["digraph cell {", "rankdir=LR;", f'label="{title}"; labelloc=t;',
+             'node [fontname="Helvetica", fontsize=11];']
+    lines += [f's{i} [label="{_STATE_NAMES[i]}", shape=box, style=filled, fillcolor="#a8d8ea"];' for i in (0, 1)]
+    for k, b in enumerate(cell.blocks):
+        lines.append(f's{k + 2} [label="{_COMBINE_LABEL[b.combine]}", shape=circle, style=filled, fillcolor="#aa96da"];')
+        for side, (i, op) in enumerate(zip(b.inputs, b.ops)):
+            lines.append(f'op{k}_{side} [label="{op}", shape=box, style="rounded,filled", fillcolor="#ffffd2"];')
+            lines += [f"s{i} -> op{k}_{side};", f"op{k}_{side} -> s{k + 2};"]
+    lines.append('out [label="concat", shape=box, style=filled, fillcolor="#fcbad3"];')
+    lines += [f"s{i} -> out;" for i in cell.output_states()]
+    return "\n".join(lines + ["}"])
+
+
+def _draw_matplotlib(cell: G.Cell, title: str, path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    blocks = len(cell.blocks)
+    fig, ax = plt.subplots(figsize=(2.2 * blocks + 4, 4.5), dpi=110)
+    pos = {0: (0.0, 1.2), 1: (0.0, -1.2)}
+    for k in range(blocks):
+        pos[k + 2] = (2.4 * k + 3.4, 0.0)
+    out = (2.4 * blocks + 2.6, 0.0)
+
+    def box(xy, text, colour, shape="round"):
+        ax.annotate(text, xy, ha="center", va="center", fontsize=8, zorder=3,
+                    bbox=dict(boxstyle=f"{shape},pad=0.35", fc=colour, ec="0.3"))
+
+    def arrow(a, b, rad=0.0):
+        ax.annotate("", b, a, zorder=1, arrowprops=dict(arrowstyle="-|>", color="0.45", lw=0.9, shrinkA=14,
+                                                        shrinkB=14, connectionstyle=f"arc3,rad={rad}"))
+
+    for i in (0, 1):
+        box(pos[i], _STATE_NAMES[i], "#a8d8ea", "square")
+    for k, b in enumerate(cell.blocks):
+        cx, _ = pos[k + 2]
+        for side, (i, op) in enumerate(zip(b.inputs, b.ops)):
+            op_xy = (cx - 1.1, 0.75 if side == 0 else -0.75)
+            box(op_xy, op, "#ffffd2")
+            arrow(pos[i], op_xy, rad=0.25 if i >= 2 else 0.0)
+            arrow(op_xy, pos[k + 2])
+        box(pos[k + 2], f"{_COMBINE_LABEL[b.combine]}\nh[{k + 2}]", "#aa96da", "circle")
+    box(out, "concat", "#fcbad3", "square")
+    for i in cell.output_states():
+        arrow(pos[i], out, rad=-0.3 if i < 2 else 0.15)
+    ax.set_xlim(-1.0, out[0] + 1.0)
+    ax.set_ylim(-2.0, 2.0)
+    ax.axis("off")
+    ax.set_title(title)
+    fig.tight_layout()
+    tmp = f"{path}.tmp{os.getpid()}.png"
+    fig.savefig(tmp)
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
+def draw_cell(cell: G.Cell, path: str, title: str = "", engine: Optional[str] = None) -> str:
+    """Draw one cell to a PNG: inputs, ops, combine nodes, output concat.
+
+    ``engine``: "graphviz" (needs the ``dot`` program), "matplotlib", or None for graphviz when
+    it is installed.
+    """
+    engine = engine or ("graphviz" if shutil.which("dot") else "matplotlib")
+    if engine == "graphviz":
+        with tempfile.NamedTemporaryFile("w", suffix=".dot", delete=False) as f:
+            f.write(_dot_source(cell, title))
+        try:
+            tmp = f"{path}.tmp{os.getpid()}.png"
+            subprocess.run(["dot", "-Tpng", f.name, "-o", tmp], check=True, capture_output=True)
+            os.replace(tmp, path)
+        finally:
+            os.unlink(f.name)
+    else:
+        _draw_matplotlib(cell, title, path)
+    return path
+
+
+def draw_genotype(genotype, out_prefix: str, engine: Optional[str] = None) -> dict:
+    """``<prefix>_normal.png`` and ``<prefix>_reduction.png``; returns their paths."""
+    g = G.get(genotype)
+    return {name: draw_cell(getattr(g, name), f"{out_prefix}_{name}.png", f"{g.name or 'genotype'}: {name} cell", engine)
+            for name in ("normal", "reduction")}

@@ -1,0 +1,76 @@
+"""The end-to-end demo with a tiny budget, and its pieces: cell drawings, the generated shapes set."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from PIL import Image
+
+from nasnet_det import genotypes as G
+from nasnet_det.data.shapes import CLASSES, generate
+
+pytest.importorskip("detectron2")
+
+TOOLS = os.path.join(os.path.dirname(__file__), "..", "tools")
+
+
+def _png(path):
+    with Image.open(path) as image:
+        image.load()
+        return image.size
+
+
+def test_draw_genotype_tool(tmp_path):
+    done = subprocess.run([sys.executable, os.path.join(TOOLS, "draw_genotype.py"), "pnasnet_5",
+                           "--out", str(tmp_path / "p.png"), "--engine", "matplotlib"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    for cell in ("normal", "reduction"):
+        width, height = _png(tmp_path / f"p_{cell}.png")
+        assert width > 400 and height > 200
+    bad = subprocess.run([sys.executable, os.path.join(TOOLS, "draw_genotype.py"), "nope", "--out", str(tmp_path / "x.png")],
+                         capture_output=True, text=True)
+    assert bad.returncode != 0 and "unknown genotype 'nope'" in bad.stderr
+
+
+def test_generated_shapes_register_through_the_coco_form(tmp_path):
+    from detectron2.data import DatasetCatalog, MetadataCatalog
+
+    from nasnet_det.detection.datasets import ensure_registered
+
+    names = generate(str(tmp_path), train=6, val=3, size=64, seed=5)
+    assert generate(str(tmp_path), train=6, val=3, size=64, seed=5) == names  # reused, not rewritten
+    train = ensure_registered(names["train"])
+    assert MetadataCatalog.get(train).thing_classes == list(CLASSES)
+    dicts = DatasetCatalog.get(train)
+    assert len(dicts) == 6 and all(1 <= len(d["annotations"]) <= 4 for d in dicts)
+    for d in dicts:
+        assert _png(d["file_name"]) == (64, 64)
+        for a in d["annotations"]:
+            x, y, w, h = a["bbox"]
+            assert 0 <= x and 0 <= y and x + w <= 64 and y + h <= 64 and w >= 7
+
+
+def test_demo_pipeline_with_a_tiny_budget(tmp_path):
+    from nasnet_det.demo import DemoConfig, run_demo
+    from nasnet_det.search.child import ChildConfig
+
+    out = str(tmp_path / "demo")
+    cfg = DemoConfig(out=out, search_budget=2, child=ChildConfig(epochs=1, max_train_batches=2, img_size=8, num_conv_filters=4),
+                     pretrain_epochs=1, shapes_train=16, shapes_val=6, shapes_size=64, detection_iters=6,
+                     detection_batch=2, raccoon=None, progress=False)
+    result = run_demo(cfg)
+    for name in ("cell_normal.png", "cell_reduction.png", "search_curve.png", "detections.png"):
+        assert _png(os.path.join(out, name))[0] > 100, name
+    genotype = G.get(os.path.join(out, "genotype.json"))
+    from nasnet_det.modeling import build_nasnet
+
+    build_nasnet(genotype, num_cells=3, num_conv_filters=4, num_classes=3)
+    with open(os.path.join(out, "metrics.json")) as f:
+        assert {"top1", "top5", "ema_top1", "ema_top5"} <= set(json.load(f))
+    with open(os.path.join(out, "detection_metrics.json")) as f:
+        bbox = json.load(f)["bbox"]
+    assert {"AP", "AP50", "AP75"} <= set(bbox)
+    report = open(os.path.join(out, "report.md")).read()
+    assert "cell_normal.png" in report and "AP50" in report
+    assert set(result["metrics"]["shapes"]["bbox"]) == set(bbox)  # (a 6-iteration detector may score NaN)
