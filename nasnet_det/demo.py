@@ -8,15 +8,15 @@
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Optional
 
 from . import genotypes as G
+from .io import atomic_path, write_json, write_text
 from .search.child import ChildConfig
 
 logger = logging.getLogger("nasnet_det.demo")
@@ -117,10 +117,9 @@ def draw_detections(det_cfg, model, dataset: str, path: str, count: int = 6, thr
         ax.set_title(os.path.basename(d["file_name"]), fontsize=8)
     fig.suptitle(f"predictions (score > {threshold})")
     fig.tight_layout()
-    tmp = f"{path}.tmp{os.getpid()}.png"
-    fig.savefig(tmp)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp)
     plt.close(fig)
-    os.replace(tmp, path)
     return path
 
 
@@ -211,8 +210,7 @@ def run_demo(cfg: DemoConfig) -> dict:
     _stage("4/4 evaluation")
     # the generated set's metrics are the headline: Detectron2's bbox dict, plus the others by name
     detection_metrics = {"bbox": shapes_bbox, "dataset": shapes["val"], **{k: v for k, v in metrics.items() if k != "shapes"}}
-    with open(os.path.join(cfg.out, "detection_metrics.json"), "w") as f:
-        json.dump(detection_metrics, f, indent=2)
+    write_json(os.path.join(cfg.out, "detection_metrics.json"), detection_metrics)
     timings["total"] = time.time() - start
     write_report(cfg, done, genotype, arch, pretrain_metrics, metrics, timings)
     for name, m in metrics.items():
@@ -240,5 +238,4 @@ def write_report(cfg, done, genotype, arch, pretrain_metrics, metrics, timings) 
     for name, m in metrics.items():
         lines += [f"**{name}** (`{m['dataset']}`):", "", _bbox_table(m["bbox"]), ""]
     lines += ["![detections](detections.png)", "", "Config: `detection_shapes/config.yaml`.", ""]
-    with open(os.path.join(cfg.out, "report.md"), "w") as f:
-        f.write("\n".join(lines))
+    write_text(os.path.join(cfg.out, "report.md"), "\n".join(lines))

@@ -133,10 +133,9 @@ class Genotype:
     def to_json(self, path: Optional[str] = None, indent: int = 2) -> str:
         text = json.dumps(self.to_dict(), indent=indent)
         if path is not None:
-            tmp = f"{path}.tmp{os.getpid()}"
-            with open(tmp, "w") as f:
-                f.write(text + "\n")
-            os.replace(tmp, path)  # atomic: a reader never sees half a genotype
+            from .io import write_text
+
+            write_text(path, text + "\n")
         return text
 
     @classmethod

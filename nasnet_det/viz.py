@@ -8,6 +8,7 @@ import tempfile
 from typing import Optional
 
 from . import genotypes as G
+from .io import atomic_path
 
 _COMBINE_LABEL = {"add": "add", "concat": "concat", "add_layernorm": "add+LN", "add_instancenorm": "add+IN"}
 _STATE_NAMES = {0: "h[i]\n(current)", 1: "h[i-1]\n(previous)"}
@@ -66,10 +67,9 @@ def _draw_matplotlib(cell: G.Cell, title: str, path: str) -> None:
     ax.axis("off")
     ax.set_title(title)
     fig.tight_layout()
-    tmp = f"{path}.tmp{os.getpid()}.png"
-    fig.savefig(tmp)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp)
     plt.close(fig)
-    os.replace(tmp, path)
 
 
 def draw_cell(cell: G.Cell, path: str, title: str = "", engine: Optional[str] = None) -> str:
@@ -83,9 +83,8 @@ def draw_cell(cell: G.Cell, path: str, title: str = "", engine: Optional[str] = 
         with tempfile.NamedTemporaryFile("w", suffix=".dot", delete=False) as f:
             f.write(_dot_source(cell, title))
         try:
-            tmp = f"{path}.tmp{os.getpid()}.png"
-            subprocess.run(["dot", "-Tpng", f.name, "-o", tmp], check=True, capture_output=True)
-            os.replace(tmp, path)
+            with atomic_path(path) as tmp:
+                subprocess.run(["dot", "-Tpng", f.name, "-o", tmp], check=True, capture_output=True)
         finally:
             os.unlink(f.name)
     else:

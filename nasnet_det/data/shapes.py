@@ -6,7 +6,6 @@ in random saturated colours. Written as COCO JSON so it registers through ``coco
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 import random
@@ -14,6 +13,8 @@ from typing import Dict, Tuple
 
 import numpy as np
 from PIL import Image, ImageDraw
+
+from ..io import write_json
 
 CLASSES = ("circle", "square", "triangle")
 
@@ -78,12 +79,8 @@ def generate_split(folder: str, count: int, size: int, seed: int) -> str:
                                 "bbox": [box[0], box[1], w, h], "area": area, "iscrowd": 0})
     data = {"images": images, "annotations": annotations,
             "categories": [{"id": k + 1, "name": c} for k, c in enumerate(CLASSES)]}
-    path = os.path.join(folder, "annotations.json")
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(data, f)
-    os.replace(tmp, path)  # written last: a folder with annotations.json is complete
-    return path
+    # written last, atomically: a folder with annotations.json is complete
+    return write_json(os.path.join(folder, "annotations.json"), data, indent=None)
 
 
 def _iou(a, b) -> float:

@@ -4,7 +4,6 @@
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
 import weakref
@@ -18,6 +17,7 @@ from detectron2.data import MetadataCatalog
 from detectron2.utils import comm
 
 from .. import genotypes as G
+from ..io import write_json
 from ..modeling.convert import CheckpointError
 from ..modeling.nasnet import CellRunner, parse_arch
 from .config import add_nasnet_config
@@ -169,10 +169,7 @@ def write_eval_results(cfg, results) -> Optional[str]:
         results = {cfg.DATASETS.TEST[0]: results}  # Detectron2 flattens a single dataset's results
     path = os.path.join(cfg.OUTPUT_DIR, "eval_results.json")
     os.makedirs(cfg.OUTPUT_DIR, exist_ok=True)
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(results, f, indent=2)
-    os.replace(tmp, path)
+    write_json(path, results)
     logger.info("evaluation results written to %s", path)
     return path
 
@@ -180,7 +177,7 @@ def write_eval_results(cfg, results) -> Optional[str]:
 def argument_parser():
     parser = default_argument_parser()
     parser.add_argument("--config", metavar="NAME",
-                        help=f"a config shipped in configs/ (e.g. nasnet_a_large_frcnn.yaml) or a path")
+                        help="a config shipped in configs/ (e.g. nasnet_a_large_frcnn.yaml) or a path")
     return parser
 
 

@@ -9,11 +9,12 @@ whose normal cells are numbered 0-3, 6-9, 12-15: normal cells are matched by ord
 from __future__ import annotations
 
 import dataclasses
-import os
 import re
 from typing import Dict, Iterable, List, Mapping, Optional, Tuple
 
 import torch
+
+from ..io import torch_save
 
 __all__ = ["CheckpointError", "from_reference_names", "load_reference_weights", "save_for_detectron2",
            "unwrap_state_dict"]
@@ -138,7 +139,4 @@ def save_for_detectron2(model, path: str, extra: Optional[dict] = None) -> str:
     meta = {"genotype": model.genotype.to_dict(), "config": dataclasses.asdict(model.cfg)}
     payload = {"model": state, "__author__": "nasnet_det", "matching_heuristics": True, "nasnet": meta}
     payload.update(extra or {})
-    tmp = f"{path}.tmp{os.getpid()}"
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
-    return path
+    return torch_save(payload, path)

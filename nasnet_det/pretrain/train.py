@@ -19,7 +19,6 @@ optimizer, scheduler, step, and RNG states. The sampler order is a function of (
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import math
 import os
@@ -36,6 +35,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from .. import data as datasets
 from .. import genotypes as G
+from ..io import torch_save, write_json
 from ..modeling import build_nasnet
 from ..modeling.convert import CheckpointError, save_for_detectron2
 
@@ -87,19 +87,6 @@ def _init_distributed() -> torch.device:
         torch.cuda.set_device(local)
         return torch.device("cuda", local)
     return torch.device("cpu")
-
-
-def _atomic_save(obj, path: str) -> None:
-    tmp = f"{path}.tmp{os.getpid()}"
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
-def _atomic_json(obj, path: str) -> None:
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=2)
-    os.replace(tmp, path)
 
 
 def _rng_state() -> dict:
@@ -219,7 +206,7 @@ def train(cfg: PretrainConfig, resume: bool = False,
         train_model = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if on_gpu else None)
     if _is_main():
         os.makedirs(cfg.out, exist_ok=True)
-        _atomic_json(dataclasses.asdict(cfg), os.path.join(cfg.out, "config.json"))
+        write_json(os.path.join(cfg.out, "config.json"), dataclasses.asdict(cfg))
 
     metrics = history[-1] if history else {}
     for epoch in range(start_epoch, cfg.epochs):
@@ -268,11 +255,11 @@ def train(cfg: PretrainConfig, resume: bool = False,
         if _is_main():
             logger.info("epoch %d/%d: loss %.4f, top-1 %.4f (EMA %.4f), top-5 %.4f (EMA %.4f)", epoch + 1, cfg.epochs,
                         metrics["train_loss"], metrics["top1"], metrics["ema_top1"], metrics["top5"], metrics["ema_top5"])
-            _atomic_save({"model": model.state_dict(), "ema": ema.module.state_dict(),
+            torch_save({"model": model.state_dict(), "ema": ema.module.state_dict(),
                           "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                           "epoch": epoch, "history": history, "rng": _rng_state(),
-                          "config": dataclasses.asdict(cfg)}, ckpt_path)
-            _atomic_json({**metrics, "history": history}, os.path.join(cfg.out, "metrics.json"))
+                        "config": dataclasses.asdict(cfg)}, ckpt_path)
+            write_json(os.path.join(cfg.out, "metrics.json"), {**metrics, "history": history})
         if on_epoch_end is not None:
             on_epoch_end(epoch, metrics)
 

@@ -33,6 +33,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 import torch
 
 from .. import genotypes as G
+from ..io import atomic_path, torch_save, write_json, write_text
 from .child import ChildConfig
 from .space import SearchSpace
 from .strategies import build_strategy, sep_conv_fraction
@@ -196,13 +197,6 @@ class RayBackend:
 
 # ------------------------------------------------------------------------------------------------
 
-def _atomic_write(path: str, data: bytes) -> None:
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
-
-
 def read_trials(path: str) -> List[dict]:
     """The trials log; a torn last line (a kill during the write) is dropped."""
     trials = []
@@ -235,7 +229,7 @@ class SearchRunner:
             if not resume:
                 raise SearchError(f"{cfg.out} already holds a search: use --resume to continue it, or another --out")
             self._load()
-        _atomic_write(os.path.join(cfg.out, "search.json"), json.dumps(self._describe(), indent=2).encode())
+        write_json(os.path.join(cfg.out, "search.json"), self._describe())
 
     def _describe(self) -> dict:
         d = asdict(self.cfg)
@@ -247,9 +241,7 @@ class SearchRunner:
         state = {"strategy_name": self.cfg.strategy, "strategy": self.strategy.state_dict(),
                  "space": self.space.describe(), "pending": self.pending, "attempts": self.attempts,
                  "lost": self.lost, "told": sorted(self.told), "next_id": self.next_id}
-        tmp = f"{self.state_path}.tmp{os.getpid()}"
-        torch.save(state, tmp)
-        os.replace(tmp, self.state_path)
+        torch_save(state, self.state_path)
 
     def _load(self) -> None:
         try:
@@ -383,7 +375,7 @@ def write_report(cfg: SearchConfig, done: List[dict], path: str) -> None:
     lines = [f"# Search report: {cfg.strategy}", "",
              f"- children: {len(done)} completed, {len(done) - len(ok)} failed (reward {cfg.failure_reward})",
              f"- evaluator: {cfg.evaluator}; backend: {cfg.backend} with {cfg.workers} workers",
-             f"- best genotype: `genotype.json` (use as MODEL.NASNET.GENOTYPE)", "",
+             "- best genotype: `genotype.json` (use as MODEL.NASNET.GENOTYPE)", "",
              f"## Top {min(cfg.top_k, len(ok))}", "",
              "| rank | child | reward | params | seconds | normal cell ops | reduction cell ops |",
              "|---|---|---|---|---|---|---|"]
@@ -392,7 +384,7 @@ def write_report(cfg: SearchConfig, done: List[dict], path: str) -> None:
         ops = lambda cell: ", ".join(f"{b.ops[0]}({b.inputs[0]})+{b.ops[1]}({b.inputs[1]})" for b in cell.blocks)
         lines.append(f"| {rank} | {t['id']} | {t['reward']:.4f} | {t.get('params') or '-'} | {t['seconds']:.1f} | "
                      f"{ops(g.normal)} | {ops(g.reduction)} |")
-    _atomic_write(path, ("\n".join(lines) + "\n").encode())
+    write_text(path, "\n".join(lines) + "\n")
 
 
 def plot_search_curve(rewards_by_strategy: Dict[str, List[float]], path: str) -> None:
@@ -416,10 +408,9 @@ def plot_search_curve(rewards_by_strategy: Dict[str, List[float]], path: str) ->
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    tmp = f"{path}.tmp{os.getpid()}.png"
-    fig.savefig(tmp)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp)
     plt.close(fig)
-    os.replace(tmp, path)
 
 
 def run_search(cfg: SearchConfig, resume: bool = False) -> List[dict]:

@@ -14,9 +14,8 @@ Proposals are plain dicts (JSON-serialisable), so a runner can persist the ones 
 from __future__ import annotations
 
 import collections
-import math
 import random
-from typing import Dict, List, Optional
+from typing import List, Optional
 
 import torch
 import torch.nn as nn
