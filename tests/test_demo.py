@@ -1,4 +1,5 @@
 """The end-to-end demo with a tiny budget, and its pieces: cell drawings, the generated shapes set."""
+import dataclasses
 import json
 import os
 import subprocess
@@ -74,3 +75,21 @@ def test_demo_pipeline_with_a_tiny_budget(tmp_path):
     report = open(os.path.join(out, "report.md")).read()
     assert "cell_normal.png" in report and "AP50" in report
     assert set(result["metrics"]["shapes"]["bbox"]) == set(bbox)  # (a 6-iteration detector may score NaN)
+
+    # an interrupted run continues: finished stages are kept, detection restarts from its checkpoint
+    trials = open(os.path.join(out, "search", "trials.jsonl")).read()
+    pretrain_ckpt = os.path.join(out, "pretrain", "checkpoint.pth")
+    pretrained_at = os.path.getmtime(pretrain_ckpt)
+    det_dir = os.path.join(out, "detection_shapes")
+    early = os.path.join(det_dir, "model_0000001.pth")
+    early_at = os.path.getmtime(early)
+    os.remove(os.path.join(det_dir, "model_final.pth"))
+    with open(os.path.join(det_dir, "last_checkpoint"), "w") as f:
+        f.write("model_0000002.pth")
+    resumed = run_demo(dataclasses.replace(cfg, resume=True))
+    assert open(os.path.join(out, "search", "trials.jsonl")).read() == trials
+    assert os.path.getmtime(pretrain_ckpt) == pretrained_at
+    assert os.path.isfile(os.path.join(det_dir, "model_final.pth"))
+    assert os.path.getmtime(early) == early_at  # continued after iteration 2, not restarted
+    assert G.get(os.path.join(out, "genotype.json")) == genotype
+    assert resumed["pretrain"] == result["pretrain"]

@@ -2,7 +2,8 @@
 """The main job on its embedded default: search -> pretrain -> detect -> evaluate, on the CPU.
 
     python tools/demo.py                      # everything lands in runs/demo/
-    python tools/demo.py --out runs/demo2 --search-budget 16 --detection-iters 1000 --no-raccoon
+    python tools/demo.py --out runs/demo2 --search-budget 16 --detection-iters 1500 --no-raccoon
+    python tools/demo.py --resume             # continue an interrupted run in runs/demo/
 """
 import argparse
 import logging
@@ -23,11 +24,13 @@ def main(argv=None):
     p.add_argument("--raccoon", default=d.raccoon, help="the raccoon photos (VOC layout); skipped if absent")
     p.add_argument("--no-raccoon", action="store_true")
     p.add_argument("--raccoon-iters", type=int, default=d.raccoon_iters)
+    p.add_argument("--resume", action="store_true",
+                   help="continue an interrupted run in --out (finished stages are not redone)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     cfg = DemoConfig(out=args.out, search_budget=args.search_budget, search_workers=args.search_workers,
                      pretrain_epochs=args.pretrain_epochs, detection_iters=args.detection_iters,
-                     raccoon=None if args.no_raccoon else args.raccoon, raccoon_iters=args.raccoon_iters)
+                     raccoon=None if args.no_raccoon else args.raccoon, raccoon_iters=args.raccoon_iters, resume=args.resume)
     try:
         run_demo(cfg)
     except USER_ERRORS as e:
