@@ -7,7 +7,6 @@ during its first full-size step, read from /proc after resetting the high-water 
 """
 from __future__ import annotations
 
-import json
 import multiprocessing as mp
 import os
 import statistics
@@ -17,6 +16,8 @@ from dataclasses import asdict, dataclass
 from typing import Callable, Dict, List, Optional
 
 import torch
+
+from .io import write_json
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -191,12 +192,16 @@ def report(results: dict, cfg: BenchConfig, title: str, log=print) -> None:
                 + f" (ratio ours/ref {ratio:.3f})")
 
 
+def write_results(json_path: str, cfg: BenchConfig, results: dict) -> str:
+    """The run's settings and timings as JSON (``--json``), written atomically."""
+    return write_json(json_path, {"config": asdict(cfg), "results": results})
+
+
 def benchmark_backbone(cfg: BenchConfig, json_path: Optional[str] = None, log=print) -> dict:
     results = compare(BACKBONES, cfg, log=log)
     report(results, cfg, "NASNet-A Large backbone, ours vs timm", log=log)
     if json_path:
-        with open(json_path, "w") as f:
-            json.dump({"config": asdict(cfg), "results": results}, f, indent=2)
+        write_results(json_path, cfg, results)
     return results
 
 
@@ -253,8 +258,7 @@ def benchmark_pretrain(cfg: BenchConfig, json_path: Optional[str] = None, log=pr
                       shrink=_shrink_classifier, log=log)
     report(results, cfg, "pretraining loop, NASNet-A Mobile, ours vs pretrainedmodels", log=log)
     if json_path:
-        with open(json_path, "w") as f:
-            json.dump({"config": asdict(cfg), "results": results}, f, indent=2)
+        write_results(json_path, cfg, results)
     return results
 
 

@@ -151,8 +151,7 @@ def _raccoon_voc(cfg: DemoConfig) -> Optional[tuple]:
     os.makedirs(split_dir, exist_ok=True)
     cut = int(len(ids) * 0.8)
     for split, part in (("train", ids[:cut]), ("val", ids[cut:])):
-        with open(os.path.join(split_dir, f"{split}.txt"), "w") as f:
-            f.write("\n".join(part) + "\n")
+        write_text(os.path.join(split_dir, f"{split}.txt"), "\n".join(part) + "\n")
     return f"voc:{root}:train", f"voc:{root}:val"
 
 

@@ -3,8 +3,6 @@ today, and Detectron2's R50-FPN, in the same run (see nasnet_det.benchmark for t
 from __future__ import annotations
 
 import functools
-import json
-from dataclasses import asdict
 from typing import Optional
 
 import torch
@@ -15,7 +13,7 @@ from detectron2.modeling.backbone.fpn import FPN, LastLevelMaxPool
 from detectron2.structures import Boxes, Instances
 from detectron2.utils.events import EventStorage
 
-from ..benchmark import BenchConfig, _autocast, compare
+from ..benchmark import BenchConfig, _autocast, compare, write_results
 from .train import get_config
 
 
@@ -135,6 +133,5 @@ def benchmark_detector(cfg: BenchConfig, json_path: Optional[str] = None, log=pr
         ratio = train[names[3]]["peak_bytes"] / train[names[2]]["peak_bytes"]
         log(f"activation checkpointing: peak training memory x{ratio:.2f} of ours without it")
     if json_path:
-        with open(json_path, "w") as f:
-            json.dump({"config": asdict(cfg), "results": results}, f, indent=2)
+        write_results(json_path, cfg, results)
     return results
