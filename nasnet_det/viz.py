@@ -1,10 +1,8 @@
 """Pictures: cell diagrams (like the paper's figure 4)."""
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
-import tempfile
 from typing import Optional
 
 from . import genotypes as G
@@ -80,13 +78,9 @@ def draw_cell(cell: G.Cell, path: str, title: str = "", engine: Optional[str] = 
     """
     engine = engine or ("graphviz" if shutil.which("dot") else "matplotlib")
     if engine == "graphviz":
-        with tempfile.NamedTemporaryFile("w", suffix=".dot", delete=False) as f:
-            f.write(_dot_source(cell, title))
-        try:
-            with atomic_path(path) as tmp:
-                subprocess.run(["dot", "-Tpng", f.name, "-o", tmp], check=True, capture_output=True)
-        finally:
-            os.unlink(f.name)
+        with atomic_path(path) as tmp:
+            subprocess.run(["dot", "-Tpng", "-o", tmp], input=_dot_source(cell, title), text=True,
+                           check=True, capture_output=True)
     else:
         _draw_matplotlib(cell, title, path)
     return path
