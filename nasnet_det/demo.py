@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from . import genotypes as G
+from .errors import ConfigError
 from .io import atomic_path, write_json, write_text
 from .search.child import ChildConfig
 
@@ -53,6 +54,14 @@ class DemoConfig:
     # continue an interrupted demo in the same folder: the search replays its trials, pretraining
     # and detection continue from their last checkpoints, finished stages are not redone
     resume: bool = False
+
+    def __post_init__(self):  # before any stage runs or any earlier result is cleared
+        for name, low in (("search_budget", 1), ("search_workers", 1), ("pretrain_epochs", 1),
+                          ("detection_iters", 1), ("raccoon_iters", 0), ("num_conv_filters", 4),
+                          ("shapes_train", 1), ("shapes_val", 1), ("shapes_size", 32), ("detection_batch", 1)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ConfigError(f"demo {name} must be an integer of at least {low}, got {value!r}")
 
 
 def _stage(title: str):

@@ -1,19 +1,53 @@
-"""Errors that mean "bad input" (shown to a user as one line), as opposed to bugs."""
-from .genotypes import GenotypeError
-from .modeling.convert import CheckpointError
+"""Errors that mean "bad input", as opposed to bugs.
+
+Every stage raises a subclass of :class:`UserError` for input it cannot use (a file, a config key,
+an option, a dataset record); the message names the culprit and the fix. The command-line tools
+print such an error as one line, ``error: ...``, and exit non-zero; any other exception is a bug
+and keeps its traceback. This module imports nothing of the package, so any module can use it.
+"""
 
 
-def _user_errors():
-    from .data import DataError
-
-    errors = [GenotypeError, CheckpointError, DataError]
-    try:
-        from .detection.datasets import DatasetError
-        from .detection.train import ConfigError
-        errors += [DatasetError, ConfigError]
-    except ImportError:  # Detectron2 not installed: only the modeling errors exist
-        pass
-    return tuple(errors)
+class UserError(ValueError):
+    """Bad input: the message names the file, key or value and says what would work."""
 
 
-USER_ERRORS = _user_errors()
+class GenotypeError(UserError):
+    """A genotype that does not describe a valid cell; the message names the block and the problem."""
+
+
+class CheckpointError(UserError):
+    """A checkpoint that cannot be read or does not fit the model; the message names the keys."""
+
+
+class DataError(UserError):
+    """A classification dataset that cannot be read; the message names the path."""
+
+
+class DatasetError(UserError):
+    """A detection dataset that cannot be read; the message names the file and the record."""
+
+
+class ConfigError(UserError):
+    """A configuration that cannot be used; the message names the file and the key."""
+
+
+class SearchError(UserError):
+    """A search that cannot start or continue; the message says why."""
+
+
+class InputError(UserError):
+    """A tensor a network cannot take (too small, wrong channel count)."""
+
+
+def one_line(error: BaseException) -> str:
+    """The message of ``error`` as one line.
+
+    An error raised inside a DataLoader worker comes back wrapped ("Caught X in DataLoader worker
+    process 0. Original Traceback ...: X: message"): its last line is the original message.
+    """
+    text = str(error).strip()
+    if "Original Traceback" in text:
+        last = text.splitlines()[-1]
+        prefix = f"{type(error).__module__}.{type(error).__name__}: "
+        text = last[len(prefix):] if last.startswith(prefix) else last.split(": ", 1)[-1]
+    return " ".join(text.split())

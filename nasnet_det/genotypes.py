@@ -35,6 +35,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Iterable, Optional, Sequence, Tuple, Union
 
+from .errors import GenotypeError
+
 __all__ = [
     "OPS", "PAPER_OPS", "COMBINES", "Block", "Cell", "Genotype", "GenotypeError",
     "from_darts", "get", "names", "ZOO",
@@ -73,10 +75,6 @@ _ALIASES = {
     "conv_7x1_1x7": "conv_1x7_7x1",
     "conv_3x1_1x3": "conv_1x3_3x1",
 }
-
-
-class GenotypeError(ValueError):
-    """A genotype that does not describe a valid cell; the message names the problem."""
 
 
 @dataclass(frozen=True)
@@ -167,10 +165,10 @@ class Genotype:
         return dataclasses.replace(self, **changes)
 
 
-def _canonical_op(op: str, where: str) -> str:
+def _canonical_op(op: str, where: str, darts: bool = False) -> str:
     if not isinstance(op, str):
         raise GenotypeError(f"{where}: op must be a string, got {op!r}")
-    if op == "none" and where.endswith("(darts)"):
+    if op == "none" and darts:
         raise GenotypeError(f"{where}: DARTS' 'none' is the zero op and cannot appear in a final cell")
     op = _ALIASES.get(op, op)
     if op not in OPS:
@@ -188,6 +186,8 @@ def _cell_from_obj(obj, where: str) -> Cell:
         raw_blocks, concat = obj, None
     if not isinstance(raw_blocks, (list, tuple)):
         raise GenotypeError(f"{where}: 'blocks' must be a list")
+    if concat is not None and not isinstance(concat, (list, tuple)):
+        raise GenotypeError(f"{where}: 'concat' must be a list of state indices, got {concat!r}")
     blocks = []
     for k, b in enumerate(raw_blocks):
         w = f"{where} block {k}"
@@ -264,15 +264,22 @@ def from_darts(normal, normal_concat, reduce, reduce_concat, name: str = "", sou
     swap = {0: 1, 1: 0}
 
     def convert(pairs, concat, where):
-        pairs = list(pairs)
+        if not isinstance(pairs, (list, tuple)):
+            raise GenotypeError(f"{where}: expected a list of (op, input) pairs, got {pairs!r}")
+        if not isinstance(concat, (list, tuple, range)):
+            raise GenotypeError(f"{where}: the concat must be a list of state indices, got {concat!r}")
         if len(pairs) % 2:
             raise GenotypeError(f"{where}: DARTS cells list two (op, input) pairs per block, got {len(pairs)}")
+        for k, pair in enumerate(pairs):
+            if not (isinstance(pair, (list, tuple)) and len(pair) == 2 and isinstance(pair[0], str)
+                    and isinstance(pair[1], int) and not isinstance(pair[1], bool)):
+                raise GenotypeError(f"{where} entry {k}: expected an (op name, input index) pair, got {pair!r}")
         blocks = []
         for k in range(0, len(pairs), 2):
             (op_a, in_a), (op_b, in_b) = pairs[k], pairs[k + 1]
             w = f"{where} block {k // 2} (darts)"
             blocks.append(Block((swap.get(in_a, in_a), swap.get(in_b, in_b)),
-                                (_canonical_op(op_a, w), _canonical_op(op_b, w))))
+                                (_canonical_op(op_a, w, darts=True), _canonical_op(op_b, w, darts=True))))
         return Cell(tuple(blocks), tuple(swap.get(i, i) for i in concat))
 
     return make(convert(normal, normal_concat, f"{name or 'darts'}.normal"),
@@ -358,17 +365,30 @@ def names() -> Tuple[str, ...]:
     return tuple(ZOO)
 
 
-def get(name_or_path: Union[str, os.PathLike, Genotype]) -> Genotype:
-    """A published genotype by name (``"nasnet_a"``, ``"pnasnet_5"``, ...) or one from a .json file."""
+def get(name_or_path: Union[str, os.PathLike, Genotype, dict]) -> Genotype:
+    """A published genotype by name (``"nasnet_a"``, ``"pnasnet_5"``, ...), one from a .json file, or
+    one given as its JSON object (a dict)."""
     if isinstance(name_or_path, Genotype):
         return name_or_path
+    if isinstance(name_or_path, dict):
+        return Genotype.from_dict(name_or_path)
+    if not isinstance(name_or_path, (str, os.PathLike)):
+        raise GenotypeError(f"a genotype is a published name, a .json path, a dict or a Genotype; "
+                            f"got {type(name_or_path).__name__}")
     key = str(name_or_path)
     if key in ZOO:
         return ZOO[key]
     if key.endswith(".json") or os.sep in key:
         if not os.path.isfile(key):
             raise GenotypeError(f"genotype file not found: {key}")
-        with open(key) as f:
-            g = Genotype.from_json(f.read(), where=key)
+        try:
+            with open(key, encoding="utf-8") as f:
+                text = f.read()
+        except UnicodeDecodeError as e:
+            raise GenotypeError(f"{key}: not a UTF-8 text file ({e.reason} at byte {e.start}): "
+                                "a genotype file is JSON") from None
+        except OSError as e:
+            raise GenotypeError(f"cannot read genotype file {key}: {e.strerror}") from None
+        g = Genotype.from_json(text, where=key)
         return g if g.name else g.replace(name=os.path.splitext(os.path.basename(key))[0])
     raise GenotypeError(f"unknown genotype {key!r}: not a published name ({', '.join(ZOO)}) nor a .json path")

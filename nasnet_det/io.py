@@ -1,16 +1,53 @@
-"""Atomic file writes: a reader (or a resumed run) never sees half a file."""
+"""Atomic file writes: a reader (or a resumed run) never sees half a file.
+
+A write goes to ``NAME.tmp<pid>.EXT`` beside the target and is renamed over it when complete. A
+process killed mid-write leaves its temporary file behind; the next write to the same target
+removes temporaries whose writer is gone. Missing parent folders are created.
+"""
 from __future__ import annotations
 
+import glob
 import json
+import math
 import os
+import re
 from contextlib import contextmanager
 from typing import Iterator
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
+
+
+def remove_stale_temporaries(path: str) -> int:
+    """Remove ``NAME.tmp<pid>.EXT`` files of ``path`` left by writers that died; returns how many."""
+    root, ext = os.path.splitext(path)
+    pattern = re.compile(re.escape(os.path.basename(root)) + r"\.tmp(\d+)" + re.escape(ext) + "$")
+    removed = 0
+    for candidate in glob.glob(glob.escape(root) + ".tmp*" + glob.escape(ext)):
+        m = pattern.match(os.path.basename(candidate))
+        if m and int(m.group(1)) != os.getpid() and not _pid_alive(int(m.group(1))):
+            try:
+                os.remove(candidate)
+                removed += 1
+            except FileNotFoundError:
+                pass
+    return removed
 
 
 @contextmanager
 def atomic_path(path: str) -> Iterator[str]:
     """Yield a temporary path beside ``path`` (same extension, so writers that infer the format
     from it work); on success it replaces ``path``, on failure it is removed."""
+    parent = os.path.dirname(os.path.abspath(path))
+    os.makedirs(parent, exist_ok=True)
+    remove_stale_temporaries(path)
     root, ext = os.path.splitext(path)
     tmp = f"{root}.tmp{os.getpid()}{ext}"
     try:
@@ -27,8 +64,20 @@ def write_text(path: str, text: str) -> str:
     return path
 
 
+def finite_or_none(obj):
+    """``obj`` with every NaN or infinity replaced by None (JSON has no NaN: ``null`` instead)."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: finite_or_none(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [finite_or_none(v) for v in obj]
+    return obj
+
+
 def write_json(path: str, obj, indent: int = 2) -> str:
-    return write_text(path, json.dumps(obj, indent=indent))
+    """Valid JSON (NaN and infinities written as ``null``), written atomically."""
+    return write_text(path, json.dumps(finite_or_none(obj), indent=indent, allow_nan=False))
 
 
 def torch_save(obj, path: str) -> str:

@@ -1,11 +1,13 @@
 """Pictures: cell diagrams (like the paper's figure 4)."""
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from typing import Optional
 
 from . import genotypes as G
+from .errors import UserError
 from .io import atomic_path
 
 _COMBINE_LABEL = {"add": "add", "concat": "concat", "add_layernorm": "add+LN", "add_instancenorm": "add+IN"}
@@ -77,9 +79,16 @@ def draw_cell(cell: G.Cell, path: str, title: str = "", engine: Optional[str] = 
     it is installed.
     """
     engine = engine or ("graphviz" if shutil.which("dot") else "matplotlib")
+    if engine not in ("graphviz", "matplotlib"):
+        raise UserError(f"unknown drawing engine {engine!r}: use graphviz or matplotlib")
+    if engine == "graphviz" and not shutil.which("dot"):
+        raise UserError("the graphviz engine needs graphviz's `dot` program (apt-get install graphviz); "
+                        "or use the matplotlib engine")
+    if os.path.splitext(path)[1].lower() not in (".png", ".svg", ".pdf"):
+        raise UserError(f"{path}: a cell drawing is written as .png, .svg or .pdf")
     if engine == "graphviz":
         with atomic_path(path) as tmp:
-            subprocess.run(["dot", "-Tpng", "-o", tmp], input=_dot_source(cell, title), text=True,
+            subprocess.run(["dot", f"-T{os.path.splitext(path)[1][1:].lower()}", "-o", tmp], input=_dot_source(cell, title), text=True,
                            check=True, capture_output=True)
     else:
         _draw_matplotlib(cell, title, path)

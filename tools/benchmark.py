@@ -6,16 +6,15 @@
     python tools/benchmark.py pretrain [--batch 32 --size 224]
     python tools/benchmark.py search [--budget 10 --workers 2]
 """
-import argparse
-import sys
-
 import torch
+
+from nasnet_det import cli
 
 from nasnet_det.benchmark import BenchConfig, benchmark_backbone, benchmark_pretrain, benchmark_search
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = cli.ArgumentParser(description=__doc__)
     sub = parser.add_subparsers(dest="what", required=True)
     backbone = sub.add_parser("backbone", help="our NASNet-A Large vs timm's nasnetalarge")
     detector = sub.add_parser("detector", help="Faster R-CNN: ours (FPN), the timm adapter, R50-FPN")
@@ -58,4 +57,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    cli.run(main)

@@ -8,41 +8,35 @@ Takes timm's or Cadene's nasnetalarge / nasnetamobile / pnasnet5large state_dict
 weights are loaded strictly into our network first, so a file of another network fails with the
 keys named. Weights ported from TF keep TF's average-pool padding semantics (our default).
 """
-import argparse
-import sys
-
-import torch
-
-from nasnet_det.errors import USER_ERRORS
+from nasnet_det import cli
+from nasnet_det.errors import CheckpointError
 from nasnet_det.modeling import CONFIGS, build_nasnet
-from nasnet_det.modeling.convert import load_reference_weights, save_for_detectron2, unwrap_state_dict
+from nasnet_det.modeling.convert import load_reference_weights, read_checkpoint, save_for_detectron2, unwrap_state_dict
 
 GUESS = {4032: "nasnet_a_large", 1056: "nasnet_a_mobile", 4320: "pnasnet_5_large"}
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = cli.ArgumentParser(description=__doc__)
     parser.add_argument("source", help="timm/Cadene .pth state_dict")
     parser.add_argument("output", help="Detectron2 checkpoint to write")
     parser.add_argument("--model", choices=sorted(CONFIGS), help="default: guessed from the classifier width")
     args = parser.parse_args(argv)
-    try:
-        state = unwrap_state_dict(torch.load(args.source, map_location="cpu", weights_only=True))
-        name = args.model
+    state = unwrap_state_dict(read_checkpoint(args.source))
+    name = args.model
+    if name is None:
+        width = state["last_linear.weight"].shape[1] if "last_linear.weight" in state else None
+        name = GUESS.get(width)
         if name is None:
-            width = state["last_linear.weight"].shape[1] if "last_linear.weight" in state else None
-            name = GUESS.get(width)
-            if name is None:
-                sys.exit(f"error: cannot tell the network of {args.source} (classifier width {width}); use --model")
-        options = dict(CONFIGS[name])
-        num_classes = state["last_linear.weight"].shape[0] if "last_linear.weight" in state else 0
-        model = build_nasnet(options.pop("genotype"), **{**options, "num_classes": num_classes})
-        load_reference_weights(model, state)
-        save_for_detectron2(model, args.output)
-        print(f"{args.source} -> {args.output} ({name}, {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M params)")
-    except USER_ERRORS as e:
-        sys.exit(f"error: {e}")
+            raise CheckpointError(f"cannot tell the network of {args.source} (classifier width {width}); "
+                                  f"name it with --model ({', '.join(sorted(CONFIGS))})")
+    options = dict(CONFIGS[name])
+    num_classes = state["last_linear.weight"].shape[0] if "last_linear.weight" in state else 0
+    model = build_nasnet(options.pop("genotype"), **{**options, "num_classes": num_classes})
+    load_reference_weights(model, state)
+    save_for_detectron2(model, args.output)
+    print(f"{args.source} -> {args.output} ({name}, {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M params)")
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    cli.run(main)

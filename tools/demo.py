@@ -5,17 +5,15 @@
     python tools/demo.py --out runs/demo2 --search-budget 16 --detection-iters 1500 --no-raccoon
     python tools/demo.py --resume             # continue an interrupted run in runs/demo/
 """
-import argparse
 import logging
-import sys
 
+from nasnet_det import cli
 from nasnet_det.demo import DemoConfig, run_demo
-from nasnet_det.errors import USER_ERRORS
 
 
 def main(argv=None):
     d = DemoConfig()
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = cli.ArgumentParser(description=__doc__)
     p.add_argument("--out", default=d.out)
     p.add_argument("--search-budget", type=int, default=d.search_budget)
     p.add_argument("--search-workers", type=int, default=d.search_workers)
@@ -31,11 +29,8 @@ def main(argv=None):
     cfg = DemoConfig(out=args.out, search_budget=args.search_budget, search_workers=args.search_workers,
                      pretrain_epochs=args.pretrain_epochs, detection_iters=args.detection_iters,
                      raccoon=None if args.no_raccoon else args.raccoon, raccoon_iters=args.raccoon_iters, resume=args.resume)
-    try:
-        run_demo(cfg)
-    except USER_ERRORS as e:
-        sys.exit(f"error: {e}")
+    run_demo(cfg)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    cli.run(main)

@@ -6,32 +6,28 @@
 
 Uses graphviz's `dot` when it is installed, matplotlib otherwise (--engine to choose).
 """
-import argparse
 import os
-import sys
 
+from nasnet_det import cli
 from nasnet_det import genotypes as G
 from nasnet_det.viz import draw_cell
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = cli.ArgumentParser(description=__doc__)
     p.add_argument("genotype", help="a published name or a .json path")
     p.add_argument("--out", required=True, help="FILE.png; with both cells, FILE_normal.png and FILE_reduction.png")
     p.add_argument("--cell", choices=["normal", "reduction", "both"], default="both")
     p.add_argument("--engine", choices=["graphviz", "matplotlib"])
     args = p.parse_args(argv)
-    try:
-        genotype = G.get(args.genotype)
-    except G.GenotypeError as e:
-        sys.exit(f"error: {e}")
+    genotype = G.get(args.genotype)
     stem, ext = os.path.splitext(args.out)
     cells = ["normal", "reduction"] if args.cell == "both" else [args.cell]
     for name in cells:
-        path = f"{stem}_{name}{ext or '.png'}" if args.cell == "both" else args.out
+        path = f"{stem}_{name}{ext or '.png'}" if args.cell == "both" else (args.out if ext else args.out + ".png")
         draw_cell(getattr(genotype, name), path, f"{genotype.name or 'genotype'}: {name} cell", args.engine)
         print(path)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    cli.run(main)

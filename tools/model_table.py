@@ -1,10 +1,8 @@
 #!/usr/bin/env python
 """The published genotypes as networks, measured against the released models (params, mult-adds)."""
-import argparse
-import sys
 import time
 
-from nasnet_det import genotypes
+from nasnet_det import cli, genotypes
 from nasnet_det.modeling import CONFIGS, build_nasnet
 from nasnet_det.modeling.complexity import count_mult_adds, count_params
 
@@ -18,7 +16,7 @@ RELEASED = {
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = cli.ArgumentParser(description=__doc__)
     parser.parse_args(argv)
     print("Published genotypes:", ", ".join(f"{n} ({genotypes.get(n).source})" for n in genotypes.names()))
     print()
@@ -37,4 +35,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    cli.run(main)

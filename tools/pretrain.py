@@ -10,27 +10,17 @@ Writes OUT/checkpoint.pth (each epoch; --resume continues from it), OUT/metrics.
 (top1/top5/ema_top1/ema_top5 as fractions) and OUT/backbone.pth (EMA weights, for MODEL.WEIGHTS).
 Every option of the recipe can be changed; see --help.
 """
-import argparse
 import dataclasses
 import logging
-import sys
-import typing
 
-from nasnet_det.errors import USER_ERRORS
+from nasnet_det import cli
+from nasnet_det.modeling.nasnet import STEMS
 from nasnet_det.pretrain import PretrainConfig, train
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    hints = typing.get_type_hints(PretrainConfig)
-    for f in dataclasses.fields(PretrainConfig):
-        flag = "--" + f.name.replace("_", "-")
-        kind = hints[f.name]
-        if kind is bool:
-            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default)
-        else:
-            base = typing.get_args(kind)[0] if typing.get_origin(kind) is typing.Union else kind
-            p.add_argument(flag, type=base, default=f.default, help=f"default: {f.default}")
+def parser():
+    p = cli.ArgumentParser(description=__doc__)
+    cli.add_dataclass_options(p, PretrainConfig, choices={"stem": STEMS})
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pth")
     return p
 
@@ -39,12 +29,9 @@ def main(argv=None):
     args = vars(parser().parse_args(argv))
     resume = args.pop("resume")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    try:
-        metrics = train(PretrainConfig(**args), resume=resume)
-    except USER_ERRORS as e:
-        sys.exit(f"error: {e}")
+    metrics = train(PretrainConfig(**{f.name: args[f.name] for f in dataclasses.fields(PretrainConfig)}), resume=resume)
     print({k: metrics[k] for k in ("top1", "top5", "ema_top1", "ema_top5")})
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    cli.run(main)

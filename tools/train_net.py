@@ -5,22 +5,31 @@
     python tools/train_net.py --config nasnet_a_large_frcnn.yaml --eval-only MODEL.WEIGHTS model.pth
     python tools/train_net.py --config-file path/to.yaml --resume OUTPUT_DIR runs/x SOLVER.MAX_ITER 1000
 """
-import sys
-
+import torch.multiprocessing as mp
 from detectron2.engine import launch
 
-from nasnet_det.detection.train import argument_parser, main
-from nasnet_det.errors import USER_ERRORS
+from nasnet_det import cli
+from nasnet_det.detection.train import argument_parser
+from nasnet_det.detection.train import main as train
+from nasnet_det.errors import UserError
 
 
-def run(args):
+def _worker(args):
+    # each process prints its own one-line error; the parent then only reports the exit
+    cli.run(lambda _: train(args))
+
+
+def main(argv=None):
+    args = argument_parser().parse_args(argv)
+    if args.num_gpus * args.num_machines <= 1:
+        return train(args)
     try:
-        return main(args)
-    except USER_ERRORS as e:
-        sys.exit(f"error: {e}")
+        launch(_worker, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,
+               dist_url=args.dist_url, args=(args,))
+    except mp.ProcessExitedException as e:
+        raise UserError(f"training process {e.error_index} stopped with exit status {e.exit_code} "
+                        "(its error is printed above)") from None
 
 
 if __name__ == "__main__":
-    args = argument_parser().parse_args()
-    launch(run, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,
-           dist_url=args.dist_url, args=(args,))
+    cli.run(main)

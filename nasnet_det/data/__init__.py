@@ -21,11 +21,9 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset, TensorDataset
 
+from ..errors import DataError
+
 MEAN = STD = (0.5, 0.5, 0.5)
-
-
-class DataError(ValueError):
-    """A dataset that cannot be read; the message names the path."""
 
 
 @dataclass
@@ -132,8 +130,22 @@ def imagefolder(path: str, img_size: int = 224, augment: bool = True) -> Classif
     return ClassificationData(train, val, len(train.classes), img_size, f"imagefolder:{path}")
 
 
+def check_spec(spec: str) -> None:
+    """Fail now, naming the problem, for a dataset spec that :func:`build` could not load (without
+    loading it: the search checks its spec before handing it to worker processes)."""
+    if spec == "digits":
+        return
+    kind, _, path = spec.partition(":")
+    if kind not in ("cifar10", "imagefolder") or not path:
+        raise DataError(f"unknown dataset {spec!r}: use digits, cifar10:PATH or imagefolder:PATH")
+    if not os.path.isdir(path):
+        raise DataError(f"{kind} folder not found: {path}")
+
+
 def build(spec: str, img_size: Optional[int] = None, augment: bool = True, holdout: bool = True) -> ClassificationData:
     """``digits``, ``cifar10:PATH`` or ``imagefolder:PATH``."""
+    if img_size is not None and (isinstance(img_size, bool) or not isinstance(img_size, int) or img_size < 1):
+        raise DataError(f"image size must be a positive number of pixels, got {img_size!r}")
     if spec == "digits":
         return digits(img_size or 32, augment)
     kind, _, path = spec.partition(":")

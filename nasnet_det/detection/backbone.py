@@ -11,6 +11,7 @@ from detectron2.layers import FrozenBatchNorm2d, ShapeSpec
 from detectron2.modeling import BACKBONE_REGISTRY, Backbone
 from detectron2.modeling.backbone.fpn import FPN, LastLevelMaxPool
 
+from ..errors import ConfigError
 from ..modeling import NASNet, build_nasnet
 
 logger = logging.getLogger(__name__)
@@ -37,7 +38,7 @@ def convert_norm(module: nn.Module, norm: str) -> nn.Module:
         return FrozenBatchNorm2d.convert_frozen_batchnorm(module)
     if norm == "SyncBN":
         return nn.SyncBatchNorm.convert_sync_batchnorm(module)
-    raise ValueError(f"MODEL.NASNET norm must be BN, FrozenBN or SyncBN, got {norm!r}")
+    raise ConfigError(f"MODEL.NASNET norm must be BN, FrozenBN or SyncBN, got {norm!r}")
 
 
 def split_point(net: NASNet) -> str:
@@ -58,7 +59,7 @@ class NASNetBackbone(Backbone):
         taps = {f"stride{f['reduction']}": f for f in net.feature_info}
         unknown = [f for f in out_features if f != PAIR and f not in taps]
         if not out_features or unknown:
-            raise ValueError(f"MODEL.NASNET.OUT_FEATURES: unknown {unknown or out_features}; "
+            raise ConfigError(f"MODEL.NASNET.OUT_FEATURES: unknown {unknown or out_features}; "
                              f"this network has {[PAIR] + list(taps)}")
         if PAIR in out_features:
             net.split(split_point(net))

@@ -8,6 +8,11 @@ Names usable in ``DATASETS.TRAIN`` / ``DATASETS.TEST``:
   every annotation file). Class names are read from the XML files.
 - ``NAME@IDS.txt``: any registered dataset (e.g. ``coco_2017_val@minival_ids.txt``) restricted to
   the image ids listed in the file (one per line); COCO evaluation is then run on those ids only.
+
+Boxes that stick out of their image are clipped, and inverted or empty ones dropped, with one log
+line per dataset that counts them and names an example file. Records without the fields a
+detector needs, and images that cannot be decoded, are errors naming the file and the record;
+``tools/check_dataset.py`` checks a whole dataset up front.
 """
 from __future__ import annotations
 
@@ -16,17 +21,63 @@ import os
 import xml.etree.ElementTree as ET
 from typing import List, Optional
 
-from detectron2.data import DatasetCatalog, MetadataCatalog
+from detectron2.data import DatasetCatalog, DatasetMapper, MetadataCatalog
 from detectron2.data.datasets import load_coco_json
+from detectron2.data.detection_utils import SizeMismatchError
 from detectron2.structures import BoxMode
+
+from ..errors import DatasetError
 
 logger = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
 
 
-class DatasetError(ValueError):
-    """A dataset that cannot be read; the message names the file or folder."""
+_REPORTED = set()  # datasets whose box repairs were logged already
+
+
+def check_boxes(dicts: List[dict], dataset: str) -> List[dict]:
+    """Clip each box to its image and drop inverted or empty ones (in place); say so once per dataset."""
+    clipped = dropped = 0
+    example = None
+    for d in dicts:
+        height, width = d.get("height"), d.get("width")
+        kept = []
+        for ann in d.get("annotations", []):
+            x1, y1, x2, y2 = BoxMode.convert(list(ann["bbox"]), ann["bbox_mode"], BoxMode.XYXY_ABS)
+            if x2 > x1 and y2 > y1 and height and width:
+                box = [min(max(x1, 0.0), width), min(max(y1, 0.0), height),
+                       min(max(x2, 0.0), width), min(max(y2, 0.0), height)]
+                if box != [x1, y1, x2, y2]:
+                    clipped += 1
+                    example = example or d.get("file_name")
+                    x1, y1, x2, y2 = box
+                    ann = {**ann, "bbox": BoxMode.convert(box, BoxMode.XYXY_ABS, ann["bbox_mode"])}
+            if not (x2 > x1 and y2 > y1):
+                dropped += 1
+                example = example or d.get("file_name")
+                continue
+            kept.append(ann)
+        d["annotations"] = kept
+    if (clipped or dropped) and dataset not in _REPORTED:
+        _REPORTED.add(dataset)
+        logger.warning("%s: %d boxes clipped to their image, %d dropped (inverted, empty or outside the image), "
+                       "e.g. in %s", dataset, clipped, dropped, example)
+    return dicts
+
+
+class CheckedDatasetMapper(DatasetMapper):
+    """Detectron2's DatasetMapper; an image that cannot be read is an error naming the file and record."""
+
+    def __call__(self, dataset_dict):
+        record = f"(image_id {dataset_dict.get('image_id')!r})"
+        if "file_name" not in dataset_dict:
+            raise DatasetError(f"a record without 'file_name' {record}: every image needs a file")
+        try:
+            return super().__call__(dataset_dict)
+        except (OSError, SyntaxError, SizeMismatchError) as e:  # PIL: truncated or not an image
+            raise DatasetError(f"cannot read image {dataset_dict['file_name']} {record}: {type(e).__name__}: {e}; "
+                               "tools/check_dataset.py checks every image of a dataset") from None
 
 
 def _voc_dirs(root: str):
@@ -99,7 +150,7 @@ def load_voc(root: str, split: Optional[str], class_names: List[str]) -> List[di
                                 "iscrowd": obj["difficult"]})
         dicts.append({"file_name": image, "image_id": index, "height": ann["height"],
                       "width": ann["width"], "annotations": annotations})
-    return dicts
+    return check_boxes(dicts, f"voc:{root}" + (f":{split}" if split else ""))
 
 
 def _register_voc(name: str, spec: str, classes: Optional[List[str]] = None) -> None:
@@ -124,16 +175,44 @@ def _register_coco(name: str, spec: str) -> None:
     import json
 
     try:
-        with open(json_file) as f:
+        with open(json_file, encoding="utf-8") as f:
             data = json.load(f)
         categories = sorted(data["categories"], key=lambda c: c["id"])
         data["images"], data["annotations"]
-    except (json.JSONDecodeError, KeyError, TypeError) as e:
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as e:
         raise DatasetError(f"malformed COCO annotation file {json_file}: {type(e).__name__}: {e}") from None
-    DatasetCatalog.register(name, lambda: load_coco_json(json_file, image_dir, name))
+    check_coco_records(data, json_file)
+    DatasetCatalog.register(name, lambda: check_boxes(load_coco_json(json_file, image_dir, name), name))
     # load_coco_json sets the id mapping when it runs; class names are needed before that
     MetadataCatalog.get(name).set(json_file=json_file, image_root=image_dir, evaluator_type="coco",
                                   thing_classes=[c["name"] for c in categories])
+
+
+def check_coco_records(data: dict, json_file: str) -> None:
+    """Every image has an id and a file name; every annotation an image, a known category and a box."""
+    def number(v):
+        return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+    category_ids = {c.get("id") for c in data["categories"] if isinstance(c, dict)}
+    image_ids = set()
+    for i, image in enumerate(data["images"]):
+        where = f"{json_file}: images[{i}]"
+        if not isinstance(image, dict) or "id" not in image:
+            raise DatasetError(f"{where}: an image record needs an 'id'")
+        if not isinstance(image.get("file_name"), str):
+            raise DatasetError(f"{where} (id {image['id']}): missing 'file_name'")
+        image_ids.add(image["id"])
+    for i, ann in enumerate(data["annotations"]):
+        where = f"{json_file}: annotations[{i}]" + (f" (id {ann['id']})" if isinstance(ann, dict) and "id" in ann else "")
+        if not isinstance(ann, dict):
+            raise DatasetError(f"{where}: expected an object, got {ann!r}")
+        box = ann.get("bbox")
+        if not (isinstance(box, (list, tuple)) and len(box) == 4 and all(number(v) for v in box)):
+            raise DatasetError(f"{where}: 'bbox' must be [x, y, width, height], got {box!r}")
+        if ann.get("image_id") not in image_ids:
+            raise DatasetError(f"{where}: image_id {ann.get('image_id')!r} is not among the images")
+        if ann.get("category_id") not in category_ids:
+            raise DatasetError(f"{where}: category_id {ann.get('category_id')!r} is not among the categories")
 
 
 def _register_ids(name: str, base: str, ids_file: str) -> None:
@@ -141,7 +220,12 @@ def _register_ids(name: str, base: str, ids_file: str) -> None:
     if not os.path.isfile(ids_file):
         raise DatasetError(f"image id list not found: {ids_file} (from {name!r})")
     with open(ids_file) as f:
-        ids = [int(line.split()[0]) for line in f if line.strip() and not line.startswith("#")]
+        lines = [(n, line.split()[0]) for n, line in enumerate(f, 1) if line.strip() and not line.startswith("#")]
+    try:
+        ids = [int(token) for _, token in lines]
+    except ValueError:
+        n, token = next((n, t) for n, t in lines if not t.lstrip("-").isdigit())
+        raise DatasetError(f"{ids_file}, line {n}: {token!r} is not an image id (one integer per line)") from None
     wanted = set(ids)
     DatasetCatalog.register(name, lambda: [d for d in DatasetCatalog.get(base) if d["image_id"] in wanted])
     meta = MetadataCatalog.get(base).as_dict()
@@ -184,3 +268,42 @@ def register_cfg_datasets(cfg) -> None:
                     ", ".join(classes[:10]) + (" ..." if len(classes) > 10 else ""))
         cfg.MODEL.ROI_HEADS.NUM_CLASSES = len(classes)
         cfg.MODEL.RETINANET.NUM_CLASSES = len(classes)
+
+
+def check_dataset(name: str, progress: bool = True) -> dict:
+    """Decode every image of a registered or path-form dataset and validate every record.
+
+    Returns ``{"images": n, "boxes": n, "problems": [...]}``; each problem names the file and the
+    record. What training would only meet mid-run (a truncated JPEG, a record without a box) is
+    found up front.
+    """
+    from PIL import Image
+    from tqdm import tqdm
+
+    ensure_registered(name)
+    dicts = DatasetCatalog.get(name)
+    classes = MetadataCatalog.get(name).get("thing_classes", None)
+    problems, boxes = [], 0
+    for d in tqdm(dicts, desc=f"checking {name}", unit="image", disable=not progress, dynamic_ncols=True):
+        record = f"(image_id {d.get('image_id')!r})"
+        file_name = d.get("file_name")
+        if not file_name:
+            problems.append(f"a record without 'file_name' {record}")
+            continue
+        try:
+            with Image.open(file_name) as image:
+                image.load()
+                size = image.size
+        except (OSError, SyntaxError) as e:
+            problems.append(f"{file_name} {record}: cannot decode: {e}")
+            continue
+        expected = (d.get("width"), d.get("height"))
+        if None not in expected and tuple(size) != expected:
+            problems.append(f"{file_name} {record}: the image is {size[0]}x{size[1]}, the record says "
+                            f"{expected[0]}x{expected[1]}")
+        for ann in d.get("annotations", []):
+            boxes += 1
+            category = ann.get("category_id")
+            if classes is not None and not (isinstance(category, int) and 0 <= category < len(classes)):
+                problems.append(f"{file_name} {record}: category {category!r} outside 0..{len(classes) - 1}")
+    return {"images": len(dicts), "boxes": boxes, "problems": problems}

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import logging
 import os
-import weakref
 from typing import List, Optional
 
 from detectron2.checkpoint import DetectionCheckpointer
@@ -15,21 +14,19 @@ from detectron2.engine import DefaultTrainer, HookBase, default_argument_parser,
 from detectron2.evaluation import COCOEvaluator
 from detectron2.data import MetadataCatalog
 from detectron2.utils import comm
+from detectron2.utils.logger import setup_logger
 
 from .. import genotypes as G
-from ..io import write_json
-from ..modeling.convert import CheckpointError
-from ..modeling.nasnet import CellRunner, parse_arch
+from ..cli import one_line_errors
+from ..errors import CheckpointError, ConfigError, one_line
+from ..io import torch_save, write_json, write_text
+from ..modeling.nasnet import CellRunner, CellStack, NASNet, parse_arch
 from .config import add_nasnet_config
-from .datasets import register_cfg_datasets
+from .datasets import CheckedDatasetMapper, register_cfg_datasets
 
 logger = logging.getLogger("nasnet_det")
 
 CONFIG_DIR = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "configs"))
-
-
-class ConfigError(ValueError):
-    """A config file that cannot be used; the message names the file and key."""
 
 
 def shipped_configs() -> List[str]:
@@ -62,6 +59,27 @@ def get_config(config_file: str, opts: Optional[List[str]] = None, register_data
     if register_datasets:
         register_cfg_datasets(cfg)
     return cfg
+
+
+def check_trainable(cfg) -> None:
+    """Refuse a training run that cannot work: frozen BatchNorm with no weights to load.
+
+    FrozenBN (and the frozen units of FREEZE_AT) keep the statistics they start with; from random
+    initialisation those are meaningless and the loss diverges within a few iterations.
+    """
+    if cfg.MODEL.WEIGHTS:
+        return
+    c = cfg.MODEL.NASNET
+    frozen = [f"MODEL.NASNET.NORM {c.NORM!r}"] if c.NORM == "FrozenBN" else []
+    if c.HEAD_NORM == "FrozenBN" and cfg.MODEL.ROI_HEADS.NAME == "NASNetROIHeads":
+        frozen.append(f"MODEL.NASNET.HEAD_NORM {c.HEAD_NORM!r}")
+    if c.FREEZE_AT > 0:
+        frozen.append(f"MODEL.NASNET.FREEZE_AT {c.FREEZE_AT}")
+    if frozen:
+        raise ConfigError(f"{' and '.join(frozen)} with MODEL.WEIGHTS '' would train from random, frozen BatchNorm "
+                          "statistics and diverge: give MODEL.WEIGHTS (tools/convert_pretrained.py or tools/pretrain.py "
+                          "backbone.pth), or train from scratch with a *_scratch.yaml config (NORM BN or SyncBN, "
+                          "FREEZE_AT 0)")
 
 
 class DropPathSchedule(HookBase):
@@ -101,25 +119,100 @@ def check_weights_fit(meta: dict, cfg, path: str = "MODEL.WEIGHTS") -> None:
                               f"(checkpoint vs config): {'; '.join(diff)}")
 
 
-class NASNetCheckpointer(DetectionCheckpointer):
-    """DetectionCheckpointer that checks nasnet_det weights against the config before loading."""
+# A checkpoint that fills less than this share of the NASNet's tensors is another model's.
+MIN_FILLED = 0.5
 
-    def __init__(self, model, save_dir: str = "", *, cfg=None, **checkpointables):
+
+def nasnet_state_keys(model) -> List[str]:
+    """The state_dict keys of the NASNet parts of a detector (backbone and second stage)."""
+    prefixes = tuple(name + "." for name, m in model.named_modules() if isinstance(m, (NASNet, CellStack)))
+    return [k for k in model.state_dict() if k.startswith(prefixes)]
+
+
+class NASNetCheckpointer(DetectionCheckpointer):
+    """DetectionCheckpointer that refuses weights that would leave the model silently wrong.
+
+    - nasnet_det weights of another genotype or size than the config describes;
+    - a file that fills under half of the NASNet's tensors (another model's weights);
+    - with ``strict`` (evaluation): any tensor left missing or skipped for its shape, e.g. a box
+      predictor trained for another number of classes.
+
+    Saves are atomic (a kill mid-save leaves the previous checkpoint usable), and a file that
+    cannot be read is one error naming it.
+    """
+
+    def __init__(self, model, save_dir: str = "", *, cfg=None, strict: bool = False, **checkpointables):
         super().__init__(model, save_dir, **checkpointables)
         self.cfg = cfg
+        self.strict = strict
+        self._source = "checkpoint"
+
+    def load(self, path: str, checkpointables=None):
+        self._source = path
+        if path and not os.path.isfile(path) and "://" not in path:
+            raise CheckpointError(f"checkpoint not found: {path} (MODEL.WEIGHTS or OUTPUT_DIR/last_checkpoint)")
+        return super().load(path, checkpointables)
+
+    def _load_file(self, f):
+        try:
+            return super()._load_file(f)
+        except Exception as e:  # torch's unpickling advice is for trusted files; this is just not one
+            reason = one_line(e).split(". ")[0][:200]
+            raise CheckpointError(f"{f} is not a readable checkpoint ({type(e).__name__}: {reason}): expected a "
+                                  ".pth/.pkl written by Detectron2, tools/pretrain.py or tools/convert_pretrained.py") from None
 
     def _load_model(self, checkpoint):
+        if not isinstance(checkpoint.get("model"), dict):
+            raise CheckpointError(f"{self._source} holds no model weights (a dict under 'model', or a state_dict)")
         if self.cfg is not None and "nasnet" in checkpoint:
-            check_weights_fit(checkpoint["nasnet"], self.cfg, self.cfg.MODEL.WEIGHTS or "checkpoint")
-        return super()._load_model(checkpoint)
+            check_weights_fit(checkpoint["nasnet"], self.cfg, self._source)
+        incompatible = super()._load_model(checkpoint)
+        ours = nasnet_state_keys(self.model)
+        missing = set(incompatible.missing_keys) | {k for k, _, _ in incompatible.incorrect_shapes}
+        filled = sum(k not in missing for k in ours)
+        if ours and filled < MIN_FILLED * len(ours):
+            raise CheckpointError(f"{self._source} fills {filled} of the NASNet's {len(ours)} tensors: it holds another "
+                                  "model's weights; use a file from tools/convert_pretrained.py, tools/pretrain.py "
+                                  "(backbone.pth) or a nasnet_det training run")
+        if self.strict and (incompatible.missing_keys or incompatible.incorrect_shapes):
+            shapes = [f"{k} {tuple(a)} in the file vs {tuple(b)} in the model" for k, a, b in incompatible.incorrect_shapes]
+            hint = (" (a box predictor trained for another number of classes: set MODEL.ROI_HEADS.NUM_CLASSES or "
+                    "DATASETS.TRAIN as in training)" if any("box_predictor" in k for k, _, _ in incompatible.incorrect_shapes)
+                    else "")
+            problems = shapes + [f"{k} missing" for k in incompatible.missing_keys]
+            raise CheckpointError(f"{self._source} does not fit the model to evaluate: {'; '.join(problems[:4])}"
+                                  f"{' ...' if len(problems) > 4 else ''}{hint}")
+        return incompatible
+
+    def save(self, name: str, **kwargs) -> None:
+        if not self.save_dir or not self.save_to_disk:
+            return
+        data = {"model": self.model.state_dict(), **{k: v.state_dict() for k, v in self.checkpointables.items()}, **kwargs}
+        path = os.path.join(self.save_dir, f"{name}.pth")
+        self.logger.info("Saving checkpoint to %s", path)
+        torch_save(data, path)
+        self.tag_last_checkpoint(f"{name}.pth")
+
+    def tag_last_checkpoint(self, last_filename_basename: str) -> None:
+        write_text(os.path.join(self.save_dir, "last_checkpoint"), last_filename_basename)
 
 
 class ImageIdCOCOEvaluator(COCOEvaluator):
-    """COCOEvaluator that scores only the dataset's ``eval_image_ids`` (``NAME@IDS.txt`` views)."""
+    """COCOEvaluator that scores only the dataset's ``eval_image_ids`` (``NAME@IDS.txt`` views).
+
+    A dataset without a COCO JSON of its own (VOC by path, say) is converted to one each time, never
+    read from an earlier run's cache: edited annotations must not be scored against old ground truth.
+    """
 
     def __init__(self, dataset_name: str, **kwargs):
-        super().__init__(dataset_name, **kwargs)
-        self._eval_image_ids = MetadataCatalog.get(dataset_name).get("eval_image_ids", None)
+        meta = MetadataCatalog.get(dataset_name)
+        if meta.get("converted_json_file", None) is not None:  # our conversion of an earlier call
+            del meta.json_file, meta.converted_json_file
+        converts = meta.get("json_file", None) is None
+        super().__init__(dataset_name, allow_cached_coco=False, **kwargs)
+        if converts:
+            meta.set(converted_json_file=meta.json_file)
+        self._eval_image_ids = meta.get("eval_image_ids", None)
 
     def evaluate(self, img_ids=None):
         return super().evaluate(img_ids if img_ids is not None else self._eval_image_ids)
@@ -135,11 +228,20 @@ def _has_compiled_ops() -> bool:
 
 class Trainer(DefaultTrainer):
     def __init__(self, cfg):
+        check_trainable(cfg)
         super().__init__(cfg)
-        # loads go through the checking checkpointer (the periodic-save hook keeps the plain one,
-        # which saves the same way)
-        self.checkpointer = NASNetCheckpointer(self._trainer.model, cfg.OUTPUT_DIR, cfg=cfg,
-                                               trainer=weakref.proxy(self))
+
+    @classmethod
+    def build_train_loader(cls, cfg):
+        from detectron2.data import build_detection_train_loader
+
+        return build_detection_train_loader(cfg, mapper=CheckedDatasetMapper(cfg, is_train=True))
+
+    @classmethod
+    def build_test_loader(cls, cfg, dataset_name):
+        from detectron2.data import build_detection_test_loader
+
+        return build_detection_test_loader(cfg, dataset_name, mapper=CheckedDatasetMapper(cfg, is_train=False))
 
     @classmethod
     def build_evaluator(cls, cfg, dataset_name, output_folder=None):
@@ -154,6 +256,9 @@ class Trainer(DefaultTrainer):
         return results if results is not None else getattr(self, "_last_eval_results", None)
 
     def build_hooks(self):
+        # loads and the periodic saves both go through the checking, atomic checkpointer
+        self.checkpointer = NASNetCheckpointer(self._trainer.model, self.cfg.OUTPUT_DIR, cfg=self.cfg,
+                                               **self.checkpointer.checkpointables)
         hooks = super().build_hooks()
         nasnet = self.cfg.MODEL.NASNET
         if nasnet.DROP_PATH_KEEP_PROB < 1.0:
@@ -175,7 +280,7 @@ def write_eval_results(cfg, results) -> Optional[str]:
 
 
 def argument_parser():
-    parser = default_argument_parser()
+    parser = one_line_errors(default_argument_parser())
     parser.add_argument("--config", metavar="NAME",
                         help="a config shipped in configs/ (e.g. nasnet_a_large_frcnn.yaml) or a path")
     return parser
@@ -186,7 +291,11 @@ def setup(args) -> CfgNode:
         raise ConfigError("give --config or --config-file, not both")
     if not (args.config or args.config_file):
         raise ConfigError(f"no config: use --config NAME ({', '.join(shipped_configs())}) or --config-file PATH")
-    cfg = get_config(args.config or args.config_file, args.opts)
+    cfg = get_config(args.config or args.config_file, args.opts, register_datasets=False)
+    # the package's own log lines (e.g. NUM_CLASSES following the training set) go where Detectron2's go
+    setup_logger(cfg.OUTPUT_DIR or None, distributed_rank=comm.get_rank(), name="nasnet_det", abbrev_name="nd")
+    logging.getLogger("nasnet_det").propagate = True  # Detectron2 turns it off; pytest's caplog listens at the root
+    register_cfg_datasets(cfg)
     cfg.freeze()
     default_setup(cfg, args)  # logging, and OUTPUT_DIR/config.yaml so a run can be reproduced
     return cfg
@@ -196,8 +305,10 @@ def main(args):
     """Train (``--resume`` to continue) or evaluate (``--eval-only``); returns the metrics."""
     cfg = setup(args)
     if args.eval_only:
+        if not cfg.MODEL.WEIGHTS and not (args.resume and os.path.isfile(os.path.join(cfg.OUTPUT_DIR, "last_checkpoint"))):
+            raise ConfigError("--eval-only needs weights to evaluate: give MODEL.WEIGHTS path/to/model_final.pth")
         model = Trainer.build_model(cfg)
-        NASNetCheckpointer(model, cfg.OUTPUT_DIR, cfg=cfg).resume_or_load(cfg.MODEL.WEIGHTS, resume=args.resume)
+        NASNetCheckpointer(model, cfg.OUTPUT_DIR, cfg=cfg, strict=True).resume_or_load(cfg.MODEL.WEIGHTS, resume=args.resume)
         results = Trainer.test(cfg, model)
     else:
         trainer = Trainer(cfg)

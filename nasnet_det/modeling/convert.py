@@ -9,15 +9,17 @@ whose normal cells are numbered 0-3, 6-9, 12-15: normal cells are matched by ord
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 from typing import Dict, Iterable, List, Mapping, Optional, Tuple
 
 import torch
 
+from ..errors import CheckpointError
 from ..io import torch_save
 
-__all__ = ["CheckpointError", "from_reference_names", "load_reference_weights", "save_for_detectron2",
-           "unwrap_state_dict"]
+__all__ = ["CheckpointError", "from_reference_names", "load_reference_weights", "read_checkpoint",
+           "save_for_detectron2", "unwrap_state_dict"]
 
 # (pattern, replacement) applied in order to the part of a key after the cell name.
 _CELL_RULES: List[Tuple[str, str]] = [
@@ -40,8 +42,18 @@ _OP_RULES: List[Tuple[str, object]] = [
 _CELL_KEY = re.compile(r"^(cell_stem_\d+|reduction_cell_\d+|cell_\d+)\.(.+)$")
 
 
-class CheckpointError(ValueError):
-    """A checkpoint that does not fit the model; the message names the keys."""
+def read_checkpoint(path: str) -> dict:
+    """``torch.load`` of a weights file (tensors only, never arbitrary pickled code), with errors
+    that name the file instead of torch's unpickling advice."""
+    if not os.path.isfile(path):
+        raise CheckpointError(f"checkpoint not found: {path}")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # truncated, not a torch file, or pickled objects other than tensors
+        reason = " ".join(str(e).split())
+        reason = reason.split(". ")[0][:160]
+        raise CheckpointError(f"{path} is not a readable PyTorch weights file ({type(e).__name__}: {reason}); "
+                              "expected a state_dict saved with torch.save (timm's or Cadene's .pth)") from None
 
 
 def unwrap_state_dict(obj) -> Dict[str, torch.Tensor]:

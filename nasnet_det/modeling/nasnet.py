@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import typing
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
@@ -28,6 +29,7 @@ import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
 from .. import genotypes as G
+from ..errors import ConfigError, InputError
 from .cell import Cell
 from .ops import AVG_POOL_PAD, batch_norm
 
@@ -56,17 +58,46 @@ class NASNetConfig:
     activation_checkpointing: bool = False
 
     def validate(self) -> "NASNetConfig":
+        """Check every field's type and range; a bad one raises :class:`ConfigError` naming it."""
+        hints = typing.get_type_hints(NASNetConfig)
+        for f in dataclasses.fields(self):
+            value, kind = getattr(self, f.name), hints[f.name]
+            # bool is an int to Python; a string "6" or a float 4.5 must not slip into a layer width
+            ok = (isinstance(value, bool) if kind is bool else
+                  isinstance(value, int) and not isinstance(value, bool) if kind is int else
+                  isinstance(value, (int, float)) and not isinstance(value, bool) if kind is float else
+                  isinstance(value, kind))
+            if not ok:
+                raise ConfigError(f"NASNet option {f.name} must be {kind.__name__}, got {value!r} "
+                                  f"({type(value).__name__})")
         if self.stem not in STEMS:
-            raise ValueError(f"stem must be one of {STEMS}, got {self.stem!r}")
+            raise ConfigError(f"stem must be one of {STEMS}, got {self.stem!r}")
         if self.avg_pool_pad not in AVG_POOL_PAD:
-            raise ValueError(f"avg_pool_pad must be one of {AVG_POOL_PAD}, got {self.avg_pool_pad!r}")
-        if self.num_cells < 1 or self.num_conv_filters < 1:
-            raise ValueError(f"num_cells and num_conv_filters must be positive, got "
-                             f"{self.num_cells} and {self.num_conv_filters}")
+            raise ConfigError(f"avg_pool_pad must be one of {AVG_POOL_PAD}, got {self.avg_pool_pad!r}")
+        for name, low in (("num_cells", 1), ("num_conv_filters", 1), ("num_classes", 0), ("in_chans", 1),
+                          ("num_reduction_layers", 0), ("img_size", 1)):
+            if getattr(self, name) < low:
+                raise ConfigError(f"NASNet option {name} must be at least {low}, got {getattr(self, name)}")
+        for name in ("stem_multiplier", "filter_scaling_rate"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"NASNet option {name} must be positive, got {getattr(self, name)}")
         for name in ("drop_path_keep_prob", "dense_dropout_keep_prob"):
             if not 0.0 < getattr(self, name) <= 1.0:
-                raise ValueError(f"{name} must be in (0, 1], got {getattr(self, name)}")
+                raise ConfigError(f"NASNet option {name} must be in (0, 1], got {getattr(self, name)}")
+        narrow = [spec for spec in cell_plan(self) if spec.filters < 1]
+        if narrow:
+            # the ImageNet stem's cells get 1/4 and 1/2 of num_conv_filters
+            least = next(f for f in range(1, 1 << 16) if all(
+                s.filters >= 1 for s in cell_plan(dataclasses.replace(self, num_conv_filters=f))))
+            raise ConfigError(f"num_conv_filters {self.num_conv_filters} leaves {narrow[0].name} with no filters "
+                              f"(the {self.stem} stem scales it by {narrow[0].filters / self.num_conv_filters:g}); "
+                              f"use at least {least}")
         return self
+
+    @property
+    def min_input_size(self) -> int:
+        """The smallest image side the network takes: the ImageNet stem's 3x3 VALID conv needs 3."""
+        return 3 if self.stem == "imagenet" else 1
 
 
 def parse_arch(arch: str, genotype: G.Genotype, stem: str = "imagenet",
@@ -79,12 +110,12 @@ def parse_arch(arch: str, genotype: G.Genotype, stem: str = "imagenet",
     """
     m = re.fullmatch(r"\s*(\d+)\s*@\s*(\d+)\s*", str(arch))
     if not m:
-        raise ValueError(f"arch must look like 'N@F' (e.g. '6@4032'), got {arch!r}")
+        raise ConfigError(f"arch must look like 'N@F' (e.g. '6@4032'), got {arch!r}")
     n, width = int(m.group(1)), int(m.group(2))
     per_filter = len(genotype.normal.output_states()) * filter_scaling_rate ** num_reduction_layers
     filters = width / per_filter
     if filters != int(filters) or filters < 1:
-        raise ValueError(f"arch {arch!r}: width {width} is not a multiple of {per_filter:g} "
+        raise ConfigError(f"arch {arch!r}: width {width} is not a multiple of {per_filter:g} "
                          f"({len(genotype.normal.output_states())} concatenated states x "
                          f"{filter_scaling_rate:g}^{num_reduction_layers}) for genotype {genotype.name!r}")
     return 3 * n, int(filters)
@@ -338,6 +369,13 @@ class NASNet(CellRunner):
     # Forward
 
     def forward_stem(self, x: torch.Tensor) -> List[torch.Tensor]:
+        if x.dim() != 4 or x.shape[1] != self.cfg.in_chans:
+            raise InputError(f"{type(self).__name__} expects images of shape (N, {self.cfg.in_chans}, H, W), "
+                             f"got {tuple(x.shape)}: convert grayscale or RGBA images to "
+                             f"{self.cfg.in_chans} channels, or build the network with in_chans={x.shape[1] if x.dim() == 4 else '?'}")
+        if min(x.shape[-2:]) < self.cfg.min_input_size:
+            raise InputError(f"image of {x.shape[-2]}x{x.shape[-1]} px is too small: the {self.cfg.stem} stem needs "
+                             f"at least {self.cfg.min_input_size}x{self.cfg.min_input_size}")
         return [self.stem(x)]
 
     def forward_intermediates(self, x: torch.Tensor, indices: Optional[Sequence[int]] = None

@@ -24,6 +24,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..errors import ConfigError
+
 BN_EPS = 1e-3
 AVG_POOL_PAD = ("exclude", "include")
 
@@ -153,7 +155,7 @@ class Pool(nn.Module):
                  avg_pool_pad: str = "exclude"):
         super().__init__()
         if avg_pool_pad not in AVG_POOL_PAD:
-            raise ValueError(f"avg_pool_pad must be one of {AVG_POOL_PAD}, got {avg_pool_pad!r}")
+            raise ConfigError(f"avg_pool_pad must be one of {AVG_POOL_PAD}, got {avg_pool_pad!r}")
         self.kind, self.kernel, self.stride = kind, kernel, stride
         self.count_pad = avg_pool_pad == "include"
         if in_channels != out_channels:

@@ -37,7 +37,8 @@ from .. import data as datasets
 from .. import genotypes as G
 from ..io import torch_save, write_json
 from ..modeling import build_nasnet
-from ..modeling.convert import CheckpointError, save_for_detectron2
+from ..errors import CheckpointError, ConfigError, DataError
+from ..modeling.convert import save_for_detectron2
 
 logger = logging.getLogger("nasnet_det.pretrain")
 
@@ -72,6 +73,28 @@ class PretrainConfig:
     seed: int = 0
     out: str = "runs/pretrain"
     progress: bool = True
+
+    def __post_init__(self):
+        from ..modeling.nasnet import STEMS
+
+        if self.stem not in STEMS:
+            raise ConfigError(f"stem must be one of {', '.join(STEMS)}, got {self.stem!r}")
+        least_size = 3 if self.stem == "imagenet" else 1  # the ImageNet stem's 3x3 VALID conv
+        for name, low in (("epochs", 1), ("batch_size", 1), ("workers", 0), ("img_size", least_size)):
+            value = getattr(self, name)
+            if name == "img_size" and value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ConfigError(f"{name} must be an integer of at least {low}, got {value!r}")
+        for name in ("lr", "lr_decay", "lr_decay_epochs", "rmsprop_eps", "ema_decay"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"{name} must be positive, got {getattr(self, name)!r}")
+        for name in ("weight_decay", "label_smoothing", "aux_weight", "clip_grad", "momentum"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} cannot be negative, got {getattr(self, name)!r}")
+        if not 0 <= self.label_smoothing < 1 or not 0 < self.rmsprop_decay < 1:
+            raise ConfigError(f"label_smoothing must be in [0, 1) and rmsprop_decay in (0, 1), got "
+                              f"{self.label_smoothing} and {self.rmsprop_decay}")
 
 
 def _is_main() -> bool:
@@ -137,11 +160,17 @@ def evaluate(model: nn.Module, loader: DataLoader, device: torch.device, amp: bo
     return {"top1": (counts[0] / counts[2]).item(), "top5": (counts[1] / counts[2]).item()}
 
 
+# What a resumed run may change: how long it trains and how it runs. Anything else (network, data,
+# recipe) would make the result something no uninterrupted run produces.
+RESUMABLE = ("epochs", "workers", "out", "progress")
+
+
 def _check_resumable(saved: dict, cfg: PretrainConfig, path: str) -> None:
-    keys = ("genotype", "arch", "stem", "stem_multiplier", "skip_reduction_layer_input", "data", "img_size")
-    diff = [f"{k}: checkpoint {saved.get(k)!r}, now {getattr(cfg, k)!r}" for k in keys if saved.get(k) != getattr(cfg, k)]
+    diff = [f"{f.name}: checkpoint {saved.get(f.name)!r}, now {getattr(cfg, f.name)!r}"
+            for f in dataclasses.fields(cfg) if f.name not in RESUMABLE and saved.get(f.name) != getattr(cfg, f.name)]
     if diff:
-        raise CheckpointError(f"cannot resume from {path}: it was trained with another network or data ({'; '.join(diff)})")
+        raise CheckpointError(f"cannot resume from {path}: it was trained with other settings ({'; '.join(diff)}); "
+                              "resume with the same options, or train into another --out")
 
 
 def train(cfg: PretrainConfig, resume: bool = False,
@@ -178,7 +207,8 @@ def train(cfg: PretrainConfig, resume: bool = False,
     val_loader = DataLoader(data.val, batch_size=cfg.batch_size * 2, sampler=val_sampler, num_workers=cfg.workers)
     steps_per_epoch = len(train_loader)
     if steps_per_epoch == 0:
-        raise ValueError(f"batch size {cfg.batch_size} x {world} processes exceeds the {len(data.train)} training images")
+        raise DataError(f"batch size {cfg.batch_size} x {world} processes exceeds the {len(data.train)} training "
+                        f"images of {cfg.data}: lower --batch-size")
     total_steps = cfg.epochs * steps_per_epoch
     decay_every = max(1, round(cfg.lr_decay_epochs * steps_per_epoch))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: cfg.lr_decay ** (step // decay_every))
@@ -199,7 +229,7 @@ def train(cfg: PretrainConfig, resume: bool = False,
         _set_rng_state(state["rng"])
         logger.info("resumed from %s after epoch %d", ckpt_path, state["epoch"])
     elif resume:
-        logger.info("no checkpoint at %s: starting from scratch", ckpt_path)
+        logger.warning("--resume: no checkpoint at %s yet, so training starts from the beginning", ckpt_path)
 
     train_model = model
     if dist.is_initialized():

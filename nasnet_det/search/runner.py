@@ -4,10 +4,11 @@ Everything needed to continue is in the run folder, written atomically:
 - ``trials.jsonl``: one JSON object per finished attempt. An attempt is finished when its child
   returned a reward or raised. Fields: ``id``, ``genotype``, ``status`` ("ok" / "failed"),
   ``reward``, ``seconds``, ``attempt``, ``final``, ``error``. Lines are appended with fsync, and a
-  torn last line is ignored on resume.
+  torn last line is cut off on resume (:mod:`.trials`).
 - ``state.pt``: the strategy state, the proposals in flight, attempt counts, and which results
   the strategy has already learned from. It is rewritten after every ask and every result.
-- ``search.json``: the configuration.
+- ``search.json``: the configuration. ``--resume`` refuses other settings than these (only the
+  budget and how the work is run may change: :data:`RESUMABLE`), naming each difference.
 
 ``--resume`` re-submits the children in flight and replays results the strategy had not yet
 learned from, so the run ends with exactly ``budget`` completed children.
@@ -17,14 +18,15 @@ Failures:
   retried ``retries`` times; then it gets ``failure_reward``.
 - A worker process or Ray node that dies mid-child gets the child re-queued; that is not counted
   as an attempt.
+- Local workers end themselves within a second of their parent's death (``kill -9`` of the
+  search), so nothing keeps training for a run that is gone.
 """
 from __future__ import annotations
 
-import concurrent.futures as cf
 import importlib
+import inspect
 import json
 import logging
-import multiprocessing as mp
 import os
 import time
 from dataclasses import asdict, dataclass, field
@@ -33,10 +35,14 @@ from typing import Callable, Dict, List, Optional, Tuple
 import torch
 
 from .. import genotypes as G
+from ..data import check_spec
+from ..errors import SearchError
 from ..io import atomic_path, torch_save, write_json, write_text
+from .backends import LocalBackend, RayBackend, build_backend  # noqa: F401  (API)
 from .child import ChildConfig
 from .space import SearchSpace
-from .strategies import build_strategy, sep_conv_fraction
+from .strategies import STRATEGIES, build_strategy, sep_conv_fraction
+from .trials import TrialLog, read_trials  # noqa: F401  (read_trials: part of this module's API)
 
 logger = logging.getLogger("nasnet_det.search")
 
@@ -65,9 +71,53 @@ class SearchConfig:
     synthetic_seconds: float = 0.0  # the synthetic evaluator's pretend training time
     progress: bool = True
 
+    def __post_init__(self):
+        if self.strategy not in STRATEGIES:
+            raise SearchError(f"unknown strategy {self.strategy!r}; use one of {', '.join(STRATEGIES)}")
+        if self.backend not in BACKENDS:
+            raise SearchError(f"unknown backend {self.backend!r}; use one of {', '.join(BACKENDS)}")
+        for name, low in (("budget", 1), ("workers", 1), ("retries", 0), ("top_k", 1), ("num_blocks", 1)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise SearchError(f"{name} must be an integer of at least {low}, got {value!r}")
+        if self.gpus_per_child < 0 or self.synthetic_seconds < 0:
+            raise SearchError("gpus_per_child and synthetic_seconds cannot be negative")
+        unknown = [op for op in self.ops if op not in G.OPS] + [c for c in self.combines if c not in G.COMBINES]
+        if unknown or not self.ops or not self.combines:
+            raise SearchError(f"ops/combines: {', '.join(map(repr, unknown)) or 'none given'} "
+                              f"(ops: {', '.join(G.OPS)}; combines: {', '.join(G.COMBINES)})")
 
-class SearchError(ValueError):
-    """A search that cannot start or continue; the message says why."""
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["ops"], d["combines"] = list(self.ops), list(self.combines)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "SearchConfig":
+        """Inverse of :meth:`to_dict` (what ``search.json`` holds)."""
+        d = dict(d)
+        return cls(**{**d, "ops": tuple(d["ops"]), "combines": tuple(d["combines"]),
+                      "child": ChildConfig(**d["child"])})
+
+
+BACKENDS = ("local", "ray")
+# Settings that a resumed search may change: how much work, and how it is run. Any other setting
+# changes what a reward means, and rewards of two settings must not be ranked together.
+RESUMABLE = ("budget", "workers", "backend", "ray_address", "gpus_per_child", "out", "progress", "top_k",
+             "retries", "child.threads")
+
+
+def config_differences(stored: dict, current: dict, prefix: str = "") -> list:
+    """``key stored -> current`` for each setting that differs, except :data:`RESUMABLE` ones."""
+    diffs = []
+    for key in sorted(set(stored) | set(current)):
+        name = prefix + key
+        a, b = stored.get(key), current.get(key)
+        if isinstance(a, dict) and isinstance(b, dict) and name != "strategy_options":
+            diffs += config_differences(a, b, name + ".")
+        elif name not in RESUMABLE and a != b:
+            diffs.append(f"{name} {a!r} -> {b!r}")
+    return diffs
 
 
 # ------------------------------------------------------------------------------------------------
@@ -106,135 +156,51 @@ def run_evaluation(evaluator: str, genotype_dict: dict, options: dict) -> dict:
 
 
 # ------------------------------------------------------------------------------------------------
-# Backends: submit(id, args), wait() -> (id, kind, payload); kind in ok / error / lost
-
-class LocalBackend:
-    def __init__(self, workers: int):
-        self.workers = workers
-        self._pool = self._new_pool()
-        self._futures: Dict[cf.Future, tuple] = {}  # future -> (child id, the pool running it)
-
-    def _new_pool(self):
-        # spawn: a clean interpreter per worker (forking a process that has run torch threads can hang)
-        return cf.ProcessPoolExecutor(self.workers, mp_context=mp.get_context("spawn"))
-
-    def _restart(self):
-        """A worker died and broke the pool: start a fresh one. The old pool's futures resolve as
-        BrokenProcessPool and are reported lost by ``wait``."""
-        old, self._pool = self._pool, self._new_pool()
-        old.shutdown(wait=False, cancel_futures=True)
-
-    def running(self) -> int:
-        return len(self._futures)
-
-    def submit(self, child_id: int, args: tuple) -> None:
-        try:
-            future = self._pool.submit(run_evaluation, *args)
-        except cf.process.BrokenProcessPool:  # broke since the last wait(), e.g. a worker was killed
-            self._restart()
-            future = self._pool.submit(run_evaluation, *args)
-        self._futures[future] = (child_id, self._pool)
-
-    def wait(self) -> List[Tuple[int, str, object]]:
-        done, _ = cf.wait(list(self._futures), return_when=cf.FIRST_COMPLETED)
-        results, restart = [], False
-        for future in done:
-            child_id, pool = self._futures.pop(future)
-            try:
-                results.append((child_id, "ok", future.result()))
-            except cf.process.BrokenProcessPool as e:
-                restart = restart or pool is self._pool
-                results.append((child_id, "lost", f"worker process died: {e}"))
-            except BaseException as e:  # the child's own failure, raised in the worker
-                results.append((child_id, "error", f"{type(e).__name__}: {e}"))
-        if restart:
-            self._restart()
-        return results
-
-    def close(self):
-        self._pool.shutdown(wait=False, cancel_futures=True)
-
-
-class RayBackend:
-    def __init__(self, workers: int, address: Optional[str], gpus_per_child: float):
-        try:
-            import ray
-        except ImportError:
-            raise SearchError("the ray backend needs Ray: pip install 'ray>=2.9'") from None
-        self.ray = ray
-        if not ray.is_initialized():
-            ray.init(address=address, num_cpus=None if address else workers, include_dashboard=False,
-                     log_to_driver=False, ignore_reinit_error=True)
-        # Ray re-runs a task whose worker or node died (max_retries); exceptions raised by the child
-        # itself are not retried by Ray but by the runner, so they are counted and recorded.
-        self._remote = ray.remote(num_cpus=1, num_gpus=gpus_per_child, max_retries=2)(run_evaluation)
-        self._refs: Dict[object, int] = {}
-        self.workers = workers
-
-    def running(self) -> int:
-        return len(self._refs)
-
-    def submit(self, child_id: int, args: tuple) -> None:
-        self._refs[self._remote.remote(*args)] = child_id
-
-    def wait(self):
-        ready, _ = self.ray.wait(list(self._refs), num_returns=1)
-        results = []
-        for ref in ready:
-            child_id = self._refs.pop(ref)
-            try:
-                results.append((child_id, "ok", self.ray.get(ref)))
-            except self.ray.exceptions.RayTaskError as e:
-                results.append((child_id, "error", str(e.cause if e.cause is not None else e).splitlines()[-1]))
-            except self.ray.exceptions.RayError as e:  # worker/node died beyond Ray's own retries
-                results.append((child_id, "lost", f"{type(e).__name__}: {e}"))
-        return results
-
-    def close(self):
-        for ref in self._refs:
-            self.ray.cancel(ref, force=True)
-
-
-# ------------------------------------------------------------------------------------------------
-
-def read_trials(path: str) -> List[dict]:
-    """The trials log; a torn last line (a kill during the write) is dropped."""
-    trials = []
-    if not os.path.exists(path):
-        return trials
-    with open(path) as f:
-        for line in f:
-            try:
-                trials.append(json.loads(line))
-            except json.JSONDecodeError:
-                logger.warning("ignoring a torn line in %s", path)
-    return trials
-
 
 class SearchRunner:
     def __init__(self, cfg: SearchConfig, resume: bool = False):
         self.cfg = cfg
         self.space = SearchSpace(cfg.num_blocks, cfg.ops, cfg.combines)
-        self.strategy = build_strategy(cfg.strategy, self.space, seed=cfg.seed, **cfg.strategy_options)
+        self.strategy = _build_strategy(cfg, self.space)
         resolve_evaluator(cfg.evaluator)  # fail now, not inside a worker
+        if cfg.evaluator == "train":
+            check_spec(cfg.child.dataset)
         self.trials_path = os.path.join(cfg.out, "trials.jsonl")
+        self.log = TrialLog(self.trials_path)
         self.state_path = os.path.join(cfg.out, "state.pt")
+        self.config_path = os.path.join(cfg.out, "search.json")
         self.pending: Dict[int, dict] = {}  # asked, not completed: id -> proposal
         self.attempts: Dict[int, int] = {}  # failed attempts so far
         self.lost: Dict[int, int] = {}
         self.told: set = set()
         self.next_id = 0
+        if os.path.exists(cfg.out) and not os.path.isdir(cfg.out):
+            raise SearchError(f"--out {cfg.out} is a file, not a folder")
+        started = os.path.exists(self.state_path) or self.log.exists()
+        if started and not resume:
+            raise SearchError(f"{cfg.out} already holds a search: use --resume to continue it, or another --out")
+        if resume and not started:
+            raise SearchError(f"nothing to resume: {cfg.out} holds no search (no trials.jsonl or state.pt); "
+                              "run without --resume to start one")
         os.makedirs(cfg.out, exist_ok=True)
-        if os.path.exists(self.state_path) or os.path.exists(self.trials_path):
-            if not resume:
-                raise SearchError(f"{cfg.out} already holds a search: use --resume to continue it, or another --out")
+        if resume:
+            self._check_same_settings()
             self._load()
-        write_json(os.path.join(cfg.out, "search.json"), self._describe())
+        write_json(self.config_path, cfg.to_dict())
 
-    def _describe(self) -> dict:
-        d = asdict(self.cfg)
-        d["ops"], d["combines"] = list(self.cfg.ops), list(self.cfg.combines)
-        return d
+    def _check_same_settings(self) -> None:
+        try:
+            with open(self.config_path) as f:
+                stored = json.load(f)
+        except FileNotFoundError:
+            return  # a run killed before it wrote search.json: state.pt's check below still applies
+        except (OSError, ValueError) as e:
+            raise SearchError(f"cannot read {self.config_path}: {e}") from None
+        diffs = config_differences(stored, self.cfg.to_dict())
+        if diffs:
+            raise SearchError(f"cannot resume {self.cfg.out} with other settings (stored -> now): {'; '.join(diffs)}. "
+                              "Rewards of two settings cannot be ranked together: resume with the stored "
+                              "settings, or search into another --out")
 
     # -- persistence ------------------------------------------------------------------------
     def _save(self) -> None:
@@ -256,17 +222,12 @@ class SearchRunner:
         self.strategy.load_state_dict(state["strategy"])
         self.pending, self.attempts, self.lost = state["pending"], state["attempts"], state["lost"]
         self.told, self.next_id = set(state["told"]), state["next_id"]
+        self.log.repair()  # before any append: a torn line would swallow the next record
         # results logged after the last state save: the strategy learns them now
-        for trial in read_trials(self.trials_path):
+        for trial in self.log.read():
             if trial["final"] and trial["id"] not in self.told and trial["id"] in self.pending:
                 self._learn(trial["id"], trial["reward"])
         self._save()
-
-    def _append_trial(self, trial: dict) -> None:
-        with open(self.trials_path, "a") as f:
-            f.write(json.dumps(trial) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
 
     def _learn(self, child_id: int, reward: float) -> None:
         self.strategy.tell(self.pending.pop(child_id), reward)
@@ -274,7 +235,7 @@ class SearchRunner:
 
     # -- the loop -----------------------------------------------------------------------------
     def completed(self) -> List[dict]:
-        return [t for t in read_trials(self.trials_path) if t["final"]]
+        return self.log.final()
 
     def _args(self, child_id: int) -> tuple:
         genotype = self.space.decode(self.pending[child_id]["decisions"], name=f"child_{child_id}")
@@ -286,8 +247,7 @@ class SearchRunner:
         done = self.completed()
         completed_ids = {t["id"] for t in done}
         queue = sorted(i for i in self.pending if i not in completed_ids)  # in flight at the last stop
-        backend = (RayBackend(cfg.workers, cfg.ray_address, cfg.gpus_per_child) if cfg.backend == "ray"
-                   else LocalBackend(cfg.workers))
+        backend = build_backend(cfg.backend, cfg.workers, cfg.ray_address, cfg.gpus_per_child)
         bar = None
         if cfg.progress:
             from tqdm import tqdm
@@ -333,7 +293,7 @@ class SearchRunner:
                                        "" if final else " (retrying)")
                         if not final:
                             queue.append(child_id)
-                    self._append_trial(trial)
+                    self.log.append(trial)
                     if trial["final"]:
                         self._learn(child_id, trial["reward"])
                         done.append(trial)
@@ -411,6 +371,17 @@ def plot_search_curve(rewards_by_strategy: Dict[str, List[float]], path: str) ->
     with atomic_path(path) as tmp:
         fig.savefig(tmp)
     plt.close(fig)
+
+
+def _build_strategy(cfg: SearchConfig, space: SearchSpace):
+    try:
+        return build_strategy(cfg.strategy, space, seed=cfg.seed, **cfg.strategy_options)
+    except TypeError as e:
+        if "unexpected keyword" not in str(e):
+            raise
+        options = [n for n in inspect.signature(STRATEGIES[cfg.strategy]).parameters if n not in ("space", "seed")]
+        raise SearchError(f"strategy {cfg.strategy!r} has no option among {sorted(cfg.strategy_options)}; "
+                          f"its options: {', '.join(options)}") from None
 
 
 def run_search(cfg: SearchConfig, resume: bool = False) -> List[dict]:

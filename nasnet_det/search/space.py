@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import List, Optional, Sequence, Tuple
 
 from .. import genotypes as G
+from ..errors import SearchError
 
 
 @dataclass(frozen=True)
@@ -25,9 +26,9 @@ class SearchSpace:
     def __init__(self, num_blocks: int = 5, ops: Sequence[str] = G.PAPER_OPS, combines: Sequence[str] = ("add",)):
         unknown = [op for op in ops if op not in G.OPS] + [c for c in combines if c not in G.COMBINES]
         if unknown:
-            raise ValueError(f"not in the op/combine vocabulary: {unknown}")
+            raise SearchError(f"not in the op/combine vocabulary: {unknown}")
         if num_blocks < 1 or not ops or not combines:
-            raise ValueError("a search space needs at least one block, one op and one combine")
+            raise SearchError("a search space needs at least one block, one op and one combine")
         self.num_blocks, self.ops, self.combines = num_blocks, tuple(ops), tuple(combines)
         self.decisions: List[Decision] = []
         for cell in ("normal", "reduction"):
@@ -56,7 +57,7 @@ class SearchSpace:
         """Decision indices -> a validated genotype. The output concat is the paper's (unused
         states) unless ``concat`` gives {"normal": [...], "reduction": [...]}."""
         if len(indices) != len(self.decisions):
-            raise ValueError(f"expected {len(self.decisions)} decisions, got {len(indices)}")
+            raise SearchError(f"expected {len(self.decisions)} decisions, got {len(indices)}")
         values = [d.choices[i] for d, i in zip(self.decisions, indices)]
         per_block = 5 if len(self.combines) > 1 else 4
         cells = {}
@@ -73,15 +74,15 @@ class SearchSpace:
         indices = []
         for cell_name, cell in (("normal", genotype.normal), ("reduction", genotype.reduction)):
             if len(cell.blocks) != self.num_blocks:
-                raise ValueError(f"{cell_name} cell has {len(cell.blocks)} blocks, the space {self.num_blocks}")
+                raise SearchError(f"{cell_name} cell has {len(cell.blocks)} blocks, the space {self.num_blocks}")
             for b in cell.blocks:
                 values = list(b.inputs) + list(b.ops) + ([b.combine] if len(self.combines) > 1 else [])
                 if len(self.combines) == 1 and b.combine != self.combines[0]:
-                    raise ValueError(f"combine {b.combine!r} is not in this space ({self.combines})")
+                    raise SearchError(f"combine {b.combine!r} is not in this space ({self.combines})")
                 for value in values:
                     d = self.decisions[len(indices)]
                     if value not in d.choices:
-                        raise ValueError(f"{cell_name} block {d.block}: {value!r} is not a choice of {d.kind} {d.choices}")
+                        raise SearchError(f"{cell_name} block {d.block}: {value!r} is not a choice of {d.kind} {d.choices}")
                     indices.append(d.choices.index(value))
         return indices
 

@@ -20,6 +20,7 @@ from typing import List, Optional
 import torch
 import torch.nn as nn
 
+from ..errors import SearchError
 from .space import SearchSpace
 
 
@@ -62,7 +63,7 @@ class RegularizedEvolution(Strategy):
     def __init__(self, space: SearchSpace, seed: int = 0, population_size: int = 20, sample_size: int = 5):
         super().__init__(space, seed)
         if not 1 <= sample_size <= population_size:
-            raise ValueError(f"need 1 <= sample_size ({sample_size}) <= population_size ({population_size})")
+            raise SearchError(f"need 1 <= sample_size ({sample_size}) <= population_size ({population_size})")
         self.population_size, self.sample_size = population_size, sample_size
         self.population: collections.deque = collections.deque()  # (decisions, reward), oldest first
         self.asked = 0
@@ -188,7 +189,7 @@ STRATEGIES = {"random": RandomSearch, "ppo": PPOController, "evolution": Regular
 
 def build_strategy(name: str, space: SearchSpace, seed: int = 0, **options) -> Strategy:
     if name not in STRATEGIES:
-        raise ValueError(f"unknown strategy {name!r}; known: {', '.join(STRATEGIES)}")
+        raise SearchError(f"unknown strategy {name!r}; known: {', '.join(STRATEGIES)}")
     return STRATEGIES[name](space, seed=seed, **options)
 
 

@@ -1,0 +1,54 @@
+"""What every command-line tool shares: one-line errors and non-zero exits for bad input."""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import typing
+from typing import Callable, Iterable, Optional, Sequence
+
+from .errors import UserError, one_line
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse, but a bad option is one line (``error: ...``) and exit status 2, like any user error."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str):
+        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
+
+
+def one_line_errors(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Give a parser built elsewhere (e.g. Detectron2's ``default_argument_parser``) one-line errors."""
+    parser.error = lambda message: parser.exit(2, f"error: {message} (see {parser.prog} --help)\n")
+    return parser
+
+
+def run(main: Callable[[Optional[Sequence[str]]], object], argv: Optional[Sequence[str]] = None):
+    """Call ``main(argv)``; a :class:`UserError` becomes ``error: <message>`` on stderr and exit 1."""
+    try:
+        return main(argv)
+    except UserError as e:
+        sys.exit(f"error: {one_line(e)}")
+
+
+def add_dataclass_options(parser: argparse.ArgumentParser, cls, prefix: str = "", skip: Iterable[str] = (),
+                          choices: Optional[dict] = None) -> None:
+    """One ``--flag`` per dataclass field (``--prefix-field-name``), typed from its annotation;
+    booleans get ``--x/--no-x``. ``choices`` maps field names to their allowed values."""
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        if f.name in skip:
+            continue
+        kind = hints[f.name]
+        flag = "--" + prefix + f.name.replace("_", "-")
+        default = f.default if f.default is not dataclasses.MISSING else None
+        if kind is bool:
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default)
+            continue
+        base = typing.get_args(kind)[0] if typing.get_origin(kind) is typing.Union else kind
+        parser.add_argument(flag, type=base, default=default, choices=(choices or {}).get(f.name),
+                            help=f"default: {default}")

@@ -1,0 +1,208 @@
+"""Faults, run for real: kill -9 of the search, of its workers, mid-write, of pretraining and of
+detection training, each followed by --resume; and the torn trial line that used to lose records."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from nasnet_det.io import torch_save
+from nasnet_det.search.runner import SearchConfig, run_search
+from nasnet_det.search.trials import TrialLog
+
+TOOLS = os.path.join(os.path.dirname(__file__), "..", "tools")
+HELPERS = os.path.dirname(__file__)
+
+
+def _env():
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([HELPERS, os.environ.get("PYTHONPATH", "")]),
+            "PYTHONWARNINGS": "ignore"}
+
+
+def _children(pid):
+    """pids whose parent is ``pid`` (Linux /proc)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    stat = f.read()
+            except OSError:
+                continue
+            if int(stat[stat.rfind(")") + 2:].split()[1]) == pid:
+                found.append(int(entry))
+    return found
+
+
+def _alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ")[-1][0] != "Z"
+    except OSError:
+        return False
+
+
+def _wait_for(condition, timeout=120.0, every=0.2):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError("timed out")
+
+
+def test_a_torn_trial_line_is_cut_off_so_no_record_is_lost(tmp_path):
+    cfg = SearchConfig(strategy="random", budget=3, workers=1, evaluator="synthetic", out=str(tmp_path / "s"),
+                       progress=False)
+    run_search(cfg)
+    log = TrialLog(os.path.join(cfg.out, "trials.jsonl"))
+    with open(log.path, "a") as f:
+        f.write('{"id": 3, "genotype": {"name": "chi')  # a kill in the middle of an append
+    done = run_search(SearchConfig(**{**cfg.__dict__, "budget": 5}), resume=True)
+    lines = open(log.path).read().splitlines()
+    assert len(done) == 5 and len(lines) == 5
+    records = [json.loads(line) for line in lines]  # every line is a whole record again
+    assert sorted(r["id"] for r in records if r["final"]) == [0, 1, 2, 3, 4]
+    again = run_search(SearchConfig(**{**cfg.__dict__, "budget": 5}), resume=True)  # nothing beyond the budget
+    assert len(again) == 5 and len(open(log.path).read().splitlines()) == 5
+
+
+def _start_search(out, *extra):
+    args = [sys.executable, os.path.join(TOOLS, "search.py"), "--evaluator", "synthetic", "--synthetic-seconds", "600",
+            "--budget", "4", "--workers", "2", "--out", out, "--no-progress", *extra]
+    return subprocess.Popen(args, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def test_kill_9_of_the_search_ends_its_local_workers(tmp_path):
+    proc = _start_search(str(tmp_path / "s"))
+    try:
+        workers = _wait_for(lambda: [p for p in _children(proc.pid) if "spawn_main" in open(f"/proc/{p}/cmdline").read()]
+                            if len(_children(proc.pid)) >= 3 else None)
+        assert len(workers) == 2
+        time.sleep(1.0)  # the workers are in their children now
+        os.kill(proc.pid, signal.SIGKILL)  # the search alone, not its process group
+        proc.wait()
+        _wait_for(lambda: not any(_alive(w) for w in workers), timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def test_kill_9_of_a_ray_driver_leaves_nothing_running(tmp_path):
+    pytest.importorskip("ray")
+    proc = _start_search(str(tmp_path / "s"), "--backend", "ray")
+    try:
+        def descendants():
+            found, todo = [], [proc.pid]
+            while todo:
+                kids = _children(todo.pop())
+                found += kids
+                todo += kids
+            return found
+
+        def tasks_running():
+            named = [p for p in descendants() if "_run_evaluation" in open(f"/proc/{p}/cmdline", "rb").read().decode(errors="ignore")]
+            return named if len(named) == 2 else None
+
+        _wait_for(tasks_running, timeout=180, every=1.0)
+        before = [p for p in descendants() if "reaper" not in open(f"/proc/{p}/cmdline", "rb").read().decode(errors="ignore")]
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        _wait_for(lambda: not any(_alive(p) for p in before), timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+WRITER = """
+import sys, torch
+from nasnet_det.io import torch_save
+for version in range(1000):
+    torch_save({"version": version, "data": torch.full((2_000_000,), float(version))}, sys.argv[1])
+    print(version, flush=True)
+"""
+
+
+def test_kill_9_in_the_middle_of_a_checkpoint_write_keeps_a_whole_file(tmp_path):
+    path = str(tmp_path / "checkpoint.pth")
+    for round in range(3):
+        proc = subprocess.Popen([sys.executable, "-c", WRITER, path], stdout=subprocess.PIPE, text=True, env=_env())
+        for _ in range(2 + round):
+            proc.stdout.readline()
+        time.sleep(0.013 * (round + 1))  # somewhere inside a later write
+        proc.kill()
+        proc.wait()
+        state = torch.load(path, weights_only=True)  # the last complete version, never half of one
+        assert torch.equal(state["data"], torch.full((2_000_000,), float(state["version"])))
+    torch_save({"version": -1}, path)  # the next write clears the dead writers' temporaries
+    assert sorted(os.listdir(tmp_path)) == ["checkpoint.pth"]
+
+
+PRETRAIN = ["--arch", "1@96", "--img-size", "16", "--epochs", "3", "--batch-size", "64", "--workers", "0",
+            "--no-progress", "--lr", "0.02"]
+
+
+def test_kill_9_of_pretraining_then_resume_equals_an_uninterrupted_run(tmp_path):
+    tool = os.path.join(TOOLS, "pretrain.py")
+    straight = str(tmp_path / "straight")
+    subprocess.run([sys.executable, tool, *PRETRAIN, "--out", straight], check=True, env=_env(),
+                   capture_output=True, timeout=600)
+    killed = str(tmp_path / "killed")
+    proc = subprocess.Popen([sys.executable, tool, *PRETRAIN, "--out", killed], env=_env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _wait_for(lambda: os.path.exists(os.path.join(killed, "checkpoint.pth")) or proc.poll() is not None, timeout=600)
+    proc.kill()
+    proc.wait()
+    assert not os.path.exists(os.path.join(killed, "backbone.pth")), "killed too late: the run had finished"
+    resumed = subprocess.run([sys.executable, tool, *PRETRAIN, "--out", killed, "--resume"], env=_env(),
+                             capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "resumed from" in resumed.stderr
+    a, b = (json.load(open(os.path.join(d, "metrics.json"))) for d in (straight, killed))
+    drop = ("img_per_s",)
+    assert [{k: v for k, v in h.items() if k not in drop} for h in a["history"]] == \
+           [{k: v for k, v in h.items() if k not in drop} for h in b["history"]]
+    weights = [torch.load(os.path.join(d, "backbone.pth"), weights_only=True)["model"] for d in (straight, killed)]
+    assert weights[0].keys() == weights[1].keys() and all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+
+
+def test_kill_9_of_detection_training_then_resume_continues_from_the_last_checkpoint(tmp_path):
+    pytest.importorskip("detectron2")
+    from nasnet_det.data.shapes import generate
+
+    sets = generate(str(tmp_path / "shapes"), train=8, val=4, size=64, seed=0)
+    out = str(tmp_path / "det")
+    args = [sys.executable, os.path.join(TOOLS, "train_net.py"), "--config", "Base-NASNet-FPN.yaml",
+            "MODEL.DEVICE", "cpu", "MODEL.NASNET.ARCH", "1@192", "MODEL.NASNET.STEM_MULTIPLIER", "1.0",
+            "MODEL.FPN.OUT_CHANNELS", "32", "MODEL.ROI_BOX_HEAD.FC_DIM", "64", "MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE", "32",
+            "MODEL.RPN.POST_NMS_TOPK_TRAIN", "100", "MODEL.RPN.POST_NMS_TOPK_TEST", "50",
+            "DATASETS.TRAIN", f"('{sets['train']}',)", "DATASETS.TEST", f"('{sets['val']}',)",
+            "INPUT.MIN_SIZE_TRAIN", "(64,)", "INPUT.MAX_SIZE_TRAIN", "64", "INPUT.MIN_SIZE_TEST", "64",
+            "INPUT.MAX_SIZE_TEST", "64", "SOLVER.IMS_PER_BATCH", "2", "SOLVER.BASE_LR", "0.01", "SOLVER.STEPS", "()",
+            "SOLVER.WARMUP_ITERS", "2", "SOLVER.MAX_ITER", "40", "SOLVER.CHECKPOINT_PERIOD", "5",
+            "DATALOADER.NUM_WORKERS", "0", "SEED", "1", "OUTPUT_DIR", out]
+    proc = subprocess.Popen(args, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    tag = os.path.join(out, "last_checkpoint")
+    _wait_for(lambda: (os.path.exists(tag) and open(tag).read() >= "model_0000014.pth") or proc.poll() is not None,
+              timeout=600)
+    proc.kill()
+    proc.wait()
+    last = open(tag).read().strip()
+    assert last != "model_final.pth", "killed too late: the run had finished"
+    torch.load(os.path.join(out, last), weights_only=False)  # the tagged checkpoint is whole
+    resumed = subprocess.run(args[:2] + ["--resume"] + args[2:], env=_env(), capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    start = int(last[len("model_"):-len(".pth")]) + 1
+    assert f"Starting training from iteration {start}" in resumed.stdout + resumed.stderr
+    assert open(tag).read().strip() == "model_final.pth"
+    with open(os.path.join(out, "eval_results.json")) as f:
+        bbox = json.load(f)[sets["val"]]["bbox"]
+    assert set(bbox) >= {"AP", "AP50"}
+    iterations = [json.loads(line)["iteration"] for line in open(os.path.join(out, "metrics.json"))
+                  if line.strip() and "total_loss" in line]
+    assert max(iterations) == 39 and min(i for i in iterations if i >= start) >= start
