@@ -198,7 +198,9 @@ def test_kill_9_of_detection_training_then_resume_continues_from_the_last_checkp
     resumed = subprocess.run(args[:2] + ["--resume"] + args[2:], env=_env(), capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     start = int(last[len("model_"):-len(".pth")]) + 1
-    assert f"Starting training from iteration {start}" in resumed.stdout + resumed.stderr
+    log = resumed.stdout + resumed.stderr
+    assert f"Starting training from iteration {start}" in log
+    assert "MODEL.ROI_HEADS.NUM_CLASSES: 80 -> 3" in log  # the package's own log lines reach the CLI's output
     assert open(tag).read().strip() == "model_final.pth"
     with open(os.path.join(out, "eval_results.json")) as f:
         bbox = json.load(f)[sets["val"]]["bbox"]
