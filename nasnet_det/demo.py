@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Optional
 
-from . import genotypes as G
+from . import genotypes
 from .errors import ConfigError
 from .io import atomic_path, write_json, write_text
 from .search.child import ChildConfig
@@ -69,7 +69,7 @@ def _stage(title: str):
     print(f"\n==== {title}", flush=True)
 
 
-def _arch(genotype: G.Genotype, filters: int) -> str:
+def _arch(genotype: genotypes.Genotype, filters: int) -> str:
     # one normal cell per stage; width = filters x concatenated states x 4 (two reductions)
     return f"1@{len(genotype.normal.output_states()) * 4 * filters}"
 
@@ -191,7 +191,7 @@ def run_demo(cfg: DemoConfig) -> dict:
     for name in ("genotype.json", "search_curve.png"):
         shutil.copyfile(os.path.join(search_dir, name), os.path.join(cfg.out, name))
     genotype_path = os.path.join(cfg.out, "genotype.json")
-    genotype = G.get(genotype_path)
+    genotype = genotypes.get(genotype_path)
     for cell in ("normal", "reduction"):
         draw_cell(getattr(genotype, cell), os.path.join(cfg.out, f"cell_{cell}.png"), f"searched {cell} cell")
     timings["search"] = time.time() - t

@@ -58,8 +58,20 @@ PAPER_OPS: Tuple[str, ...] = (
     "sep_conv_5x5",
     "sep_conv_7x7",
 )
-# Extra ops that published cells of the same space need (DARTS cells use 5x5 dilated convs).
-OPS: Tuple[str, ...] = PAPER_OPS + ("dil_conv_5x5",)
+
+
+def op_names() -> Tuple[str, ...]:
+    """Every op a genotype may name: the keys of the op table, :data:`nasnet_det.modeling.ops.OPS`
+    (the paper's 13, then ``dil_conv_5x5`` for DARTS cells). A new op is one line there."""
+    from .modeling.ops import OPS as TABLE  # imported on use: the table's module needs torch
+
+    return tuple(TABLE)
+
+
+def __getattr__(name: str):
+    if name == "OPS":  # the vocabulary, as a module constant
+        return op_names()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 # add, concat (paper, NASNet-A space); add+LayerNorm, add+InstanceNorm (NASNet-B/C spaces).
 COMBINES: Tuple[str, ...] = ("add", "concat", "add_layernorm", "add_instancenorm")
@@ -171,8 +183,9 @@ def _canonical_op(op: str, where: str, darts: bool = False) -> str:
     if op == "none" and darts:
         raise GenotypeError(f"{where}: DARTS' 'none' is the zero op and cannot appear in a final cell")
     op = _ALIASES.get(op, op)
-    if op not in OPS:
-        raise GenotypeError(f"{where}: unknown op {op!r}; known ops: {', '.join(OPS)}")
+    known = op_names()
+    if op not in known:
+        raise GenotypeError(f"{where}: unknown op {op!r}; known ops: {', '.join(known)}")
     return op
 
 

@@ -6,7 +6,7 @@ import shutil
 import subprocess
 from typing import Optional
 
-from . import genotypes as G
+from . import genotypes
 from .errors import UserError
 from .io import atomic_path
 
@@ -14,7 +14,7 @@ _COMBINE_LABEL = {"add": "add", "concat": "concat", "add_layernorm": "add+LN", "
 _STATE_NAMES = {0: "h[i]\n(current)", 1: "h[i-1]\n(previous)"}
 
 
-def _dot_source(cell: G.Cell, title: str) -> str:
+def _dot_source(cell: genotypes.Cell, title: str) -> str:
     lines = ["digraph cell {", "rankdir=LR;", f'label="{title}"; labelloc=t;',
              'node [fontname="Helvetica", fontsize=11];']
     lines += [f's{i} [label="{_STATE_NAMES[i]}", shape=box, style=filled, fillcolor="#a8d8ea"];' for i in (0, 1)]
@@ -28,7 +28,7 @@ def _dot_source(cell: G.Cell, title: str) -> str:
     return "\n".join(lines + ["}"])
 
 
-def _draw_matplotlib(cell: G.Cell, title: str, path: str) -> None:
+def _draw_matplotlib(cell: genotypes.Cell, title: str, path: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -72,7 +72,7 @@ def _draw_matplotlib(cell: G.Cell, title: str, path: str) -> None:
     plt.close(fig)
 
 
-def draw_cell(cell: G.Cell, path: str, title: str = "", engine: Optional[str] = None) -> str:
+def draw_cell(cell: genotypes.Cell, path: str, title: str = "", engine: Optional[str] = None) -> str:
     """Draw one cell to a PNG: inputs, ops, combine nodes, output concat.
 
     ``engine``: "graphviz" (needs the ``dot`` program), "matplotlib", or None for graphviz when
@@ -97,6 +97,6 @@ def draw_cell(cell: G.Cell, path: str, title: str = "", engine: Optional[str] = 
 
 def draw_genotype(genotype, out_prefix: str, engine: Optional[str] = None) -> dict:
     """``<prefix>_normal.png`` and ``<prefix>_reduction.png``; returns their paths."""
-    g = G.get(genotype)
+    g = genotypes.get(genotype)
     return {name: draw_cell(getattr(g, name), f"{out_prefix}_{name}.png", f"{g.name or 'genotype'}: {name} cell", engine)
             for name in ("normal", "reduction")}

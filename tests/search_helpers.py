@@ -1,13 +1,13 @@
 """Evaluators that misbehave on purpose, run inside the search's worker processes."""
 import os
 
-from nasnet_det import genotypes as G
+from nasnet_det import genotypes
 from nasnet_det.search.runner import synthetic_evaluator
 
 
 def flaky(genotype_dict, options):
     """Raises for cells whose first op is a 3x3 pool, returns NaN when it is a plain conv."""
-    first = G.Genotype.from_dict(genotype_dict).normal.blocks[0].ops[0]
+    first = genotypes.Genotype.from_dict(genotype_dict).normal.blocks[0].ops[0]
     if first.endswith("pool_3x3"):
         raise RuntimeError(f"simulated out of memory ({first})")
     if first.startswith("conv_"):

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from nasnet_det import cli
-from nasnet_det import genotypes as G
+from nasnet_det import genotypes
 from nasnet_det.errors import (CheckpointError, ConfigError, DataError, GenotypeError, InputError, SearchError,
                                UserError, one_line)
 from nasnet_det.modeling import build_nasnet
@@ -253,17 +253,17 @@ API_CASES = [
     ("forward-grayscale", lambda t: _net().eval()(torch.randn(1, 1, 32, 32)), InputError,
      r"expects images of shape \(N, 3, H, W\), got \(1, 1, 32, 32\): convert grayscale"),
     ("forward-no-batch", lambda t: _net().eval()(torch.randn(3, 32, 32)), InputError, r"got \(3, 32, 32\)"),
-    ("darts-not-pairs", lambda t: G.from_darts(["sep_conv_3x3", "skip_connect"], [2], [("max_pool_3x3", 0)] * 2, [2]),
+    ("darts-not-pairs", lambda t: genotypes.from_darts(["sep_conv_3x3", "skip_connect"], [2], [("max_pool_3x3", 0)] * 2, [2]),
      GenotypeError, r"entry 0: expected an \(op name, input index\) pair, got 'sep_conv_3x3'"),
-    ("darts-concat-none", lambda t: G.from_darts([("sep_conv_3x3", 0)] * 2, None, [("max_pool_3x3", 0)] * 2, [2]),
+    ("darts-concat-none", lambda t: genotypes.from_darts([("sep_conv_3x3", 0)] * 2, None, [("max_pool_3x3", 0)] * 2, [2]),
      GenotypeError, r"the concat must be a list of state indices, got None"),
-    ("darts-zero-op", lambda t: G.from_darts([("none", 0), ("sep_conv_3x3", 1)], [2], [("max_pool_3x3", 0)] * 2, [2]),
+    ("darts-zero-op", lambda t: genotypes.from_darts([("none", 0), ("sep_conv_3x3", 1)], [2], [("max_pool_3x3", 0)] * 2, [2]),
      GenotypeError, r"DARTS' 'none' is the zero op"),
-    ("genotype-concat-int", lambda t: G.Genotype.from_dict({"normal": {"blocks": [[0, 1, "identity", "identity"]], "concat": 7},
+    ("genotype-concat-int", lambda t: genotypes.Genotype.from_dict({"normal": {"blocks": [[0, 1, "identity", "identity"]], "concat": 7},
                                                            "reduction": [[0, 1, "identity", "identity"]]}),
      GenotypeError, r"'concat' must be a list"),
-    ("genotype-not-utf8", lambda t: G.get(str(_write(t, "g.json", b"\xff\xfe{}"))), GenotypeError, r"not a UTF-8 text file"),
-    ("genotype-dict", lambda t: G.get({"normal": [[0, 1, "identity", "bogus_op"]], "reduction": [[0, 1, "identity", "identity"]]}),
+    ("genotype-not-utf8", lambda t: genotypes.get(str(_write(t, "g.json", b"\xff\xfe{}"))), GenotypeError, r"not a UTF-8 text file"),
+    ("genotype-dict", lambda t: genotypes.get({"normal": [[0, 1, "identity", "bogus_op"]], "reduction": [[0, 1, "identity", "identity"]]}),
      GenotypeError, r"unknown op 'bogus_op'"),
     ("search-config-backend", lambda t: __import__("nasnet_det.search.runner", fromlist=["x"]).SearchConfig(backend="bogus"),
      SearchError, r"unknown backend 'bogus'; use one of local, ray"),
@@ -273,7 +273,7 @@ API_CASES = [
      ConfigError, r"epochs must be"),
     ("data-img-size-0", lambda t: __import__("nasnet_det.data", fromlist=["x"]).build("digits", 0), DataError,
      r"image size must be a positive number of pixels, got 0"),
-    ("draw-engine-unknown", lambda t: __import__("nasnet_det.viz", fromlist=["x"]).draw_cell(G.NASNET_A.normal, str(t / "c.png"),
+    ("draw-engine-unknown", lambda t: __import__("nasnet_det.viz", fromlist=["x"]).draw_cell(genotypes.NASNET_A.normal, str(t / "c.png"),
                                                                                              engine="tikz"),
      UserError, r"unknown drawing engine 'tikz'"),
 ]

@@ -8,7 +8,7 @@ import sys
 import pytest
 from PIL import Image
 
-from nasnet_det import genotypes as G
+from nasnet_det import genotypes
 from nasnet_det.data.shapes import CLASSES, generate
 
 pytest.importorskip("detectron2")
@@ -63,7 +63,7 @@ def test_demo_pipeline_with_a_tiny_budget(tmp_path):
     result = run_demo(cfg)
     for name in ("cell_normal.png", "cell_reduction.png", "search_curve.png", "detections.png"):
         assert _png(os.path.join(out, name))[0] > 100, name
-    genotype = G.get(os.path.join(out, "genotype.json"))
+    genotype = genotypes.get(os.path.join(out, "genotype.json"))
     from nasnet_det.modeling import build_nasnet
 
     build_nasnet(genotype, num_cells=3, num_conv_filters=4, num_classes=3)
@@ -91,5 +91,5 @@ def test_demo_pipeline_with_a_tiny_budget(tmp_path):
     assert os.path.getmtime(pretrain_ckpt) == pretrained_at
     assert os.path.isfile(os.path.join(det_dir, "model_final.pth"))
     assert os.path.getmtime(early) == early_at  # continued after iteration 2, not restarted
-    assert G.get(os.path.join(out, "genotype.json")) == genotype
+    assert genotypes.get(os.path.join(out, "genotype.json")) == genotype
     assert resumed["pretrain"] == result["pretrain"]

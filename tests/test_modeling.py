@@ -2,9 +2,9 @@ import pytest
 import torch
 
 import nasnet_det as nd
-from nasnet_det import genotypes as G
+from nasnet_det import genotypes
 from nasnet_det.modeling import NASNetConfig, build_nasnet, cell_plan, parse_arch
-from nasnet_det.modeling.cell import Cell
+from nasnet_det.modeling.cell import CellModule
 from nasnet_det.modeling.complexity import count_mult_adds, count_params
 from nasnet_det.modeling.ops import drop_path
 
@@ -63,7 +63,7 @@ def test_cell_layout_matches_released_graphs():
 
 
 def test_arch_strings():
-    nasnet_a = G.get("nasnet_a")
+    nasnet_a = genotypes.get("nasnet_a")
     assert parse_arch("6@4032", nasnet_a) == (18, 168)
     assert parse_arch("4 @ 1056", nasnet_a) == (12, 44)
     assert parse_arch("6@768", nasnet_a) == (18, 32)
@@ -116,15 +116,15 @@ def test_cifar_stem_strides():
 
 
 def _all_ops_genotype():
-    ops = list(G.OPS)
+    ops = list(genotypes.OPS)
     blocks = []
     for k in range(0, len(ops), 2):  # every op reads a cell input and a block output somewhere
         pair = ops[k:k + 2] + ops[:1] * (2 - len(ops[k:k + 2]))
         blocks.append((0 if k == 0 else 1 + k // 2, 1, pair[0], pair[1]))
-    combines = list(G.COMBINES)
-    cell = G.Cell(tuple(G.Block(tuple(b[:2]), tuple(b[2:]), combines[i % len(combines)])
+    combines = list(genotypes.COMBINES)
+    cell = genotypes.Cell(tuple(genotypes.Block(tuple(b[:2]), tuple(b[2:]), combines[i % len(combines)])
                         for i, b in enumerate(blocks)))
-    return G.make(normal=cell, reduction=cell, name="all_ops")
+    return genotypes.make(normal=cell, reduction=cell, name="all_ops")
 
 
 @pytest.mark.parametrize("stem", ["imagenet", "cifar"])
@@ -144,7 +144,7 @@ def test_unadjusted_first_cell_input_is_concatenated_at_the_right_width():
     # NASNet-A's normal cell concatenates state 1; in the CIFAR stem's first cell that is the raw
     # stem output (3 x F wide), which TF brings to F with a 1x1 conv before the concat.
     model = nd.nasnet_a_cifar(num_cells=3)
-    assert "1" in model.cells["cell_0"].fix_output
+    assert "1" in model.cells["cell_0"].concat_adapters
     assert model.cells["cell_0"].out_channels == 6 * 32
 
 
@@ -162,13 +162,13 @@ def test_drop_path_is_per_example_and_unbiased():
 
 
 def test_drop_path_schedule_and_identity_exclusion():
-    identity_cell = G.Cell((G.Block((0, 1), ("identity", "identity")),), concat=(2,))
-    conv_cell = G.Cell((G.Block((0, 1), ("sep_conv_3x3", "identity")),), concat=(2,))
+    identity_cell = genotypes.Cell((genotypes.Block((0, 1), ("identity", "identity")),), concat=(2,))
+    conv_cell = genotypes.Cell((genotypes.Block((0, 1), ("sep_conv_3x3", "identity")),), concat=(2,))
     x, prev = torch.randn(8, 4, 6, 6), torch.randn(8, 4, 6, 6)
-    ident = Cell(identity_cell, 4, 4, 4, reduction=False, drop_path_ratio=1.0).eval()
+    ident = CellModule(identity_cell, 4, 4, 4, reduction=False, drop_path_ratio=1.0).eval()
     with torch.no_grad():
         assert torch.equal(ident(x, prev, torch.tensor(0.9)), ident(x, prev, None))
-    conv = Cell(conv_cell, 4, 4, 4, reduction=False, drop_path_ratio=1.0).eval()
+    conv = CellModule(conv_cell, 4, 4, 4, reduction=False, drop_path_ratio=1.0).eval()
     with torch.no_grad():
         plain = conv(x, prev, None)
         dropped = conv(x, prev, torch.tensor(0.9))  # keep = 0.1: most examples lose the conv branch

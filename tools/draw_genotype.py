@@ -9,7 +9,7 @@ Uses graphviz's `dot` when it is installed, matplotlib otherwise (--engine to ch
 import os
 
 from nasnet_det import cli
-from nasnet_det import genotypes as G
+from nasnet_det import genotypes
 from nasnet_det.viz import draw_cell
 
 
@@ -20,7 +20,7 @@ def main(argv=None):
     p.add_argument("--cell", choices=["normal", "reduction", "both"], default="both")
     p.add_argument("--engine", choices=["graphviz", "matplotlib"])
     args = p.parse_args(argv)
-    genotype = G.get(args.genotype)
+    genotype = genotypes.get(args.genotype)
     stem, ext = os.path.splitext(args.out)
     cells = ["normal", "reduction"] if args.cell == "both" else [args.cell]
     for name in cells:

@@ -1,4 +1,8 @@
-"""NASNet backbones for Detectron2: the paper's layout and an FPN layout."""
+"""NASNet backbones for Detectron2: the paper's layout and an FPN layout.
+
+The ``MODEL.NASNET`` keys are read in one place, :func:`nasnet_options`; every builder and the
+weight check go through it.
+"""
 from __future__ import annotations
 
 import logging
@@ -6,28 +10,32 @@ from typing import Dict, List
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from detectron2.layers import FrozenBatchNorm2d, ShapeSpec
 from detectron2.modeling import BACKBONE_REGISTRY, Backbone
 from detectron2.modeling.backbone.fpn import FPN, LastLevelMaxPool
 
 from ..errors import ConfigError
 from ..modeling import NASNet, build_nasnet
+from ..modeling.nasnet import resolve, split_point
 
 logger = logging.getLogger(__name__)
 
-PAIR = "pair16"  # the (previous, current) state pair at stride 16, concatenated
+PAIR_FEATURE = "pair16"  # the (previous, current) state pair at stride 16, concatenated
 
 
-def build_nasnet_from_cfg(cfg) -> NASNet:
-    """The NASNet that ``cfg.MODEL.NASNET`` describes, without a classifier. Config is read here only."""
+def nasnet_options(cfg) -> dict:
+    """``build_nasnet`` arguments for the NASNet that ``cfg.MODEL.NASNET`` describes (no classifier)."""
     c = cfg.MODEL.NASNET
-    return build_nasnet(
-        c.GENOTYPE, arch=c.ARCH, stem=c.STEM, stem_multiplier=c.STEM_MULTIPLIER, num_classes=0,
-        skip_reduction_layer_input=c.SKIP_REDUCTION_LAYER_INPUT,
-        reductions_in_num_cells=c.REDUCTIONS_IN_NUM_CELLS, drop_path_keep_prob=c.DROP_PATH_KEEP_PROB,
-        dense_dropout_keep_prob=1.0, avg_pool_pad=c.AVG_POOL_PAD,
-        activation_checkpointing=c.ACTIVATION_CHECKPOINTING, in_chans=len(cfg.MODEL.PIXEL_MEAN))
+    return dict(genotype=c.GENOTYPE, arch=c.ARCH, stem=c.STEM, stem_multiplier=c.STEM_MULTIPLIER, num_classes=0,
+                skip_reduction_layer_input=c.SKIP_REDUCTION_LAYER_INPUT,
+                reductions_in_num_cells=c.REDUCTIONS_IN_NUM_CELLS, drop_path_keep_prob=c.DROP_PATH_KEEP_PROB,
+                dense_dropout_keep_prob=1.0, avg_pool_pad=c.AVG_POOL_PAD,
+                activation_checkpointing=c.ACTIVATION_CHECKPOINTING, in_chans=len(cfg.MODEL.PIXEL_MEAN))
+
+
+def paper_split(cfg) -> str:
+    """The cell where the paper layout's first stage ends (the last one at stride 16)."""
+    return split_point(*resolve(**nasnet_options(cfg)))
 
 
 def convert_norm(module: nn.Module, norm: str) -> nn.Module:
@@ -41,44 +49,33 @@ def convert_norm(module: nn.Module, norm: str) -> nn.Module:
     raise ConfigError(f"MODEL.NASNET norm must be BN, FrozenBN or SyncBN, got {norm!r}")
 
 
-def split_point(net: NASNet) -> str:
-    """Where the paper's first stage ends: the last cell before the last reduction (stride 16)."""
-    return net.feature_info[-2]["module"]
-
-
 class NASNetBackbone(Backbone):
     """A NASNet as a Detectron2 backbone.
 
     Output features: ``stride<N>`` taps (ReLU'd output of the last cell at stride N) and/or
-    ``pair16``, the paper's RPN input: the last two stride-16 cell outputs concatenated. With
-    ``pair16`` the network ends there; the rest runs per ROI in :class:`NASNetROIHeads`.
+    ``pair16``, the paper's RPN input: the last two cell outputs of a network that ends at stride
+    16, concatenated (:func:`build_nasnet_backbone` builds it so; the rest of the NASNet runs per
+    ROI in :class:`~nasnet_det.detection.roi_heads.NASNetROIHeads`).
     """
 
     def __init__(self, net: NASNet, out_features: List[str], freeze_at: int = 0):
         super().__init__()
         taps = {f"stride{f['reduction']}": f for f in net.feature_info}
-        unknown = [f for f in out_features if f != PAIR and f not in taps]
+        unknown = [f for f in out_features if f != PAIR_FEATURE and f not in taps]
         if not out_features or unknown:
             raise ConfigError(f"MODEL.NASNET.OUT_FEATURES: unknown {unknown or out_features}; "
-                             f"this network has {[PAIR] + list(taps)}")
-        if PAIR in out_features:
-            net.split(split_point(net))
+                              f"this network has {[PAIR_FEATURE] + list(taps)}")
         self.net = net
         self._out_features = list(out_features)
-        self._tap_cells = {name: taps[name]["module"] for name in out_features if name != PAIR}
-        last = self.net.cell_names[-1]
-        pair = [self.net.cells[n].out_channels for n in self.net.cell_names[-2:]]
+        self._tap_cells = {name: taps[name]["module"] for name in out_features if name != PAIR_FEATURE}
         self._out_feature_channels = {n: taps[n]["num_chs"] for n in self._tap_cells}
         self._out_feature_strides = {n: taps[n]["reduction"] for n in self._tap_cells}
-        if PAIR in out_features:
-            self._out_feature_channels[PAIR] = sum(pair)
-            self._out_feature_strides[PAIR] = self._stride_of(last)
-        cells = [n for n in self._tap_cells.values() if n != "stem"]
-        self._last_cell = last if PAIR in out_features else max(cells, key=self.net.cell_names.index)
+        self._last_cell = None
+        if PAIR_FEATURE in out_features:
+            self._last_cell = net.cell_names[-1]
+            self._out_feature_channels[PAIR_FEATURE] = sum(net.plan[n].out_channels for n in net.cell_names[-2:])
+            self._out_feature_strides[PAIR_FEATURE] = net.plan[self._last_cell].stride
         self.freeze(freeze_at)
-
-    def _stride_of(self, cell: str) -> int:
-        return next(f["reduction"] for f in self.net.feature_info if f["module"] == cell)
 
     def freeze(self, freeze_at: int) -> None:
         """Fix the first ``freeze_at`` units of [stem, cell_stem_0, ...] (weights and BN)."""
@@ -99,27 +96,20 @@ class NASNetBackbone(Backbone):
         return max(self._out_feature_strides.values()) if len(self._out_features) > 1 else 0
 
     def forward(self, x: torch.Tensor) -> Dict[str, torch.Tensor]:
-        states = self.net.forward_stem(x)
-        taps = dict.fromkeys(self._tap_cells.values())
-        taps["stem"] = states[0]
-        end = self.net.cell_names.index(self._last_cell) + 1
-        states = self.net.run_cells(states, self.net.cell_names[:end], taps)
-        out = {name: (taps[cell] if cell == "stem" else F.relu(taps[cell]))
-               for name, cell in self._tap_cells.items()}
-        if PAIR in self._out_features:
-            out[PAIR] = torch.cat(states[-2:], dim=1)  # raw states: the second stage ReLUs itself
+        taps, states = self.net.forward_taps(x, list(self._tap_cells.values()), until=self._last_cell)
+        out = {name: taps[cell] for name, cell in self._tap_cells.items()}
+        if self._last_cell is not None:
+            out[PAIR_FEATURE] = torch.cat(states[-2:], dim=1)  # raw states: the second stage ReLUs itself
         return out
-
-    def output_shape(self) -> Dict[str, ShapeSpec]:
-        return {n: ShapeSpec(channels=self._out_feature_channels[n], stride=self._out_feature_strides[n])
-                for n in self._out_features}
 
 
 @BACKBONE_REGISTRY.register()
 def build_nasnet_backbone(cfg, input_shape: ShapeSpec) -> NASNetBackbone:
-    """The paper's layout (TF Object Detection API): NASNet up to the last stride-16 cell."""
+    """The paper's layout (TF Object Detection API): NASNet up to the last stride-16 cell, built
+    alone (the second stage builds the rest)."""
     c = cfg.MODEL.NASNET
-    net = convert_norm(build_nasnet_from_cfg(cfg), c.NORM)
+    last_cell = paper_split(cfg) if "pair16" in c.OUT_FEATURES else None
+    net = convert_norm(build_nasnet(**nasnet_options(cfg), last_cell=last_cell), c.NORM)
     return NASNetBackbone(net, list(c.OUT_FEATURES), c.FREEZE_AT)
 
 
@@ -127,7 +117,7 @@ def build_nasnet_backbone(cfg, input_shape: ShapeSpec) -> NASNetBackbone:
 def build_nasnet_fpn_backbone(cfg, input_shape: ShapeSpec) -> FPN:
     """NASNet taps at strides 4/8/16/32 into Detectron2's FPN (use with StandardROIHeads)."""
     c = cfg.MODEL.NASNET
-    bottom_up = NASNetBackbone(convert_norm(build_nasnet_from_cfg(cfg), c.NORM),
+    bottom_up = NASNetBackbone(convert_norm(build_nasnet(**nasnet_options(cfg)), c.NORM),
                                list(c.OUT_FEATURES), c.FREEZE_AT)
     return FPN(bottom_up=bottom_up, in_features=cfg.MODEL.FPN.IN_FEATURES,
                out_channels=cfg.MODEL.FPN.OUT_CHANNELS, norm=cfg.MODEL.FPN.NORM,

@@ -4,7 +4,8 @@ from __future__ import annotations
 from detectron2.modeling import ROI_HEADS_REGISTRY
 from detectron2.modeling.roi_heads import Res5ROIHeads
 
-from .backbone import build_nasnet_from_cfg, convert_norm, split_point
+from ..modeling import build_cell_stack
+from .backbone import convert_norm, nasnet_options, paper_split
 
 
 @ROI_HEADS_REGISTRY.register()
@@ -14,12 +15,12 @@ class NASNetROIHeads(Res5ROIHeads):
     Each ROI is cropped from the first stage's ``pair16`` map (the previous and current cell
     outputs, concatenated), split back into the two states, and run through the reduction cell
     and the remaining normal cells; ReLU, spatial mean and the box/class layers follow, as in
-    Res5ROIHeads. Its parameters keep the classification network's names (``cells.cell_12...``),
-    so ImageNet weights land here by name.
+    Res5ROIHeads. Only these cells are built, and they keep the classification network's names
+    (``cells.cell_12...``), so ImageNet weights land here by name.
     """
 
     @classmethod
     def _build_res5_block(cls, cfg):
-        net = build_nasnet_from_cfg(cfg)
-        stage = convert_norm(net.split(split_point(net)), cfg.MODEL.NASNET.HEAD_NORM)
+        stage = convert_norm(build_cell_stack(**nasnet_options(cfg), after=paper_split(cfg)),
+                             cfg.MODEL.NASNET.HEAD_NORM)
         return stage, stage.out_channels

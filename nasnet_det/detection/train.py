@@ -16,11 +16,12 @@ from detectron2.data import MetadataCatalog
 from detectron2.utils import comm
 from detectron2.utils.logger import setup_logger
 
-from .. import genotypes as G
+from .. import genotypes
 from ..cli import one_line_errors
 from ..errors import CheckpointError, ConfigError, one_line
 from ..io import torch_save, write_json, write_text
-from ..modeling.nasnet import CellRunner, CellStack, NASNet, parse_arch
+from ..modeling.nasnet import CellRunner, CellStack, NASNet, resolve
+from .backbone import nasnet_options
 from .config import add_nasnet_config
 from .datasets import CheckedDatasetMapper, register_cfg_datasets
 
@@ -103,15 +104,13 @@ def check_weights_fit(meta: dict, cfg, path: str = "MODEL.WEIGHTS") -> None:
     Detectron2's checkpointer only warns about mis-shaped tensors and skips them; a backbone
     silently left at random init is worse than an error.
     """
-    c = cfg.MODEL.NASNET
-    genotype = G.get(c.GENOTYPE)
-    num_cells, filters = parse_arch(c.ARCH, genotype, c.STEM)
-    saved_genotype = G.Genotype.from_dict(meta["genotype"], where=path)
+    genotype, ours = resolve(**nasnet_options(cfg))
+    saved_genotype = genotypes.Genotype.from_dict(meta["genotype"], where=path)
     saved = meta["config"]
-    ours = {"num_cells": num_cells, "num_conv_filters": filters, "stem": c.STEM,
-            "stem_multiplier": c.STEM_MULTIPLIER, "skip_reduction_layer_input": c.SKIP_REDUCTION_LAYER_INPUT,
-            "reductions_in_num_cells": c.REDUCTIONS_IN_NUM_CELLS}
-    diff = [f"{k} {saved.get(k)!r} vs {v!r}" for k, v in ours.items() if saved.get(k) != v]
+    # what decides the tensors' names and shapes (not drop path, checkpointing or the classifier)
+    keys = ("num_cells", "num_conv_filters", "stem", "stem_multiplier", "skip_reduction_layer_input",
+            "reductions_in_num_cells", "filter_scaling_rate", "num_reduction_layers", "in_chans")
+    diff = [f"{k} {saved.get(k)!r} vs {getattr(ours, k)!r}" for k in keys if saved.get(k) != getattr(ours, k)]
     if (saved_genotype.normal, saved_genotype.reduction) != (genotype.normal, genotype.reduction):
         diff.insert(0, f"genotype {saved_genotype.name or 'from file'!r} vs {genotype.name!r}")
     if diff:

@@ -8,10 +8,19 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..genotypes import Cell as CellGenotype
-from .ops import ConvBN, FactorizedReduction, build_op, combine_norm, drop_path, needs_relu
+from .ops import ConvBN, FactorizedReduction, build_op, combine_norm, drop_path, reads_relu
 
 
-class Block(nn.Module):
+def cell_out_channels(genotype: CellGenotype, channels: int) -> int:
+    """Width of a cell's output: its concatenated states, ``channels`` wide each (twice that for a
+    block whose combine is ``concat``; cell inputs are brought to ``channels`` first)."""
+    return sum(2 * channels if i >= 2 and genotype.blocks[i - 2].combine == "concat" else channels
+               for i in genotype.output_states())
+
+
+class BlockModule(nn.Module):
+    """One block's two ops and its combine (the cell runs them, sharing ReLUs between ops)."""
+
     def __init__(self, op_a: nn.Module, op_b: nn.Module, combine: str, channels: int):
         super().__init__()
         self.op_a, self.op_b = op_a, op_b
@@ -19,8 +28,8 @@ class Block(nn.Module):
         self.concat = combine == "concat"
 
 
-class Cell(nn.Module):
-    """A normal or reduction cell.
+class CellModule(nn.Module):
+    """A normal or reduction cell, built from its genotype (:class:`nasnet_det.genotypes.Cell`).
 
     Args:
         genotype: the cell's blocks and output states.
@@ -57,7 +66,7 @@ class Cell(nn.Module):
         for b in genotype.blocks:
             ops = [build_op(op, widths[i], channels, 2 if (reduction and i < 2) else 1, avg_pool_pad)
                    for op, i in zip(b.ops, b.inputs)]
-            self.blocks.append(Block(ops[0], ops[1], b.combine, channels))
+            self.blocks.append(BlockModule(ops[0], ops[1], b.combine, channels))
             self.inputs.append(tuple(b.inputs))
             self.drop_ops.append(tuple(op != "identity" for op in b.ops))
             widths.append(2 * channels if b.combine == "concat" else channels)
@@ -65,13 +74,14 @@ class Cell(nn.Module):
         # Output concat: cell inputs that are concatenated must match the output resolution and
         # width (nasnet_utils._combine_unused_states); block outputs already do.
         self.concat = tuple(genotype.output_states())
-        self.fix_output = nn.ModuleDict()
+        self.concat_adapters = nn.ModuleDict()
         for i in self.concat:
             if i < 2 and (reduction or widths[i] != channels):
-                fix = FactorizedReduction if reduction else ConvBN
-                self.fix_output[str(i)] = fix(widths[i], channels, relu_input=False)
+                adapter = FactorizedReduction if reduction else ConvBN
+                self.concat_adapters[str(i)] = adapter(widths[i], channels, relu_input=False)
                 widths[i] = channels
         self.out_channels = sum(widths[i] for i in self.concat)
+        assert self.out_channels == cell_out_channels(genotype, channels)
 
     def forward(self, x: torch.Tensor, prev: Optional[torch.Tensor],
                 drop_prob: Optional[torch.Tensor] = None) -> torch.Tensor:
@@ -89,7 +99,7 @@ class Cell(nn.Module):
         for block, inputs, drops in zip(self.blocks, self.inputs, self.drop_ops):
             outs = []
             for op, i, drop in zip((block.op_a, block.op_b), inputs, drops):
-                if needs_relu(op):
+                if reads_relu(op):
                     if relu_states[i] is None:
                         relu_states[i] = F.relu(states[i])
                     y = op(relu_states[i])
@@ -109,6 +119,6 @@ class Cell(nn.Module):
 
         out = []
         for i in self.concat:
-            fix = self.fix_output[str(i)] if str(i) in self.fix_output else None
-            out.append(states[i] if fix is None else fix(states[i]))
+            adapter = self.concat_adapters[str(i)] if str(i) in self.concat_adapters else None
+            out.append(states[i] if adapter is None else adapter(states[i]))
         return torch.cat(out, 1)

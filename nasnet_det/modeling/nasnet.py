@@ -28,9 +28,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
-from .. import genotypes as G
+from .. import genotypes
 from ..errors import ConfigError, InputError
-from .cell import Cell
+from .cell import CellModule, cell_out_channels
 from .ops import AVG_POOL_PAD, batch_norm
 
 STEMS = ("imagenet", "cifar")
@@ -100,8 +100,15 @@ class NASNetConfig:
         return 3 if self.stem == "imagenet" else 1
 
 
-def parse_arch(arch: str, genotype: G.Genotype, stem: str = "imagenet",
-               filter_scaling_rate: float = 2.0, num_reduction_layers: int = 2) -> Tuple[int, int]:
+def format_arch(genotype: genotypes.Genotype, num_cells: int, num_conv_filters: int,
+                filter_scaling_rate: float = 2.0, num_reduction_layers: int = 2) -> str:
+    """The paper's "N @ F" of a network: the inverse of :func:`parse_arch`."""
+    per_filter = len(genotype.normal.output_states()) * filter_scaling_rate ** num_reduction_layers
+    return f"{num_cells // 3}@{int(num_conv_filters * per_filter)}"
+
+
+def parse_arch(arch: str, genotype: genotypes.Genotype, filter_scaling_rate: float = 2.0,
+               num_reduction_layers: int = 2) -> Tuple[int, int]:
     """The paper's "N @ F" (e.g. "6@4032") -> (num_cells, num_conv_filters).
 
     N is num_cells / 3; F is the penultimate width: num_conv_filters x the number of states the
@@ -128,14 +135,24 @@ def reduction_indices(num_cells: int, num_reduction_layers: int) -> List[int]:
 
 @dataclass(frozen=True)
 class CellSpec:
+    """One cell's place in the network: its name, kind, width and inputs (no modules)."""
+
     name: str
     reduction: bool
     filters: int
     prev_offset: int  # previous input = states[-prev_offset]
+    index: int = 0  # position among all cells (ScheduledDropPath's depth scaling)
+    in_channels: int = 0  # width of the current input
+    prev_channels: Optional[int] = None  # width of the previous input (None: there is none)
+    prev_is_larger: bool = False  # the previous input has twice the resolution
+    out_channels: int = 0
+    stride: int = 1  # output stride of the network after this cell
 
 
-def cell_plan(cfg: NASNetConfig) -> List[CellSpec]:
-    """The cells in forward order (TF's _build_nasnet_base / _build_pnasnet_base)."""
+def cell_plan(cfg: NASNetConfig, genotype: Optional[genotypes.Genotype] = None) -> List[CellSpec]:
+    """The cells in forward order (TF's _build_nasnet_base / _build_pnasnet_base). With ``genotype``
+    each spec also carries its input and output widths, so any slice of the network can be built
+    without building the rest."""
     rate, f = cfg.filter_scaling_rate, cfg.num_conv_filters
     plan = []
     if cfg.stem == "imagenet":
@@ -153,7 +170,54 @@ def cell_plan(cfg: NASNetConfig) -> List[CellSpec]:
                                  3 if cfg.skip_reduction_layer_input else 2))
         else:
             plan.append(CellSpec(f"cell_{i}", False, int(f * scaling), 2))
-    return plan
+    if genotype is None:
+        return plan
+    # walk the (channels, stride) of every state to size each cell
+    states = [(stem_width(cfg), 2 if cfg.stem == "imagenet" else 1)]
+    sized = []
+    for index, spec in enumerate(plan):
+        cur_c, cur_s = states[-1]
+        prev = states[-spec.prev_offset] if len(states) >= spec.prev_offset else None
+        out_c = cell_out_channels(genotype.reduction if spec.reduction else genotype.normal, spec.filters)
+        stride = cur_s * (2 if spec.reduction else 1)
+        sized.append(dataclasses.replace(spec, index=index, in_channels=cur_c, prev_channels=None if prev is None else prev[0],
+                                         prev_is_larger=prev is not None and prev[1] < cur_s, out_channels=out_c,
+                                         stride=stride))
+        states.append((out_c, stride))
+    return sized
+
+
+def stem_width(cfg: NASNetConfig) -> int:
+    return int(32 * cfg.stem_multiplier) if cfg.stem == "imagenet" else int(cfg.num_conv_filters * cfg.stem_multiplier)
+
+
+def feature_taps(plan: Sequence[CellSpec], cfg: NASNetConfig) -> List[dict]:
+    """timm's ``feature_info``: the last state at each stride (the stem's, then cells')."""
+    states = [(stem_width(cfg), 2 if cfg.stem == "imagenet" else 1, "stem")]
+    states += [(spec.out_channels, spec.stride, spec.name) for spec in plan]
+    return [dict(num_chs=c, reduction=s, module=name) for i, (c, s, name) in enumerate(states)
+            if i + 1 == len(states) or states[i + 1][1] != s]
+
+
+def split_point(genotype: genotypes.Genotype, cfg: NASNetConfig) -> str:
+    """Where the paper's detection first stage ends: the last cell before the last reduction."""
+    return feature_taps(cell_plan(cfg, genotype), cfg)[-2]["module"]
+
+
+def build_cell(spec: CellSpec, genotype: genotypes.Genotype, cfg: NASNetConfig, num_cells: int) -> CellModule:
+    return CellModule(genotype.reduction if spec.reduction else genotype.normal, spec.filters, spec.in_channels,
+                      spec.prev_channels, spec.reduction, prev_is_larger=spec.prev_is_larger,
+                      drop_path_ratio=(spec.index + 1) / num_cells, avg_pool_pad=cfg.avg_pool_pad)
+
+
+def init_weights(module: nn.Module) -> None:
+    """TF: variance scaling, fan-out (slim's default for these nets); BN gamma 1, beta 0."""
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(m, nn.Linear):
+            nn.init.normal_(m.weight, std=0.01)
+            nn.init.zeros_(m.bias)
 
 
 class AuxHead(nn.Module):
@@ -189,14 +253,25 @@ def _spatial_after(size: int, stem: str, num_reductions: int) -> int:
 
 
 class CellRunner(nn.Module):
-    """Runs named cells in order; holds the drop-path schedule and checkpointing switch.
+    """Cells of one network, run in order; holds the drop-path schedule and checkpointing switch.
 
-    Subclasses set ``cells`` (ModuleDict), ``plan`` ({name: CellSpec}) and ``drop_path_keep_prob``.
+    Builds the cells ``names`` of the network that ``genotype`` and ``cfg`` describe, and only
+    those: a slice of a NASNet costs only its own parameters.
     """
 
-    def _init_runner(self, drop_path_keep_prob: float, grad_checkpointing: bool):
-        self.drop_path_keep_prob = drop_path_keep_prob
-        self.grad_checkpointing = grad_checkpointing
+    def __init__(self, genotype: genotypes.Genotype, cfg: NASNetConfig, names: Optional[Sequence[str]] = None,
+                 cells: Optional[Dict[str, nn.Module]] = None):
+        super().__init__()
+        self.genotype, self.cfg = genotype, cfg
+        full = cell_plan(cfg, genotype)
+        wanted = [spec for spec in full if names is None or spec.name in names]
+        self.plan: Dict[str, CellSpec] = {spec.name: spec for spec in wanted}
+        self.cell_names: Tuple[str, ...] = tuple(self.plan)
+        # ``cells``: modules of another runner of the same network, adopted instead of built
+        self.cells = nn.ModuleDict({spec.name: cells[spec.name] if cells is not None else
+                                    build_cell(spec, genotype, cfg, len(full)) for spec in wanted})
+        self.drop_path_keep_prob = cfg.drop_path_keep_prob
+        self.grad_checkpointing = cfg.activation_checkpointing
         # ScheduledDropPath's training progress t in [0, 1] (a buffer, so changing it does not make
         # torch.compile recompile). 1.0 until a training loop sets it: the configured keep
         # probability then applies as given.
@@ -242,24 +317,29 @@ class CellRunner(nn.Module):
 
 
 class CellStack(CellRunner):
-    """Consecutive cells taken out of a NASNet: the paper's detection second stage.
+    """The cells after ``after``: the paper's detection second stage.
 
     ``forward`` takes the feature map of the (previous, current) state pair concatenated along
     channels, as the first stage hands it over, and returns ReLU(last cell output).
     """
 
-    def __init__(self, net: "NASNet", names: Sequence[str], pair_channels: Tuple[int, int]):
-        super().__init__()
-        self.names = tuple(names)
-        self.cells = nn.ModuleDict({n: net.cells[n] for n in self.names})
-        self.plan = {n: net.plan[n] for n in self.names}
-        self.pair_channels = tuple(pair_channels)
-        self.out_channels = self.cells[self.names[-1]].out_channels
-        self._init_runner(net.drop_path_keep_prob, net.grad_checkpointing)
+    def __init__(self, genotype: genotypes.Genotype, cfg: NASNetConfig, after: str,
+                 cells: Optional[Dict[str, nn.Module]] = None):
+        plan = cell_plan(cfg, genotype)
+        full = [spec.name for spec in plan]
+        if after not in full or after == full[-1]:
+            raise ConfigError(f"cannot split the network after {after!r}: its cells are {', '.join(full)}")
+        cut = full.index(after) + 1
+        super().__init__(genotype, cfg, full[cut:], cells)
+        widths = [stem_width(cfg)] + [spec.out_channels for spec in plan[:cut]]
+        self.pair_channels = (widths[-2], widths[-1])
+        self.out_channels = self.plan[self.cell_names[-1]].out_channels
+        if cells is None:
+            init_weights(self)
 
     def forward(self, pair: torch.Tensor) -> torch.Tensor:
         prev, cur = torch.split(pair, list(self.pair_channels), dim=1)
-        return F.relu(self.run_cells([prev, cur], self.names)[-1])
+        return F.relu(self.run_cells([prev, cur], self.cell_names)[-1])
 
 
 class NASNet(CellRunner):
@@ -267,76 +347,54 @@ class NASNet(CellRunner):
 
     ``forward`` returns logits; in training with ``aux_head`` it returns ``(logits, aux_logits)``.
     ``feature_info`` lists the taps of :meth:`forward_intermediates` (timm's convention: ReLU'd
-    output of the last cell at each stride).
+    output of the last cell at each stride). With ``last_cell`` the network ends there, without a
+    head: the first stage of the paper's detection layout (:class:`CellStack` holds the rest).
     """
 
-    def __init__(self, genotype: Union[str, G.Genotype], cfg: NASNetConfig = NASNetConfig()):
-        super().__init__()
-        self.genotype = G.get(genotype)
-        self.cfg = cfg.validate()
-        plan = cell_plan(cfg)
-        self.plan: Dict[str, CellSpec] = {spec.name: spec for spec in plan}
-        self.cell_names: Tuple[str, ...] = tuple(self.plan)
+    def __init__(self, genotype: Union[str, genotypes.Genotype, dict], cfg: NASNetConfig = NASNetConfig(),
+                 last_cell: Optional[str] = None):
+        genotype = genotypes.get(genotype)
+        cfg = cfg.validate()
+        full = [spec.name for spec in cell_plan(cfg)]
+        if last_cell is not None and last_cell not in full:
+            raise ConfigError(f"last_cell {last_cell!r} is not a cell of this network: {', '.join(full)}")
+        super().__init__(genotype, cfg, full if last_cell is None else full[: full.index(last_cell) + 1])
 
+        stem_c = stem_width(cfg)
+        self.stem = nn.Sequential()
         if cfg.stem == "imagenet":
-            stem_channels, stem_stride = int(32 * cfg.stem_multiplier), 2
-            self.stem = nn.Sequential()
-            self.stem.add_module("conv", nn.Conv2d(cfg.in_chans, stem_channels, 3, 2, 0, bias=False))
+            self.stem.add_module("conv", nn.Conv2d(cfg.in_chans, stem_c, 3, 2, 0, bias=False))
         else:
-            stem_channels, stem_stride = int(cfg.num_conv_filters * cfg.stem_multiplier), 1
-            self.stem = nn.Sequential()
-            self.stem.add_module("conv", nn.Conv2d(cfg.in_chans, stem_channels, 3, 1, 1, bias=False))
-        self.stem.add_module("bn", batch_norm(stem_channels))
-
-        # Walk the plan with the (channels, stride) of every state to size each cell.
-        self.cells = nn.ModuleDict()
-        states = [(stem_channels, stem_stride, "stem")]
-        self.feature_info: List[dict] = []
-        for index, spec in enumerate(plan):
-            cur_c, cur_s, _ = states[-1]
-            prev = states[-spec.prev_offset] if len(states) >= spec.prev_offset else None
-            cell = Cell(
-                self.genotype.reduction if spec.reduction else self.genotype.normal,
-                spec.filters, cur_c, None if prev is None else prev[0], spec.reduction,
-                prev_is_larger=prev is not None and prev[1] < cur_s,
-                drop_path_ratio=(index + 1) / len(plan), avg_pool_pad=cfg.avg_pool_pad)
-            self.cells[spec.name] = cell
-            states.append((cell.out_channels, cur_s * (2 if spec.reduction else 1), spec.name))
-        # taps: the last state at each stride
-        for i, (c, s, name) in enumerate(states):
-            if i + 1 == len(states) or states[i + 1][1] != s:
-                self.feature_info.append(dict(num_chs=c, reduction=s, module=name))
-        self.num_features = self.head_hidden_size = states[-1][0]
+            self.stem.add_module("conv", nn.Conv2d(cfg.in_chans, stem_c, 3, 1, 1, bias=False))
+        self.stem.add_module("bn", batch_norm(stem_c))
+        self.feature_info: List[dict] = feature_taps(list(self.plan.values()), cfg)
+        self.num_features = self.head_hidden_size = self.feature_info[-1]["num_chs"]
 
         self.aux_cell: Optional[str] = None
         self.aux_head: Optional[AuxHead] = None
+        num_classes = cfg.num_classes if last_cell is None else 0
         where = reduction_indices(cfg.num_cells, cfg.num_reduction_layers)
-        if cfg.aux_head and cfg.num_classes and len(where) >= 2:
+        if cfg.aux_head and num_classes and len(where) >= 2:
             self.aux_cell = f"cell_{where[1] - 1}"
             n_red = sum(1 for n in self.cell_names[: self.cell_names.index(self.aux_cell) + 1]
                         if self.plan[n].reduction)
-            aux_c = self.cells[self.aux_cell].out_channels
-            self.aux_head = AuxHead(aux_c, cfg.num_classes,
+            self.aux_head = AuxHead(self.plan[self.aux_cell].out_channels, num_classes,
                                     _spatial_after(cfg.img_size, cfg.stem, n_red))
 
         self.head_drop = nn.Dropout(1.0 - cfg.dense_dropout_keep_prob)
-        self.classifier = nn.Linear(self.num_features, cfg.num_classes) if cfg.num_classes else nn.Identity()
-        self._init_runner(cfg.drop_path_keep_prob, cfg.activation_checkpointing)
+        self.classifier = nn.Linear(self.num_features, num_classes) if num_classes else nn.Identity()
         self.pretrained_cfg = dict(
             input_size=(cfg.in_chans, cfg.img_size, cfg.img_size), interpolation="bicubic",
             mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), crop_pct=0.911 if cfg.img_size == 331 else 0.875,
-            num_classes=cfg.num_classes, first_conv="stem.conv", classifier="classifier",
+            num_classes=num_classes, first_conv="stem.conv", classifier="classifier",
             genotype=self.genotype.name)
-        self._init_weights()
+        init_weights(self)
 
-    def _init_weights(self):
-        # TF: variance scaling, fan-out (slim's default for these nets); BN gamma 1, beta 0.
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.Linear):
-                nn.init.normal_(m.weight, std=0.01)
-                nn.init.zeros_(m.bias)
+    def param_groups(self, weight_decay: float) -> List[dict]:
+        """Optimizer groups as TF regularises: L2 on conv and FC weights, not on BN or biases."""
+        decay = [p for p in self.parameters() if p.ndim > 1]
+        rest = [p for p in self.parameters() if p.ndim <= 1]
+        return [{"params": decay, "weight_decay": weight_decay}, {"params": rest, "weight_decay": 0.0}]
 
     # ------------------------------------------------------------------------------------
     # Training controls
@@ -344,19 +402,15 @@ class NASNet(CellRunner):
     def split(self, after: str) -> CellStack:
         """Cut the network after cell ``after``: this model keeps the cells up to it (and no head),
         the returned :class:`CellStack` holds the rest and reads the (previous, current) pair."""
-        index = self.cell_names.index(after)
-        head, tail = self.cell_names[: index + 1], self.cell_names[index + 1:]
-        if not tail:
-            raise ValueError(f"nothing to split off after the last cell {after!r}")
-        widths = [self.cells[n].out_channels for n in head[-2:]]
-        stack = CellStack(self, tail, (widths[0], widths[1]))
-        for n in tail:
+        stack = CellStack(self.genotype, self.cfg, after, cells=dict(self.cells.items()))
+        head = self.cell_names[: self.cell_names.index(after) + 1]
+        for n in stack.cell_names:
             del self.cells[n]
             del self.plan[n]
         self.cell_names = head
         self.feature_info = [f for f in self.feature_info if f["module"] in ("stem",) + head]
         self.classifier, self.aux_head, self.aux_cell = nn.Identity(), None, None
-        self.num_features = self.head_hidden_size = widths[1]
+        self.num_features = self.head_hidden_size = self.plan[head[-1]].out_channels
         return stack
 
     def get_classifier(self) -> nn.Module:
@@ -378,21 +432,29 @@ class NASNet(CellRunner):
                              f"at least {self.cfg.min_input_size}x{self.cfg.min_input_size}")
         return [self.stem(x)]
 
-    def forward_intermediates(self, x: torch.Tensor, indices: Optional[Sequence[int]] = None
-                              ) -> List[torch.Tensor]:
-        """Taps of ``feature_info`` (all, or those at ``indices``), stopping after the last one.
+    def forward_taps(self, x: torch.Tensor, names: Sequence[str], until: Optional[str] = None
+                     ) -> Tuple[Dict[str, torch.Tensor], List[torch.Tensor]]:
+        """Run the stem and the cells up to the last of ``names`` (or to ``until``, if later).
 
-        Cell taps are ReLU'd (the next cell starts with that ReLU), the stem tap is not: as timm.
+        Returns the outputs of ``names`` ("stem" or cell names) and the last states. Cell outputs
+        are ReLU'd (the next cell starts with that ReLU), the stem's is not: as timm's taps.
         """
-        names = [self.feature_info[i]["module"] for i in (range(len(self.feature_info))
-                                                          if indices is None else indices)]
         taps: Dict[str, Optional[torch.Tensor]] = dict.fromkeys(names)
         states = self.forward_stem(x)
-        taps["stem"] = states[0]
-        cells = [self.cell_names.index(n) for n in names if n != "stem"]
-        if cells:
-            self.run_cells(states, self.cell_names[: max(cells) + 1], taps)
-        return [taps[n] if n == "stem" else F.relu(taps[n]) for n in names]
+        if "stem" in taps:
+            taps["stem"] = states[0]
+        last = [self.cell_names.index(n) for n in list(names) + ([until] if until else []) if n != "stem"]
+        if last:
+            states = self.run_cells(states, self.cell_names[: max(last) + 1], taps)
+        return {n: t if n == "stem" else F.relu(t) for n, t in taps.items()}, states
+
+    def forward_intermediates(self, x: torch.Tensor, indices: Optional[Sequence[int]] = None
+                              ) -> List[torch.Tensor]:
+        """Taps of ``feature_info`` (all, or those at ``indices``), stopping after the last one."""
+        names = [self.feature_info[i]["module"] for i in (range(len(self.feature_info))
+                                                          if indices is None else indices)]
+        taps, _ = self.forward_taps(x, names)
+        return [taps[n] for n in names]
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return F.relu(self._forward_cells(x)[0])
@@ -417,16 +479,10 @@ class NASNet(CellRunner):
 # ------------------------------------------------------------------------------------------------
 # Builders
 
-def build_nasnet(genotype: Union[str, G.Genotype] = "nasnet_a", arch: Optional[str] = None,
-                 **options) -> NASNet:
-    """The generic builder that detection, search and pretraining all use.
-
-    Args:
-        genotype: a published name, a .json path or a :class:`~nasnet_det.genotypes.Genotype`.
-        arch: the paper's "N@F" (e.g. "4@1056"); or give ``num_cells`` and ``num_conv_filters``.
-        options: any :class:`NASNetConfig` field.
-    """
-    genotype = G.get(genotype)
+def resolve(genotype: Union[str, genotypes.Genotype, dict] = "nasnet_a", arch: Optional[str] = None,
+            **options) -> Tuple[genotypes.Genotype, NASNetConfig]:
+    """The genotype and the checked :class:`NASNetConfig` that :func:`build_nasnet` would build."""
+    genotype = genotypes.get(genotype)
     known = {f.name for f in dataclasses.fields(NASNetConfig)}
     unknown = set(options) - known
     if unknown:
@@ -434,28 +490,77 @@ def build_nasnet(genotype: Union[str, G.Genotype] = "nasnet_a", arch: Optional[s
     if arch is not None:
         if "num_cells" in options or "num_conv_filters" in options:
             raise TypeError("give either arch or num_cells/num_conv_filters, not both")
-        num_cells, filters = parse_arch(arch, genotype, options.get("stem", "imagenet"),
-                                        options.get("filter_scaling_rate", 2.0),
+        num_cells, filters = parse_arch(arch, genotype, options.get("filter_scaling_rate", 2.0),
                                         options.get("num_reduction_layers", 2))
         options.update(num_cells=num_cells, num_conv_filters=filters)
-    return NASNet(genotype, NASNetConfig(**options))
+    return genotype, NASNetConfig(**options).validate()
 
 
-# The published configurations (TF nasnet.py / pnasnet.py hparams).
-CONFIGS = {
-    "nasnet_a_large": dict(genotype="nasnet_a", num_cells=18, num_conv_filters=168, stem_multiplier=3.0,
-                           drop_path_keep_prob=0.7, dense_dropout_keep_prob=0.5,
-                           skip_reduction_layer_input=True, img_size=331),
-    "nasnet_a_mobile": dict(genotype="nasnet_a", num_cells=12, num_conv_filters=44, stem_multiplier=1.0,
-                            drop_path_keep_prob=1.0, dense_dropout_keep_prob=0.5,
-                            skip_reduction_layer_input=False, img_size=224),
-    "nasnet_a_cifar": dict(genotype="nasnet_a", num_cells=18, num_conv_filters=32, stem_multiplier=3.0,
-                           stem="cifar", drop_path_keep_prob=0.6, dense_dropout_keep_prob=1.0,
-                           skip_reduction_layer_input=False, img_size=32, num_classes=10),
-    "pnasnet_5_large": dict(genotype="pnasnet_5", num_cells=12, num_conv_filters=216, stem_multiplier=3.0,
-                            drop_path_keep_prob=0.6, dense_dropout_keep_prob=0.5,
-                            skip_reduction_layer_input=True, reductions_in_num_cells=True, img_size=331),
+def build_nasnet(genotype: Union[str, genotypes.Genotype, dict] = "nasnet_a", arch: Optional[str] = None,
+                 last_cell: Optional[str] = None, **options) -> NASNet:
+    """The generic builder that detection, search and pretraining all use.
+
+    Args:
+        genotype: a published name, a .json path, a dict or a :class:`~nasnet_det.genotypes.Genotype`.
+        arch: the paper's "N@F" (e.g. "4@1056"); or give ``num_cells`` and ``num_conv_filters``.
+        last_cell: end the network after this cell, without a head (see :func:`split_point`).
+        options: any :class:`NASNetConfig` field.
+    """
+    genotype, cfg = resolve(genotype, arch, **options)
+    return NASNet(genotype, cfg, last_cell=last_cell)
+
+
+def build_cell_stack(genotype: Union[str, genotypes.Genotype, dict] = "nasnet_a", arch: Optional[str] = None,
+                     after: Optional[str] = None, **options) -> CellStack:
+    """The cells after ``after`` (default: :func:`split_point`) of the network :func:`build_nasnet`
+    builds with the same arguments, and nothing else of it."""
+    genotype, cfg = resolve(genotype, arch, **options)
+    return CellStack(genotype, cfg, after or split_point(genotype, cfg))
+
+
+@dataclass(frozen=True)
+class Published:
+    """A released configuration and what the released model measures (ports on CPU)."""
+
+    genotype: str
+    options: dict  # NASNetConfig fields (TF nasnet.py / pnasnet.py hparams)
+    params: float  # parameters of the released model with its classifier
+    mult_adds: Optional[float]  # conv + final linear, at options["img_size"]
+    reference: str
+
+    def arch(self) -> str:
+        return format_arch(genotypes.get(self.genotype), self.options["num_cells"], self.options["num_conv_filters"])
+
+
+# The one table of published sizes: the builders, the model table, the weight converter and the
+# config tests read it.
+PUBLISHED: Dict[str, Published] = {
+    "nasnet_a_large": Published("nasnet_a", dict(num_cells=18, num_conv_filters=168, stem_multiplier=3.0,
+                                                 drop_path_keep_prob=0.7, dense_dropout_keep_prob=0.5,
+                                                 skip_reduction_layer_input=True, img_size=331),
+                                88.753e6, 23.783e9, "timm nasnetalarge (TF weights)"),
+    "nasnet_a_mobile": Published("nasnet_a", dict(num_cells=12, num_conv_filters=44, stem_multiplier=1.0,
+                                                  drop_path_keep_prob=1.0, dense_dropout_keep_prob=0.5,
+                                                  skip_reduction_layer_input=False, img_size=224),
+                                 5.290e6, 563.6e6, "Cadene nasnetamobile (TF weights)"),
+    "nasnet_a_cifar": Published("nasnet_a", dict(num_cells=18, num_conv_filters=32, stem_multiplier=3.0, stem="cifar",
+                                                 drop_path_keep_prob=0.6, dense_dropout_keep_prob=1.0,
+                                                 skip_reduction_layer_input=False, img_size=32, num_classes=10),
+                                3.33e6, None, "paper, table 1"),
+    "pnasnet_5_large": Published("pnasnet_5", dict(num_cells=12, num_conv_filters=216, stem_multiplier=3.0,
+                                                   drop_path_keep_prob=0.6, dense_dropout_keep_prob=0.5,
+                                                   skip_reduction_layer_input=True, reductions_in_num_cells=True,
+                                                   img_size=331),
+                                 86.06e6, 24.94e9, "timm pnasnet5large (TF weights)"),
 }
+CONFIGS = {name: dict(genotype=p.genotype, **p.options) for name, p in PUBLISHED.items()}
+
+
+def penultimate_width(name: str) -> int:
+    """The classifier's input width of a published network (how the converter recognises one)."""
+    p = PUBLISHED[name]
+    genotype, cfg = resolve(p.genotype, **p.options)
+    return cell_plan(cfg, genotype)[-1].out_channels
 
 
 def _builder(name: str):

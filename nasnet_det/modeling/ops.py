@@ -1,11 +1,14 @@
 """The ops of the NASNet search space as modules, with TF 'SAME' padding.
 
+:data:`OPS` is the op table: op name -> constructor. It is the genotype vocabulary too
+(:data:`nasnet_det.genotypes.OPS` is its keys), so a new op is one line there.
+
 Conventions shared with :mod:`.cell`:
 
 - Every op maps ``in_channels`` to ``channels`` and applies ``stride`` itself.
 - Ops whose first step is a ReLU (convolutions, and identity when it has to become a 1x1 conv) do
-  not contain that ReLU: they set ``relu_input = True`` and the cell feeds them ``relu(state)``,
-  computed once per state. A NASNet cell reads each input state with up to five such ops, so
+  not contain that ReLU: they are :class:`Op` modules with ``relu_input = True``, and the cell
+  feeds them ``relu(state)``, computed once per state. A NASNet cell reads each input state with up to five such ops, so
   sharing the ReLU saves both time and the activation memory autograd keeps for each copy.
 - Weight layout matches the released TF model op for op (separable convs applied twice, the first
   pointwise conv already mapping to the output width, pools followed by 1x1 conv + BN only when the
@@ -18,7 +21,7 @@ does for its stride-2 average pools (needed to reproduce timm's outputs exactly)
 """
 from __future__ import annotations
 
-from typing import Optional, Tuple, Union
+from typing import Callable, Dict, Optional, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -79,7 +82,19 @@ def batch_norm(channels: int) -> nn.BatchNorm2d:
     return nn.BatchNorm2d(channels, eps=BN_EPS)
 
 
-class ConvBN(nn.Module):
+class Op(nn.Module):
+    """An op of the search space. ``relu_input``: the op starts with a ReLU that the cell applies
+    for it (once per input state, shared by every op that reads the state)."""
+
+    relu_input: bool = False
+
+
+def reads_relu(module: nn.Module) -> bool:
+    """Whether the cell must feed ``module`` the ReLU of its input (plain modules: no)."""
+    return isinstance(module, Op) and module.relu_input
+
+
+class ConvBN(Op):
     """conv -> BN. With ``relu_input`` the cell feeds it relu(x): the paper's ReLU-conv-BN unit."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: _Int2 = 1, stride: int = 1,
@@ -93,7 +108,7 @@ class ConvBN(nn.Module):
         return self.bn(self.conv(x))
 
 
-class ConvPairBN(nn.Module):
+class ConvPairBN(Op):
     """1xk conv then kx1 conv, then BN (the paper's '1x3 then 3x1' and '1x7 then 7x1' ops)."""
 
     relu_input = True
@@ -121,7 +136,7 @@ class SeparableUnit(nn.Module):
         return self.bn(self.pointwise(self.depthwise(x)))
 
 
-class SeparableConv(nn.Module):
+class SeparableConv(Op):
     """The paper's separable op: [ReLU -> separable unit] applied ``repeats`` times.
 
     Only the first unit has the stride, and its pointwise conv already maps to the output width.
@@ -146,7 +161,7 @@ class SeparableConv(nn.Module):
         return x
 
 
-class Pool(nn.Module):
+class Pool(Op):
     """TF 'SAME' max/avg pooling; then 1x1 conv + BN when the width changes (no ReLU, as in TF)."""
 
     relu_input = False
@@ -187,7 +202,7 @@ class Pool(nn.Module):
         return x
 
 
-class FactorizedReduction(nn.Module):
+class FactorizedReduction(Op):
     """Halve the resolution without losing half the pixels (nasnet_utils.factorized_reduction).
 
     Two 1x1 convs read the even and the odd pixel grid (the second shifted by one pixel, zero padded
@@ -208,29 +223,38 @@ class FactorizedReduction(nn.Module):
         return self.bn(torch.cat([self.conv_path1(path1), self.conv_path2(path2)], 1))
 
 
+def identity(in_channels: int, channels: int, stride: int, avg_pool_pad: str) -> nn.Module:
+    if stride == 1 and in_channels == channels:
+        return nn.Identity()
+    return ConvBN(in_channels, channels, 1, stride)  # TF: 'none' with stride or width change
+
+
+# The op table, in the paper's order (section 3), then the extra ops published cells of the same
+# space use. Each entry: (in_channels, channels, stride, avg_pool_pad) -> module.
+OPS: Dict[str, Callable[[int, int, int, str], nn.Module]] = {
+    "identity": identity,
+    "conv_1x3_3x1": lambda c_in, c, stride, pad: ConvPairBN(c_in, c, 3, stride),
+    "conv_1x7_7x1": lambda c_in, c, stride, pad: ConvPairBN(c_in, c, 7, stride),
+    "dil_conv_3x3": lambda c_in, c, stride, pad: SeparableConv(c_in, c, 3, stride, repeats=1, dilation=2),
+    "avg_pool_3x3": lambda c_in, c, stride, pad: Pool("avg", 3, stride, c_in, c, pad),
+    "max_pool_3x3": lambda c_in, c, stride, pad: Pool("max", 3, stride, c_in, c, pad),
+    "max_pool_5x5": lambda c_in, c, stride, pad: Pool("max", 5, stride, c_in, c, pad),
+    "max_pool_7x7": lambda c_in, c, stride, pad: Pool("max", 7, stride, c_in, c, pad),
+    "conv_1x1": lambda c_in, c, stride, pad: ConvBN(c_in, c, 1, stride),
+    "conv_3x3": lambda c_in, c, stride, pad: ConvBN(c_in, c, 3, stride),
+    "sep_conv_3x3": lambda c_in, c, stride, pad: SeparableConv(c_in, c, 3, stride),
+    "sep_conv_5x5": lambda c_in, c, stride, pad: SeparableConv(c_in, c, 5, stride),
+    "sep_conv_7x7": lambda c_in, c, stride, pad: SeparableConv(c_in, c, 7, stride),
+    "dil_conv_5x5": lambda c_in, c, stride, pad: SeparableConv(c_in, c, 5, stride, repeats=1, dilation=2),  # DARTS
+}
+
+
 def build_op(name: str, in_channels: int, channels: int, stride: int,
              avg_pool_pad: str = "exclude") -> nn.Module:
-    """Op ``name`` of :data:`nasnet_det.genotypes.OPS` reading ``in_channels``, writing ``channels``."""
-    if name == "identity":
-        if stride == 1 and in_channels == channels:
-            return nn.Identity()
-        return ConvBN(in_channels, channels, 1, stride)  # TF: 'none' with stride or width change
-    kind, _, size = name.rpartition("_")
-    if name.startswith("sep_conv_"):
-        return SeparableConv(in_channels, channels, int(size[0]), stride)
-    if name.startswith("dil_conv_"):
-        return SeparableConv(in_channels, channels, int(size[0]), stride, repeats=1, dilation=2)
-    if name in ("avg_pool_3x3", "max_pool_3x3", "max_pool_5x5", "max_pool_7x7"):
-        return Pool(kind.split("_")[0], int(size[0]), stride, in_channels, channels, avg_pool_pad)
-    if name in ("conv_1x1", "conv_3x3"):
-        return ConvBN(in_channels, channels, int(size[0]), stride)
-    if name in ("conv_1x3_3x1", "conv_1x7_7x1"):
-        return ConvPairBN(in_channels, channels, int(name[7]), stride)
-    raise ValueError(f"no module for op {name!r}")
-
-
-def needs_relu(module: nn.Module) -> bool:
-    return getattr(module, "relu_input", False)
+    """Op ``name`` of the table reading ``in_channels``, writing ``channels``."""
+    if name not in OPS:
+        raise ConfigError(f"unknown op {name!r}; the op table has {', '.join(OPS)}")
+    return OPS[name](in_channels, channels, stride, avg_pool_pad)
 
 
 def drop_path(x: torch.Tensor, keep_prob: torch.Tensor) -> torch.Tensor:

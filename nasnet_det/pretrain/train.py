@@ -34,7 +34,7 @@ import torch.nn as nn
 from torch.utils.data import DataLoader, DistributedSampler
 
 from .. import data as datasets
-from .. import genotypes as G
+from .. import genotypes
 from ..io import torch_save, write_json
 from ..modeling import build_nasnet
 from ..errors import CheckpointError, ConfigError, DataError
@@ -129,7 +129,7 @@ def _set_rng_state(state: dict) -> None:
 
 def build_model(cfg: PretrainConfig, num_classes: int, img_size: int):
     return build_nasnet(
-        G.get(cfg.genotype), arch=cfg.arch, stem=cfg.stem, stem_multiplier=cfg.stem_multiplier,
+        genotypes.get(cfg.genotype), arch=cfg.arch, stem=cfg.stem, stem_multiplier=cfg.stem_multiplier,
         skip_reduction_layer_input=cfg.skip_reduction_layer_input, num_classes=num_classes,
         aux_head=cfg.aux_weight > 0, img_size=img_size, drop_path_keep_prob=cfg.drop_path_keep_prob,
         dense_dropout_keep_prob=cfg.dense_dropout_keep_prob)

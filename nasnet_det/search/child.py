@@ -16,7 +16,7 @@ import torch.nn as nn
 from torch.utils.data import DataLoader
 
 from .. import data as datasets
-from .. import genotypes as G
+from .. import genotypes
 from ..errors import SearchError
 from ..modeling import build_nasnet
 
@@ -65,7 +65,7 @@ def train_child(genotype_dict: dict, cfg: ChildConfig) -> dict:
     start = time.perf_counter()
     torch.set_num_threads(max(1, cfg.threads))
     torch.manual_seed(cfg.seed)
-    genotype = G.Genotype.from_dict(genotype_dict)
+    genotype = genotypes.Genotype.from_dict(genotype_dict)
     data = _data(cfg.dataset, cfg.img_size)
     model = build_nasnet(genotype, num_cells=cfg.num_cells, num_conv_filters=cfg.num_conv_filters,
                          stem="cifar", stem_multiplier=cfg.stem_multiplier, num_classes=data.num_classes,

@@ -1,4 +1,6 @@
-"""The search's work queue: children trained by a pool of local processes or by Ray tasks.
+"""The search loop: the strategy proposes children, a backend (:mod:`.backends`: local processes or
+Ray) scores them, the trial log (:mod:`.trials`) keeps every attempt, and :mod:`.report` writes
+what a reader looks at. This module holds the configuration, the evaluators and the loop.
 
 Everything needed to continue is in the run folder, written atomically:
 - ``trials.jsonl``: one JSON object per finished attempt. An attempt is finished when its child
@@ -34,15 +36,16 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 import torch
 
-from .. import genotypes as G
+from .. import genotypes
 from ..data import check_spec
 from ..errors import SearchError
-from ..io import atomic_path, torch_save, write_json, write_text
-from .backends import LocalBackend, RayBackend, build_backend  # noqa: F401  (API)
+from ..io import torch_save, write_json
+from .backends import build_backend
 from .child import ChildConfig
 from .space import SearchSpace
 from .strategies import STRATEGIES, build_strategy, sep_conv_fraction
-from .trials import TrialLog, read_trials  # noqa: F401  (read_trials: part of this module's API)
+from .report import plot_search_curve, write_report
+from .trials import TrialLog
 
 logger = logging.getLogger("nasnet_det.search")
 
@@ -63,7 +66,7 @@ class SearchConfig:
     failure_reward: float = 0.0
     top_k: int = 10
     num_blocks: int = 5
-    ops: Tuple[str, ...] = G.PAPER_OPS
+    ops: Tuple[str, ...] = genotypes.PAPER_OPS
     combines: Tuple[str, ...] = ("add",)
     strategy_options: dict = field(default_factory=dict)  # e.g. {"lr": 0.003} or {"population_size": 50}
     evaluator: str = "train"  # "train" (child training), "synthetic" (sep-conv fraction) or "module:function"
@@ -82,10 +85,10 @@ class SearchConfig:
                 raise SearchError(f"{name} must be an integer of at least {low}, got {value!r}")
         if self.gpus_per_child < 0 or self.synthetic_seconds < 0:
             raise SearchError("gpus_per_child and synthetic_seconds cannot be negative")
-        unknown = [op for op in self.ops if op not in G.OPS] + [c for c in self.combines if c not in G.COMBINES]
+        unknown = [op for op in self.ops if op not in genotypes.OPS] + [c for c in self.combines if c not in genotypes.COMBINES]
         if unknown or not self.ops or not self.combines:
             raise SearchError(f"ops/combines: {', '.join(map(repr, unknown)) or 'none given'} "
-                              f"(ops: {', '.join(G.OPS)}; combines: {', '.join(G.COMBINES)})")
+                              f"(ops: {', '.join(genotypes.OPS)}; combines: {', '.join(genotypes.COMBINES)})")
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -123,16 +126,18 @@ def config_differences(stored: dict, current: dict, prefix: str = "") -> list:
 # ------------------------------------------------------------------------------------------------
 # Evaluators (run inside workers; module-level so they can be pickled by reference)
 
-def synthetic_evaluator(genotype_dict: dict, options: dict) -> dict:
+def synthetic_evaluator(genotype_dict: dict, settings: dict) -> dict:
+    """A cheap pretend reward (the fraction of separable convs), after ``synthetic_seconds``."""
     start = time.perf_counter()
-    time.sleep(options.get("seconds", 0.0))
-    reward = sep_conv_fraction(G.Genotype.from_dict(genotype_dict))
+    time.sleep(settings.get("synthetic_seconds", 0.0))
+    reward = sep_conv_fraction(genotypes.Genotype.from_dict(genotype_dict))
     return {"reward": reward, "seconds": time.perf_counter() - start}
 
 
-def training_evaluator(genotype_dict: dict, options: dict) -> dict:
+def training_evaluator(genotype_dict: dict, settings: dict) -> dict:
+    """The paper's reward: held-out accuracy of the child trained as ``settings["child"]`` says."""
     from .child import train_child
-    return train_child(genotype_dict, ChildConfig(**options))
+    return train_child(genotype_dict, ChildConfig(**settings["child"]))
 
 
 def resolve_evaluator(name: str) -> Callable[[dict, dict], dict]:
@@ -147,8 +152,10 @@ def resolve_evaluator(name: str) -> Callable[[dict, dict], dict]:
         raise SearchError(f"evaluator {name!r}: expected train, synthetic or module:function ({e})") from None
 
 
-def run_evaluation(evaluator: str, genotype_dict: dict, options: dict) -> dict:
-    result = resolve_evaluator(evaluator)(genotype_dict, options)
+def run_evaluation(evaluator: str, genotype_dict: dict, settings: dict) -> dict:
+    """Score one child in a worker. An evaluator is ``f(genotype_dict, settings)`` returning
+    ``{"reward": float, ...}``; ``settings`` is the search's configuration (``search.json``)."""
+    result = resolve_evaluator(evaluator)(genotype_dict, settings)
     reward = float(result["reward"])
     if reward != reward:  # NaN
         raise FloatingPointError("reward is NaN")
@@ -174,6 +181,7 @@ class SearchRunner:
         self.lost: Dict[int, int] = {}
         self.told: set = set()
         self.next_id = 0
+        self._genotypes: Dict[int, dict] = {}
         if os.path.exists(cfg.out) and not os.path.isdir(cfg.out):
             raise SearchError(f"--out {cfg.out} is a file, not a folder")
         started = os.path.exists(self.state_path) or self.log.exists()
@@ -237,10 +245,26 @@ class SearchRunner:
     def completed(self) -> List[dict]:
         return self.log.final()
 
-    def _args(self, child_id: int) -> tuple:
-        genotype = self.space.decode(self.pending[child_id]["decisions"], name=f"child_{child_id}")
-        options = asdict(self.cfg.child) if self.cfg.evaluator != "synthetic" else {"seconds": self.cfg.synthetic_seconds}
-        return (self.cfg.evaluator, genotype.to_dict(), options)
+    def _genotype(self, child_id: int) -> dict:
+        """The child's genotype (decoded once per child: submits, retries and its records share it)."""
+        if child_id not in self._genotypes:
+            decoded = self.space.decode(self.pending[child_id]["decisions"], name=f"child_{child_id}")
+            self._genotypes[child_id] = decoded.to_dict()
+        return self._genotypes[child_id]
+
+    def _record(self, child_id: int, kind: str, payload, seconds: float) -> dict:
+        """The trial record of one finished attempt; counts failed attempts."""
+        record = {"id": child_id, "genotype": self._genotype(child_id), "seconds": seconds, "finished": time.time()}
+        if kind == "ok":
+            return {**record, "status": "ok", "reward": payload["reward"], "seconds": payload.get("seconds", seconds),
+                    "attempt": self.attempts.get(child_id, 0) + 1, "final": True, "error": None,
+                    "params": payload.get("params")}
+        self.attempts[child_id] = self.attempts.get(child_id, 0) + 1
+        final = self.attempts[child_id] > self.cfg.retries
+        logger.warning("child %d attempt %d failed: %s%s", child_id, self.attempts[child_id], payload,
+                       "" if final else " (retrying)")
+        return {**record, "status": "failed", "reward": self.cfg.failure_reward if final else None,
+                "attempt": self.attempts[child_id], "final": final, "error": str(payload)}
 
     def run(self) -> List[dict]:
         cfg = self.cfg
@@ -256,6 +280,7 @@ class SearchRunner:
                        unit="child", dynamic_ncols=True)
         best = max((t["reward"] for t in done if t["status"] == "ok"), default=float("nan"))
         running: Dict[int, float] = {}
+        settings = cfg.to_dict()  # what every evaluator receives beside the genotype
         try:
             while len(done) < cfg.budget:
                 while backend.running() < cfg.workers and len(done) + backend.running() < cfg.budget:
@@ -266,10 +291,9 @@ class SearchRunner:
                         self.pending[child_id] = self.strategy.ask()
                         self._save()
                     running[child_id] = time.time()
-                    backend.submit(child_id, self._args(child_id))
+                    backend.submit(child_id, (cfg.evaluator, self._genotype(child_id), settings))
                 for child_id, kind, payload in backend.wait():
                     seconds = time.time() - running.pop(child_id)
-                    genotype = self._args(child_id)[1]
                     if kind == "lost":
                         self.lost[child_id] = self.lost.get(child_id, 0) + 1
                         logger.warning("child %d: %s (re-queued)", child_id, payload)
@@ -278,21 +302,9 @@ class SearchRunner:
                             self._save()
                             continue
                         kind, payload = "error", f"its worker died {MAX_LOST} times: {payload}"
-                    if kind == "ok":
-                        trial = {"id": child_id, "genotype": genotype, "status": "ok", "reward": payload["reward"],
-                                 "seconds": payload.get("seconds", seconds), "attempt": self.attempts.get(child_id, 0) + 1,
-                                 "final": True, "error": None, "params": payload.get("params"), "finished": time.time()}
-                    else:
-                        self.attempts[child_id] = self.attempts.get(child_id, 0) + 1
-                        final = self.attempts[child_id] > cfg.retries
-                        trial = {"id": child_id, "genotype": genotype, "status": "failed",
-                                 "reward": cfg.failure_reward if final else None, "seconds": seconds,
-                                 "attempt": self.attempts[child_id], "final": final, "error": str(payload),
-                                 "finished": time.time()}
-                        logger.warning("child %d attempt %d failed: %s%s", child_id, self.attempts[child_id], payload,
-                                       "" if final else " (retrying)")
-                        if not final:
-                            queue.append(child_id)
+                    trial = self._record(child_id, kind, payload, seconds)
+                    if not trial["final"]:
+                        queue.append(child_id)
                     self.log.append(trial)
                     if trial["final"]:
                         self._learn(child_id, trial["reward"])
@@ -312,12 +324,12 @@ class SearchRunner:
         return done
 
     # -- outputs --------------------------------------------------------------------------------
-    def write_best(self, done: List[dict]) -> Optional[G.Genotype]:
+    def write_best(self, done: List[dict]) -> Optional[genotypes.Genotype]:
         ok = [t for t in done if t["status"] == "ok"]
         if not ok:
             return None
         top = max(ok, key=lambda t: t["reward"])
-        genotype = G.Genotype.from_dict(top["genotype"]).replace(
+        genotype = genotypes.Genotype.from_dict(top["genotype"]).replace(
             name=f"searched_{self.cfg.strategy}_{top['id']}",
             source=f"nasnet_det search ({self.cfg.strategy}, {self.cfg.evaluator}) in {self.cfg.out}, reward {top['reward']:.4f}")
         genotype.to_json(os.path.join(self.cfg.out, "genotype.json"))
@@ -328,49 +340,6 @@ class SearchRunner:
             raise SearchError(f"every child failed ({len(done)}): see the errors in {self.trials_path}")
         write_report(self.cfg, done, os.path.join(self.cfg.out, "report.md"))
         plot_search_curve({self.cfg.strategy: [t["reward"] for t in done]}, os.path.join(self.cfg.out, "search_curve.png"))
-
-
-def write_report(cfg: SearchConfig, done: List[dict], path: str) -> None:
-    ok = sorted((t for t in done if t["status"] == "ok"), key=lambda t: -t["reward"])
-    lines = [f"# Search report: {cfg.strategy}", "",
-             f"- children: {len(done)} completed, {len(done) - len(ok)} failed (reward {cfg.failure_reward})",
-             f"- evaluator: {cfg.evaluator}; backend: {cfg.backend} with {cfg.workers} workers",
-             "- best genotype: `genotype.json` (use as MODEL.NASNET.GENOTYPE)", "",
-             f"## Top {min(cfg.top_k, len(ok))}", "",
-             "| rank | child | reward | params | seconds | normal cell ops | reduction cell ops |",
-             "|---|---|---|---|---|---|---|"]
-    for rank, t in enumerate(ok[: cfg.top_k], 1):
-        g = G.Genotype.from_dict(t["genotype"])
-        ops = lambda cell: ", ".join(f"{b.ops[0]}({b.inputs[0]})+{b.ops[1]}({b.inputs[1]})" for b in cell.blocks)
-        lines.append(f"| {rank} | {t['id']} | {t['reward']:.4f} | {t.get('params') or '-'} | {t['seconds']:.1f} | "
-                     f"{ops(g.normal)} | {ops(g.reduction)} |")
-    write_text(path, "\n".join(lines) + "\n")
-
-
-def plot_search_curve(rewards_by_strategy: Dict[str, List[float]], path: str) -> None:
-    """Reward of each child and the running best, per strategy, in completion order."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
-    for i, (name, rewards) in enumerate(rewards_by_strategy.items()):
-        color = f"C{i}"
-        running, best = [], float("-inf")
-        for r in rewards:
-            best = max(best, r)
-            running.append(best)
-        ax.scatter(range(1, len(rewards) + 1), rewards, s=10, alpha=0.5, color=color, label=f"{name}: child reward")
-        ax.plot(range(1, len(rewards) + 1), running, color=color, label=f"{name}: running best")
-    ax.set_xlabel("children completed")
-    ax.set_ylabel("reward (validation accuracy)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp)
-    plt.close(fig)
 
 
 def _build_strategy(cfg: SearchConfig, space: SearchSpace):

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import List, Optional, Sequence, Tuple
 
-from .. import genotypes as G
+from .. import genotypes
 from ..errors import SearchError
 
 
@@ -23,8 +23,8 @@ class Decision:
 
 
 class SearchSpace:
-    def __init__(self, num_blocks: int = 5, ops: Sequence[str] = G.PAPER_OPS, combines: Sequence[str] = ("add",)):
-        unknown = [op for op in ops if op not in G.OPS] + [c for c in combines if c not in G.COMBINES]
+    def __init__(self, num_blocks: int = 5, ops: Sequence[str] = genotypes.PAPER_OPS, combines: Sequence[str] = ("add",)):
+        unknown = [op for op in ops if op not in genotypes.OPS] + [c for c in combines if c not in genotypes.COMBINES]
         if unknown:
             raise SearchError(f"not in the op/combine vocabulary: {unknown}")
         if num_blocks < 1 or not ops or not combines:
@@ -53,7 +53,7 @@ class SearchSpace:
     def from_description(cls, d: dict) -> "SearchSpace":
         return cls(d["num_blocks"], d["ops"], d["combines"])
 
-    def decode(self, indices: Sequence[int], name: str = "", concat: Optional[dict] = None) -> G.Genotype:
+    def decode(self, indices: Sequence[int], name: str = "", concat: Optional[dict] = None) -> genotypes.Genotype:
         """Decision indices -> a validated genotype. The output concat is the paper's (unused
         states) unless ``concat`` gives {"normal": [...], "reduction": [...]}."""
         if len(indices) != len(self.decisions):
@@ -65,11 +65,11 @@ class SearchSpace:
             blocks = []
             for k in range(self.num_blocks):
                 v = values[(c * self.num_blocks + k) * per_block:][:per_block]
-                blocks.append(G.Block((v[0], v[1]), (v[2], v[3]), v[4] if per_block == 5 else self.combines[0]))
-            cells[cell] = G.Cell(tuple(blocks), None if not concat else tuple(concat[cell]))
-        return G.make(cells["normal"], cells["reduction"], name=name)
+                blocks.append(genotypes.Block((v[0], v[1]), (v[2], v[3]), v[4] if per_block == 5 else self.combines[0]))
+            cells[cell] = genotypes.Cell(tuple(blocks), None if not concat else tuple(concat[cell]))
+        return genotypes.make(cells["normal"], cells["reduction"], name=name)
 
-    def encode(self, genotype: G.Genotype) -> List[int]:
+    def encode(self, genotype: genotypes.Genotype) -> List[int]:
         """A genotype -> its decision indices; fails if it lies outside this space."""
         indices = []
         for cell_name, cell in (("normal", genotype.normal), ("reduction", genotype.reduction)):
