@@ -18,6 +18,7 @@ from typing import Optional
 from . import genotypes
 from .errors import ConfigError
 from .io import atomic_path, write_json, write_text
+from .modeling import format_arch
 from .search.child import ChildConfig
 
 logger = logging.getLogger("nasnet_det.demo")
@@ -69,11 +70,6 @@ def _stage(title: str):
     print(f"\n==== {title}", flush=True)
 
 
-def _arch(genotype: genotypes.Genotype, filters: int) -> str:
-    # one normal cell per stage; width = filters x concatenated states x 4 (two reductions)
-    return f"1@{len(genotype.normal.output_states()) * 4 * filters}"
-
-
 def _detection_opts(cfg: DemoConfig, genotype_path: str, arch: str, weights: str, train: str, test: str,
                     iters: int, out: str, size: int):
     return ["MODEL.DEVICE", "cpu", "MODEL.NASNET.GENOTYPE", genotype_path, "MODEL.NASNET.ARCH", arch,
@@ -96,7 +92,7 @@ def _detection_opts(cfg: DemoConfig, genotype_path: str, arch: str, weights: str
 
 
 def _train_detector(opts, resume: bool):
-    from .detection.train import Trainer, get_config
+    from .detection.train import Trainer, get_config, results_by_dataset
 
     det_cfg = get_config("Base-NASNet-FPN.yaml", opts)
     det_cfg.freeze()
@@ -104,7 +100,7 @@ def _train_detector(opts, resume: bool):
     trainer = Trainer(det_cfg)
     trainer.resume_or_load(resume=resume)
     results = trainer.train()
-    return det_cfg, trainer.model, results["bbox"] if "bbox" in results else next(iter(results.values()))["bbox"]
+    return det_cfg, trainer.model, results_by_dataset(det_cfg, results)[det_cfg.DATASETS.TEST[0]]["bbox"]
 
 
 def draw_detections(det_cfg, model, dataset: str, path: str, count: int = 6, threshold: float = 0.5) -> str:
@@ -171,7 +167,7 @@ def _bbox_table(bbox: dict) -> str:
 
 
 def run_demo(cfg: DemoConfig) -> dict:
-    from .data.shapes import generate
+    from .detection.shapes import generate
     from .pretrain import PretrainConfig, train as pretrain
     from .search.runner import SearchConfig, run_search
     from .viz import draw_cell
@@ -196,7 +192,7 @@ def run_demo(cfg: DemoConfig) -> dict:
         draw_cell(getattr(genotype, cell), os.path.join(cfg.out, f"cell_{cell}.png"), f"searched {cell} cell")
     timings["search"] = time.time() - t
 
-    arch = _arch(genotype, cfg.num_conv_filters)
+    arch = format_arch(genotype, 3, cfg.num_conv_filters)  # one normal cell per stage
     _stage(f"2/4 pretrain: {genotype.name} {arch} on digits, {cfg.pretrain_epochs} epochs")
     t = time.time()
     pretrain_dir = os.path.join(cfg.out, "pretrain")

@@ -16,7 +16,7 @@ import torch
 
 from nasnet_det import cli
 from nasnet_det import genotypes
-from nasnet_det.errors import (CheckpointError, ConfigError, DataError, GenotypeError, InputError, SearchError,
+from nasnet_det.errors import (ConfigError, DataError, GenotypeError, InputError, SearchError,
                                UserError, one_line)
 from nasnet_det.modeling import build_nasnet
 

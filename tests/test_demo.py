@@ -9,9 +9,9 @@ import pytest
 from PIL import Image
 
 from nasnet_det import genotypes
-from nasnet_det.data.shapes import CLASSES, generate
-
 pytest.importorskip("detectron2")
+
+from nasnet_det.detection.shapes import CLASSES, generate  # noqa: E402
 
 TOOLS = os.path.join(os.path.dirname(__file__), "..", "tools")
 

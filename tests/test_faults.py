@@ -173,7 +173,7 @@ def test_kill_9_of_pretraining_then_resume_equals_an_uninterrupted_run(tmp_path)
 
 def test_kill_9_of_detection_training_then_resume_continues_from_the_last_checkpoint(tmp_path):
     pytest.importorskip("detectron2")
-    from nasnet_det.data.shapes import generate
+    from nasnet_det.detection.shapes import generate
 
     sets = generate(str(tmp_path / "shapes"), train=8, val=4, size=64, seed=0)
     out = str(tmp_path / "det")

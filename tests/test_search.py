@@ -12,6 +12,7 @@ import torch
 from PIL import Image
 
 from nasnet_det import genotypes
+from nasnet_det.modeling import format_arch
 from nasnet_det.search import SearchSpace, build_strategy, sep_conv_fraction
 from nasnet_det.search.child import ChildConfig, ChildFailed, train_child
 from nasnet_det.search.runner import SearchConfig, SearchError, run_search
@@ -125,7 +126,7 @@ def test_search_with_child_training_writes_usable_outputs(tmp_path):
 
     detector = build_model(get_config("Base-NASNet-FPN.yaml", [
         "MODEL.DEVICE", "cpu", "MODEL.NASNET.GENOTYPE", os.path.join(out, "genotype.json"),
-        "MODEL.NASNET.ARCH", f"1@{len(genotype.normal.output_states()) * 4 * 8}", "MODEL.NASNET.STEM_MULTIPLIER", "1.0"],
+        "MODEL.NASNET.ARCH", format_arch(genotype, num_cells=3, num_conv_filters=8), "MODEL.NASNET.STEM_MULTIPLIER", "1.0"],
         register_datasets=False))
     with torch.no_grad():
         features = detector.eval().backbone(torch.randn(1, 3, 64, 64))

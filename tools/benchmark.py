@@ -10,7 +10,7 @@ import torch
 
 from nasnet_det import cli
 
-from nasnet_det.benchmark import BenchConfig, benchmark_backbone, benchmark_pretrain, benchmark_search
+from nasnet_det.benchmarks import BenchConfig, benchmark_backbone, benchmark_pretrain, benchmark_search
 
 
 def main(argv=None):

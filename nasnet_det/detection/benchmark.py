@@ -1,5 +1,5 @@
 """Faster R-CNN speed and memory: our NASNet-A Large FPN, the timm adapter a user could write
-today, and Detectron2's R50-FPN, in the same run (see nasnet_det.benchmark for the method)."""
+today, and Detectron2's R50-FPN, in the same run (see nasnet_det.benchmarks.timing for the method)."""
 from __future__ import annotations
 
 import functools
@@ -13,7 +13,7 @@ from detectron2.modeling.backbone.fpn import FPN, LastLevelMaxPool
 from detectron2.structures import Boxes, Instances
 from detectron2.utils.events import EventStorage
 
-from ..benchmark import BenchConfig, _autocast, compare, write_results
+from ..benchmarks.timing import BenchConfig, autocast, compare, write_results
 from .train import get_config
 
 
@@ -98,7 +98,7 @@ def _shrink(batch):
 
 
 def _step(model, batch, mode, cfg: BenchConfig, device):
-    with _autocast(cfg, device):
+    with autocast(cfg, device):
         if mode == "forward":
             model.eval()
             with torch.no_grad():

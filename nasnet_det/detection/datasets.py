@@ -1,13 +1,11 @@
-"""Datasets named by path, registered on demand, so a new dataset needs no Python.
-
-Names usable in ``DATASETS.TRAIN`` / ``DATASETS.TEST``:
+"""Detection datasets named by path (the grammar of :mod:`nasnet_det.data.specs`), registered on
+demand, so a new dataset needs no Python.
 
 - ``coco:IMAGE_DIR:ANNOTATIONS.json``: a COCO-format detection set.
-- ``voc:ROOT`` or ``voc:ROOT:SPLIT``: a Pascal VOC layout, ``ROOT/Annotations`` + ``ROOT/JPEGImages``
-  (or ``annotations`` + ``images``); SPLIT names ``ROOT/ImageSets/Main/SPLIT.txt`` (without it,
-  every annotation file). Class names are read from the XML files.
-- ``NAME@IDS.txt``: any registered dataset (e.g. ``coco_2017_val@minival_ids.txt``) restricted to
-  the image ids listed in the file (one per line); COCO evaluation is then run on those ids only.
+- ``voc:ROOT`` or ``voc:ROOT:SPLIT``: ``ROOT/Annotations`` + ``ROOT/JPEGImages`` (or ``annotations``
+  + ``images``); without SPLIT, every annotation file. Class names are read from the XML files.
+- ``SPEC@IDS.txt``: any of them or a registered dataset restricted to the image ids listed in the
+  file (one per line); COCO evaluation is then run on those ids only.
 
 Boxes that stick out of their image are clipped, and inverted or empty ones dropped, with one log
 line per dataset that counts them and names an example file. Records without the fields a
@@ -26,6 +24,7 @@ from detectron2.data.datasets import load_coco_json
 from detectron2.data.detection_utils import SizeMismatchError
 from detectron2.structures import BoxMode
 
+from ..data.specs import parse_spec
 from ..errors import DatasetError
 
 logger = logging.getLogger(__name__)
@@ -153,10 +152,7 @@ def load_voc(root: str, split: Optional[str], class_names: List[str]) -> List[di
     return check_boxes(dicts, f"voc:{root}" + (f":{split}" if split else ""))
 
 
-def _register_voc(name: str, spec: str, classes: Optional[List[str]] = None) -> None:
-    root, split = spec, None
-    if ":" in spec and not os.path.isdir(spec):
-        root, split = spec.rsplit(":", 1)
+def _register_voc(name: str, root: str, split: Optional[str], classes: Optional[List[str]] = None) -> None:
     if not os.path.isdir(root):
         raise DatasetError(f"dataset folder not found: {root} (from {name!r})")
     classes = list(classes) if classes else voc_class_names(root, split)
@@ -164,10 +160,9 @@ def _register_voc(name: str, spec: str, classes: Optional[List[str]] = None) -> 
     MetadataCatalog.get(name).set(thing_classes=classes, evaluator_type="coco", dirname=root)
 
 
-def _register_coco(name: str, spec: str) -> None:
-    if ":" not in spec:
+def _register_coco(name: str, image_dir: str, json_file: str) -> None:
+    if not image_dir or not json_file:
         raise DatasetError(f"{name!r}: expected coco:IMAGE_DIR:ANNOTATIONS.json")
-    image_dir, json_file = spec.rsplit(":", 1)
     if not os.path.isdir(image_dir):
         raise DatasetError(f"image folder not found: {image_dir} (from {name!r})")
     if not os.path.isfile(json_file):
@@ -234,17 +229,21 @@ def _register_ids(name: str, base: str, ids_file: str) -> None:
 
 
 def ensure_registered(name: str, classes: Optional[List[str]] = None) -> str:
-    """Register ``name`` if it is one of the path forms above; return it. ``classes`` fixes the
-    class list of a VOC set (a test set must use its training set's classes and order)."""
+    """Register ``name`` if it is one of the path forms (:mod:`nasnet_det.data.specs`); return it.
+    ``classes`` fixes the class list of a VOC set (a test set must use its training set's classes
+    and order)."""
     if name in DatasetCatalog.list():
         return name
-    if "@" in name:
-        base, ids_file = name.rsplit("@", 1)
-        _register_ids(name, base, ids_file)
-    elif name.startswith("coco:"):
-        _register_coco(name, name[len("coco:"):])
-    elif name.startswith("voc:"):
-        _register_voc(name, name[len("voc:"):], classes)
+    spec = parse_spec(name)
+    if spec.kind == "ids":
+        _register_ids(name, *spec.args)
+    elif spec.kind == "coco":
+        _register_coco(name, *spec.args)
+    elif spec.kind == "voc":
+        _register_voc(name, spec.args[0], spec.args[1] or None, classes)
+    elif spec.task == "classification":
+        raise DatasetError(f"{name!r} is a classification dataset; detection takes coco:IMAGES:JSON, "
+                           "voc:ROOT[:SPLIT], SPEC@IDS.txt or a registered Detectron2 name")
     else:
         raise DatasetError(f"unknown dataset {name!r}: not registered in Detectron2 "
                            "(builtin names need DETECTRON2_DATASETS) nor a coco:/voc: path")

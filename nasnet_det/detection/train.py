@@ -265,12 +265,18 @@ class Trainer(DefaultTrainer):
         return hooks
 
 
+def results_by_dataset(cfg, results) -> dict:
+    """{dataset: {"bbox": {...}}}, whether Detectron2 flattened one dataset's results or not."""
+    if results and len(cfg.DATASETS.TEST) == 1 and cfg.DATASETS.TEST[0] not in results:
+        return {cfg.DATASETS.TEST[0]: results}
+    return dict(results or {})
+
+
 def write_eval_results(cfg, results) -> Optional[str]:
     """``OUTPUT_DIR/eval_results.json``: {dataset: {"bbox": {"AP": ...}}}, written atomically."""
     if not results or not comm.is_main_process():
         return None
-    if len(cfg.DATASETS.TEST) == 1 and cfg.DATASETS.TEST[0] not in results:
-        results = {cfg.DATASETS.TEST[0]: results}  # Detectron2 flattens a single dataset's results
+    results = results_by_dataset(cfg, results)
     path = os.path.join(cfg.OUTPUT_DIR, "eval_results.json")
     os.makedirs(cfg.OUTPUT_DIR, exist_ok=True)
     write_json(path, results)

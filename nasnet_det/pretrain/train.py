@@ -135,13 +135,6 @@ def build_model(cfg: PretrainConfig, num_classes: int, img_size: int):
         dense_dropout_keep_prob=cfg.dense_dropout_keep_prob)
 
 
-def _param_groups(model: nn.Module, weight_decay: float):
-    # TF regularises conv and FC weights only, not BN parameters or biases
-    decay = [p for p in model.parameters() if p.ndim > 1]
-    no_decay = [p for p in model.parameters() if p.ndim <= 1]
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-
-
 @torch.no_grad()
 def evaluate(model: nn.Module, loader: DataLoader, device: torch.device, amp: bool = False) -> Dict[str, float]:
     """Top-1 / top-5 accuracy as fractions (summed over processes under DDP)."""
@@ -173,127 +166,160 @@ def _check_resumable(saved: dict, cfg: PretrainConfig, path: str) -> None:
                               "resume with the same options, or train into another --out")
 
 
+class PretrainRun:
+    """One pretraining run: the network, the recipe's optimizer, schedule and EMA, the data loaders,
+    and the checkpoint that lets it resume exactly."""
+
+    def __init__(self, cfg: PretrainConfig):
+        self.device = _init_distributed()
+        self.world, self.rank = (dist.get_world_size(), dist.get_rank()) if dist.is_initialized() else (1, 0)
+        self.on_gpu = self.device.type == "cuda"
+        self.amp = cfg.amp and self.on_gpu
+        data = datasets.build(cfg.data, cfg.img_size)
+        self.cfg = cfg = dataclasses.replace(cfg, img_size=data.img_size)
+        self.checkpoint_path = os.path.join(cfg.out, "checkpoint.pth")
+
+        torch.manual_seed(cfg.seed)
+        np.random.seed(cfg.seed)
+        random.seed(cfg.seed)
+        self.model = build_model(cfg, data.num_classes, data.img_size).to(self.device)
+        if self.on_gpu and cfg.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        from timm.loss import LabelSmoothingCrossEntropy
+        from timm.optim import RMSpropTF
+        from timm.utils import ModelEmaV3
+
+        self.ema = ModelEmaV3(self.model, decay=cfg.ema_decay, use_warmup=True)
+        self.optimizer = RMSpropTF(self.model.param_groups(cfg.weight_decay), lr=cfg.lr, alpha=cfg.rmsprop_decay,
+                                   eps=cfg.rmsprop_eps, momentum=cfg.momentum)
+        self.sampler = DistributedSampler(data.train, num_replicas=self.world, rank=self.rank, shuffle=True,
+                                          seed=cfg.seed, drop_last=True)
+        self.train_loader = DataLoader(data.train, batch_size=cfg.batch_size, sampler=self.sampler,
+                                       num_workers=cfg.workers, pin_memory=self.on_gpu, drop_last=True)
+        self.val_loader = DataLoader(data.val, batch_size=cfg.batch_size * 2, num_workers=cfg.workers,
+                                     sampler=DistributedSampler(data.val, num_replicas=self.world, rank=self.rank,
+                                                                shuffle=False))
+        self.steps_per_epoch = len(self.train_loader)
+        if self.steps_per_epoch == 0:
+            raise DataError(f"batch size {cfg.batch_size} x {self.world} processes exceeds the {len(data.train)} "
+                            f"training images of {cfg.data}: lower --batch-size")
+        self.total_steps = cfg.epochs * self.steps_per_epoch
+        decay_every = max(1, round(cfg.lr_decay_epochs * self.steps_per_epoch))
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer,
+                                                           lambda step: cfg.lr_decay ** (step // decay_every))
+        self.criterion = (LabelSmoothingCrossEntropy(cfg.label_smoothing) if cfg.label_smoothing > 0
+                          else nn.CrossEntropyLoss())
+        self.train_model = self.model
+        if dist.is_initialized():
+            self.train_model = nn.parallel.DistributedDataParallel(
+                self.model, device_ids=[self.device.index] if self.on_gpu else None)
+        self.history: list = []
+
+    def resume(self) -> int:
+        """Load the checkpoint, if any; returns the first epoch still to train."""
+        if not os.path.isfile(self.checkpoint_path):
+            logger.warning("--resume: no checkpoint at %s yet, so training starts from the beginning",
+                           self.checkpoint_path)
+            return 0
+        try:
+            state = torch.load(self.checkpoint_path, map_location=self.device, weights_only=False)
+        except Exception as e:  # a truncated or foreign file: say which, keep it for inspection
+            raise CheckpointError(f"cannot read checkpoint {self.checkpoint_path}: {type(e).__name__}: {e}") from None
+        _check_resumable(state["config"], self.cfg, self.checkpoint_path)
+        self.model.load_state_dict(state["model"])
+        self.ema.module.load_state_dict(state["ema"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.history = state["history"]
+        _set_rng_state(state["rng"])
+        logger.info("resumed from %s after epoch %d", self.checkpoint_path, state["epoch"])
+        return state["epoch"] + 1
+
+    def train_epoch(self, epoch: int) -> dict:
+        """One epoch of the recipe, then top-1/top-5 of the weights and of their EMA."""
+        cfg = self.cfg
+        self.sampler.set_epoch(epoch)
+        self.train_model.train()
+        bar = None
+        if cfg.progress and _is_main():
+            from tqdm import tqdm
+
+            bar = tqdm(total=self.steps_per_epoch, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False,
+                       dynamic_ncols=True)
+        seen, start, loss_sum = 0, time.perf_counter(), 0.0
+        for i, (x, y) in enumerate(self.train_loader):
+            step = epoch * self.steps_per_epoch + i
+            loss = self._step(x, y, step)
+            if not math.isfinite(loss):
+                raise FloatingPointError(f"loss is {loss} at epoch {epoch + 1}, step {i}: lower --lr?")
+            seen += len(y) * self.world
+            loss_sum += loss
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss:.3f}", lr=f"{self.scheduler.get_last_lr()[0]:.2e}",
+                                img_s=f"{seen / (time.perf_counter() - start):.0f}")
+        if bar is not None:
+            bar.close()
+        raw = evaluate(self.model, self.val_loader, self.device, self.amp)
+        averaged = evaluate(self.ema.module, self.val_loader, self.device, self.amp)
+        return {"epoch": epoch + 1, "top1": raw["top1"], "top5": raw["top5"], "ema_top1": averaged["top1"],
+                "ema_top5": averaged["top5"], "train_loss": loss_sum / self.steps_per_epoch,
+                "img_per_s": seen / (time.perf_counter() - start)}
+
+    def _step(self, x: torch.Tensor, y: torch.Tensor, step: int) -> float:
+        cfg = self.cfg
+        self.model.set_drop_path_progress(step / self.total_steps)
+        x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+        if self.on_gpu and cfg.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
+            out = self.train_model(x)
+            logits, aux = out if isinstance(out, tuple) else (out, None)
+            loss = self.criterion(logits.float(), y)
+            if aux is not None:
+                loss = loss + cfg.aux_weight * self.criterion(aux.float(), y)
+        if not torch.isfinite(loss):
+            return loss.item()
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.clip_grad > 0:
+            nn.utils.clip_grad_norm_(self.model.parameters(), cfg.clip_grad)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.ema.update(self.model, step=step)
+        return loss.item()
+
+    def save(self, epoch: int, metrics: dict) -> None:
+        """The epoch's checkpoint and metrics.json, atomically (main process only)."""
+        cfg = self.cfg
+        logger.info("epoch %d/%d: loss %.4f, top-1 %.4f (EMA %.4f), top-5 %.4f (EMA %.4f)", epoch + 1, cfg.epochs,
+                    metrics["train_loss"], metrics["top1"], metrics["ema_top1"], metrics["top5"], metrics["ema_top5"])
+        torch_save({"model": self.model.state_dict(), "ema": self.ema.module.state_dict(),
+                    "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                    "epoch": epoch, "history": self.history, "rng": _rng_state(),
+                    "config": dataclasses.asdict(cfg)}, self.checkpoint_path)
+        write_json(os.path.join(cfg.out, "metrics.json"), {**metrics, "history": self.history})
+
+
 def train(cfg: PretrainConfig, resume: bool = False,
           on_epoch_end: Optional[Callable[[int, dict], None]] = None) -> dict:
     """Train, evaluate each epoch, checkpoint, and export ``backbone.pth``; returns the final metrics.
 
     ``on_epoch_end(epoch, metrics)`` is called after each epoch's checkpoint is on disk.
     """
-    device = _init_distributed()
-    world, rank = (dist.get_world_size(), dist.get_rank()) if dist.is_initialized() else (1, 0)
-    on_gpu = device.type == "cuda"
-    amp = cfg.amp and on_gpu
-    data = datasets.build(cfg.data, cfg.img_size)
-    cfg = dataclasses.replace(cfg, img_size=data.img_size)
-    ckpt_path = os.path.join(cfg.out, "checkpoint.pth")
-
-    torch.manual_seed(cfg.seed)
-    np.random.seed(cfg.seed)
-    random.seed(cfg.seed)
-    model = build_model(cfg, data.num_classes, data.img_size).to(device)
-    if on_gpu and cfg.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    from timm.loss import LabelSmoothingCrossEntropy
-    from timm.optim import RMSpropTF
-    from timm.utils import ModelEmaV3
-
-    ema = ModelEmaV3(model, decay=cfg.ema_decay, use_warmup=True)
-    optimizer = RMSpropTF(_param_groups(model, cfg.weight_decay), lr=cfg.lr, alpha=cfg.rmsprop_decay,
-                          eps=cfg.rmsprop_eps, momentum=cfg.momentum)
-    sampler = DistributedSampler(data.train, num_replicas=world, rank=rank, shuffle=True, seed=cfg.seed, drop_last=True)
-    train_loader = DataLoader(data.train, batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.workers,
-                              pin_memory=on_gpu, drop_last=True, persistent_workers=False)
-    val_sampler = DistributedSampler(data.val, num_replicas=world, rank=rank, shuffle=False)
-    val_loader = DataLoader(data.val, batch_size=cfg.batch_size * 2, sampler=val_sampler, num_workers=cfg.workers)
-    steps_per_epoch = len(train_loader)
-    if steps_per_epoch == 0:
-        raise DataError(f"batch size {cfg.batch_size} x {world} processes exceeds the {len(data.train)} training "
-                        f"images of {cfg.data}: lower --batch-size")
-    total_steps = cfg.epochs * steps_per_epoch
-    decay_every = max(1, round(cfg.lr_decay_epochs * steps_per_epoch))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: cfg.lr_decay ** (step // decay_every))
-    criterion = LabelSmoothingCrossEntropy(cfg.label_smoothing) if cfg.label_smoothing > 0 else nn.CrossEntropyLoss()
-
-    start_epoch, history = 0, []
-    if resume and os.path.isfile(ckpt_path):
-        try:
-            state = torch.load(ckpt_path, map_location=device, weights_only=False)
-        except Exception as e:  # a truncated or foreign file: say which, keep it for inspection
-            raise CheckpointError(f"cannot read checkpoint {ckpt_path}: {type(e).__name__}: {e}") from None
-        _check_resumable(state["config"], cfg, ckpt_path)
-        model.load_state_dict(state["model"])
-        ema.module.load_state_dict(state["ema"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        start_epoch, history = state["epoch"] + 1, state["history"]
-        _set_rng_state(state["rng"])
-        logger.info("resumed from %s after epoch %d", ckpt_path, state["epoch"])
-    elif resume:
-        logger.warning("--resume: no checkpoint at %s yet, so training starts from the beginning", ckpt_path)
-
-    train_model = model
-    if dist.is_initialized():
-        train_model = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if on_gpu else None)
+    run = PretrainRun(cfg)
+    start_epoch = run.resume() if resume else 0
     if _is_main():
-        os.makedirs(cfg.out, exist_ok=True)
-        write_json(os.path.join(cfg.out, "config.json"), dataclasses.asdict(cfg))
-
-    metrics = history[-1] if history else {}
-    for epoch in range(start_epoch, cfg.epochs):
-        sampler.set_epoch(epoch)
-        train_model.train()
-        bar = None
-        if cfg.progress and _is_main():
-            from tqdm import tqdm
-
-            bar = tqdm(total=steps_per_epoch, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False, dynamic_ncols=True)
-        seen, start, loss_sum = 0, time.perf_counter(), 0.0
-        for i, (x, y) in enumerate(train_loader):
-            step = epoch * steps_per_epoch + i
-            model.set_drop_path_progress(step / total_steps)
-            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-            if on_gpu and cfg.channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-                out = train_model(x)
-                logits, aux = out if isinstance(out, tuple) else (out, None)
-                loss = criterion(logits.float(), y)
-                if aux is not None:
-                    loss = loss + cfg.aux_weight * criterion(aux.float(), y)
-            if not math.isfinite(loss.item()):
-                raise FloatingPointError(f"loss is {loss.item()} at epoch {epoch + 1}, step {i}: lower --lr?")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.clip_grad > 0:
-                nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad)
-            optimizer.step()
-            scheduler.step()
-            ema.update(model, step=step)
-            seen += len(y) * world
-            loss_sum += loss.item()
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(loss=f"{loss.item():.3f}", lr=f"{scheduler.get_last_lr()[0]:.2e}",
-                                img_s=f"{seen / (time.perf_counter() - start):.0f}")
-        if bar is not None:
-            bar.close()
-        raw, averaged = evaluate(model, val_loader, device, amp), evaluate(ema.module, val_loader, device, amp)
-        metrics = {"epoch": epoch + 1, "top1": raw["top1"], "top5": raw["top5"], "ema_top1": averaged["top1"],
-                   "ema_top5": averaged["top5"], "train_loss": loss_sum / steps_per_epoch,
-                   "img_per_s": seen / (time.perf_counter() - start)}
-        history.append(metrics)
+        os.makedirs(run.cfg.out, exist_ok=True)
+        write_json(os.path.join(run.cfg.out, "config.json"), dataclasses.asdict(run.cfg))
+    metrics = run.history[-1] if run.history else {}
+    for epoch in range(start_epoch, run.cfg.epochs):
+        metrics = run.train_epoch(epoch)
+        run.history.append(metrics)
         if _is_main():
-            logger.info("epoch %d/%d: loss %.4f, top-1 %.4f (EMA %.4f), top-5 %.4f (EMA %.4f)", epoch + 1, cfg.epochs,
-                        metrics["train_loss"], metrics["top1"], metrics["ema_top1"], metrics["top5"], metrics["ema_top5"])
-            torch_save({"model": model.state_dict(), "ema": ema.module.state_dict(),
-                          "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                          "epoch": epoch, "history": history, "rng": _rng_state(),
-                        "config": dataclasses.asdict(cfg)}, ckpt_path)
-            write_json(os.path.join(cfg.out, "metrics.json"), {**metrics, "history": history})
+            run.save(epoch, metrics)
         if on_epoch_end is not None:
             on_epoch_end(epoch, metrics)
-
     if _is_main():
-        save_for_detectron2(ema.module, os.path.join(cfg.out, "backbone.pth"),
-                            extra={"metrics": metrics})
+        save_for_detectron2(run.ema.module, os.path.join(run.cfg.out, "backbone.pth"), extra={"metrics": metrics})
     return metrics

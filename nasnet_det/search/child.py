@@ -70,10 +70,7 @@ def train_child(genotype_dict: dict, cfg: ChildConfig) -> dict:
     model = build_nasnet(genotype, num_cells=cfg.num_cells, num_conv_filters=cfg.num_conv_filters,
                          stem="cifar", stem_multiplier=cfg.stem_multiplier, num_classes=data.num_classes,
                          skip_reduction_layer_input=False, dense_dropout_keep_prob=1.0, img_size=data.img_size)
-    decay = [p for p in model.parameters() if p.ndim > 1]
-    rest = [p for p in model.parameters() if p.ndim <= 1]
-    optimizer = torch.optim.SGD([{"params": decay, "weight_decay": cfg.weight_decay},
-                                 {"params": rest, "weight_decay": 0.0}], lr=cfg.lr, momentum=cfg.momentum, nesterov=True)
+    optimizer = torch.optim.SGD(model.param_groups(cfg.weight_decay), lr=cfg.lr, momentum=cfg.momentum, nesterov=True)
     generator = torch.Generator().manual_seed(cfg.seed)
     loader = DataLoader(data.train, batch_size=cfg.batch_size, shuffle=True, drop_last=True, generator=generator)
     steps_per_epoch = len(loader) if cfg.max_train_batches is None else min(len(loader), cfg.max_train_batches)

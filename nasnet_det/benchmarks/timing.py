@@ -1,4 +1,4 @@
-"""Speed and memory of our networks against the reference implementations, in the same run.
+"""The timing harness every benchmark shares: models timed alternately in one run, peak memory.
 
 Models are timed alternately (one step of each, repeated), so drift of the machine (clock boost,
 other load) hits both alike; the median step time is reported. Peak memory is measured per model:
@@ -8,7 +8,6 @@ during its first full-size step, read from /proc after resetting the high-water 
 from __future__ import annotations
 
 import multiprocessing as mp
-import os
 import statistics
 import time
 from contextlib import nullcontext
@@ -17,7 +16,7 @@ from typing import Callable, Dict, List, Optional
 
 import torch
 
-from .io import write_json
+from ..io import write_json
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -37,40 +36,20 @@ class BenchConfig:
     compile: bool = False
 
 
-# ------------------------------------------------------------------------------------------------
-# Backbones under test (module-level so a spawned process can build them)
 
-def build_timm_nasnetalarge():
-    import timm
-    return timm.create_model("nasnetalarge", pretrained=False)
-
-
-def build_ours_nasnet_a_large():
-    from .modeling import nasnet_a_large
-    # no drop path: timm's model has none, so both do the same work per step
-    return nasnet_a_large(num_classes=1000, drop_path_keep_prob=1.0)
-
-
-BACKBONES: Dict[str, Callable[[], torch.nn.Module]] = {
-    "timm nasnetalarge": build_timm_nasnetalarge,
-    "ours nasnet_a_large": build_ours_nasnet_a_large,
-}
-
-
-# ------------------------------------------------------------------------------------------------
 
 def _sync(device: torch.device):
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
 
-def _autocast(cfg: BenchConfig, device: torch.device):
+def autocast(cfg: BenchConfig, device: torch.device):
     if cfg.dtype == "fp32":
         return nullcontext()
     return torch.autocast(device.type, dtype=DTYPES[cfg.dtype])
 
 
-def _prepare(model: torch.nn.Module, cfg: BenchConfig, device: torch.device):
+def prepare_model(model: torch.nn.Module, cfg: BenchConfig, device: torch.device):
     model = model.to(device)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -83,7 +62,7 @@ def _prepare(model: torch.nn.Module, cfg: BenchConfig, device: torch.device):
 
 
 def _step(model, x, mode: str, cfg: BenchConfig, device: torch.device):
-    with _autocast(cfg, device):
+    with autocast(cfg, device):
         if mode == "forward":
             model.eval()
             with torch.no_grad():
@@ -123,7 +102,7 @@ def _shrink_image(x):
 
 def peak_memory(builder, cfg: BenchConfig, mode: str, prepare=None, step=None, shrink=None) -> Optional[int]:
     """Peak memory of one step, in bytes, above what the model and input already hold."""
-    prepare, step, shrink = prepare or _prepare, step or _step, shrink or _shrink_image
+    prepare, step, shrink = prepare or prepare_model, step or _step, shrink or _shrink_image
     device = torch.device(cfg.device)
     if device.type == "cuda":
         model, x = prepare(builder(), cfg, device)
@@ -146,7 +125,7 @@ def peak_memory(builder, cfg: BenchConfig, mode: str, prepare=None, step=None, s
 
 
 def compare(builders: Dict[str, Callable[[], torch.nn.Module]], cfg: BenchConfig,
-            step: Callable = _step, prepare: Callable = _prepare, shrink: Callable = _shrink_image,
+            step: Callable = _step, prepare: Callable = prepare_model, shrink: Callable = _shrink_image,
             log=print) -> dict:
     """Time ``builders`` alternately in each mode; returns {mode: {name: {...}}}."""
     device = torch.device(cfg.device)
@@ -197,108 +176,3 @@ def write_results(json_path: str, cfg: BenchConfig, results: dict) -> str:
     return write_json(json_path, {"config": asdict(cfg), "results": results})
 
 
-def benchmark_backbone(cfg: BenchConfig, json_path: Optional[str] = None, log=print) -> dict:
-    results = compare(BACKBONES, cfg, log=log)
-    report(results, cfg, "NASNet-A Large backbone, ours vs timm", log=log)
-    if json_path:
-        write_results(json_path, cfg, results)
-    return results
-
-
-# ------------------------------------------------------------------------------------------------
-# The pretraining loop's step: NASNet-A Mobile, ours vs pretrainedmodels' (Cadene's) port
-
-def build_cadene_nasnetamobile():
-    import pretrainedmodels
-    return pretrainedmodels.nasnetamobile(num_classes=1000, pretrained=None)
-
-
-def build_ours_nasnet_a_mobile():
-    from .modeling import nasnet_a_mobile
-    return nasnet_a_mobile(num_classes=1000)  # no aux head: Cadene's model has none
-
-
-def _prepare_classifier(model, cfg: BenchConfig, device):
-    from timm.optim import RMSpropTF
-
-    model, x = _prepare(model, cfg, device)
-    model.bench_optimizer = RMSpropTF(model.parameters(), lr=0.01, alpha=0.9, eps=1.0, momentum=0.9)
-    labels = torch.randint(0, 1000, (cfg.batch,), generator=torch.Generator().manual_seed(0)).to(device)
-    return model, (x, labels)
-
-
-def _shrink_classifier(batch):
-    x, y = batch
-    return x[:1], y[:1]  # one image at full size: Cadene's model pools with a fixed 7x7 window
-
-
-def _pretrain_step(model, batch, mode, cfg: BenchConfig, device):
-    """One step of nasnet_det.pretrain's loop: label-smoothed CE, backward, clip, RMSpropTF."""
-    from timm.loss import LabelSmoothingCrossEntropy
-
-    x, y = batch
-    model.train()
-    with _autocast(cfg, device):
-        loss = LabelSmoothingCrossEntropy(0.1)(model(x).float(), y)
-    model.bench_optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
-    model.bench_optimizer.step()
-
-
-PRETRAIN_MODELS: Dict[str, Callable[[], torch.nn.Module]] = {
-    "pretrainedmodels nasnetamobile": build_cadene_nasnetamobile,
-    "ours nasnet_a_mobile": build_ours_nasnet_a_mobile,
-}
-
-
-def benchmark_pretrain(cfg: BenchConfig, json_path: Optional[str] = None, log=print) -> dict:
-    cfg.modes = ("train",)
-    results = compare(PRETRAIN_MODELS, cfg, step=_pretrain_step, prepare=_prepare_classifier,
-                      shrink=_shrink_classifier, log=log)
-    report(results, cfg, "pretraining loop, NASNet-A Mobile, ours vs pretrainedmodels", log=log)
-    if json_path:
-        write_results(json_path, cfg, results)
-    return results
-
-
-# ------------------------------------------------------------------------------------------------
-# Search throughput: children per second with 1 and K local workers, and with Ray
-
-def _children_per_second(trials: List[dict], workers: int) -> float:
-    """Steady-state rate: completions after the first wave (which also pays the workers' start-up)."""
-    times = sorted(t["finished"] for t in trials if t["final"])
-    if len(times) <= workers:
-        return float("nan")
-    return (len(times) - workers) / (times[-1] - times[workers - 1])
-
-
-def benchmark_search(budget: int = 10, workers: int = 2, child_options: Optional[dict] = None,
-                     out: str = "runs/benchmark_search", log=print) -> dict:
-    import shutil
-
-    from .search.child import ChildConfig
-    from .search.runner import SearchConfig, run_search
-
-    child = ChildConfig(**(child_options or dict(epochs=1, max_train_batches=10, num_conv_filters=8, img_size=16)))
-    setups = {"local, 1 worker": ("local", 1), f"local, {workers} workers": ("local", workers),
-              f"ray, {workers} workers": ("ray", workers)}
-    results = {}
-    for name, (backend, k) in setups.items():
-        folder = os.path.join(out, name.replace(", ", "_").replace(" ", "_"))
-        shutil.rmtree(folder, ignore_errors=True)
-        start = time.perf_counter()
-        done = run_search(SearchConfig(strategy="random", budget=budget, workers=k, backend=backend, out=folder,
-                                       child=child, progress=False))
-        results[name] = {"children_per_s": _children_per_second(done, k), "wall_s": time.perf_counter() - start,
-                         "mean_child_s": statistics.mean(t["seconds"] for t in done)}
-        if backend == "ray":
-            import ray
-            ray.shutdown()
-    one, many, ray_many = (results[n]["children_per_s"] for n in setups)
-    log(f"search throughput, {budget} children each (random strategy, child: {child})")
-    for name, r in results.items():
-        log(f"  {name:<18} {r['children_per_s']:.3f} children/s after the first wave, mean child "
-            f"{r['mean_child_s']:.1f} s, wall {r['wall_s']:.0f} s")
-    log(f"  speed-up with {workers} local workers: {many / one:.2f}x; ray / local with {workers} workers: {ray_many / many:.2f}")
-    return results

@@ -14,6 +14,7 @@ from typing import Dict, Tuple
 import numpy as np
 from PIL import Image, ImageDraw
 
+from ..data.specs import format_spec
 from ..io import write_json
 
 CLASSES = ("circle", "square", "triangle")
@@ -99,5 +100,5 @@ def generate(root: str, train: int = 400, val: int = 80, size: int = 128, seed: 
         path = os.path.join(folder, "annotations.json")
         if not os.path.isfile(path):
             generate_split(folder, count, size, split_seed)
-        names[split] = f"coco:{folder}:{path}"
+        names[split] = format_spec("coco", folder, path)
     return names

@@ -1,0 +1,156 @@
+"""Classification datasets by name (:mod:`.specs`), shared by pretraining and the search's child training.
+
+- ``digits``: scikit-learn's 1,797 real handwritten digits (8x8, 10 classes), shipped with the
+  package, so training runs anywhere. A fixed stratified 80/20 split; images upsampled to
+  ``img_size`` and repeated to three channels.
+- ``cifar10:PATH``: the python-pickle CIFAR-10 folder (``data_batch_1..5``, ``test_batch``). With
+  ``holdout`` the paper's split is used: the last 5,000 training images are the validation set.
+- ``imagefolder:PATH``: an ImageNet-layout folder, ``PATH/train/<class>/*`` and ``PATH/val/<class>/*``.
+
+Images are scaled to [-1, 1] (mean = std = 0.5, as NASNet's TF preprocessing).
+"""
+from __future__ import annotations
+
+import os
+import pickle
+from dataclasses import dataclass
+from typing import Callable, List, Optional, Tuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import Dataset, TensorDataset
+
+from ..errors import DataError
+from .specs import DatasetSpec, parse_spec
+
+MEAN = STD = (0.5, 0.5, 0.5)
+
+
+@dataclass
+class ClassificationData:
+    train: Dataset
+    val: Dataset
+    num_classes: int
+    img_size: int
+    name: str
+
+
+class _Transformed(Dataset):
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, transform: Optional[Callable]):
+        self.images, self.labels, self.transform = images, labels, transform
+
+    def __len__(self):
+        return len(self.labels)
+
+    def __getitem__(self, i):
+        x = self.images[i]
+        return (self.transform(x) if self.transform else x), self.labels[i]
+
+
+def _random_shift(pad: int) -> Callable:
+    """Pad and randomly crop back: small translations (digits must not be flipped)."""
+    def shift(x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        x = F.pad(x, (pad, pad, pad, pad), value=-1.0)
+        top, left = (int(v) for v in torch.randint(0, 2 * pad + 1, (2,)))
+        return x[:, top:top + h, left:left + w]
+    return shift
+
+
+def digits(img_size: int = 32, augment: bool = True, seed: int = 0) -> ClassificationData:
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    bunch = load_digits()
+    images = torch.tensor(bunch.images, dtype=torch.float32)[:, None] / 16.0  # 0..16 -> 0..1
+    images = F.interpolate(images, size=(img_size, img_size), mode="bilinear", align_corners=False)
+    images = ((images - 0.5) / 0.5).repeat(1, 3, 1, 1)
+    labels = torch.tensor(bunch.target, dtype=torch.long)
+    train_idx, val_idx = train_test_split(np.arange(len(labels)), test_size=0.2, random_state=seed,
+                                          stratify=bunch.target)
+    train_idx, val_idx = torch.as_tensor(train_idx), torch.as_tensor(val_idx)
+    shift = _random_shift(max(1, img_size // 8)) if augment else None
+    return ClassificationData(_Transformed(images[train_idx], labels[train_idx], shift),
+                              TensorDataset(images[val_idx], labels[val_idx]), 10, img_size, "digits")
+
+
+def _unpickle(path: str) -> dict:
+    if not os.path.isfile(path):
+        raise DataError(f"CIFAR-10 file not found: {path}")
+    try:
+        with open(path, "rb") as f:
+            return pickle.load(f, encoding="latin1")
+    except (pickle.UnpicklingError, EOFError, ValueError) as e:
+        raise DataError(f"corrupt CIFAR-10 file {path}: {e}") from None
+
+
+def cifar10(path: str, img_size: int = 32, augment: bool = True, holdout: bool = True) -> ClassificationData:
+    """CIFAR-10; with ``holdout`` (the search's reward) validation = the last 5k training images."""
+    if not os.path.isdir(path):
+        raise DataError(f"CIFAR-10 folder not found: {path}")
+
+    def load(names: List[str]) -> Tuple[torch.Tensor, torch.Tensor]:
+        batches = [_unpickle(os.path.join(path, n)) for n in names]
+        x = np.concatenate([b["data"] for b in batches]).reshape(-1, 3, 32, 32)
+        y = np.concatenate([b["labels"] for b in batches])
+        x = (torch.tensor(x, dtype=torch.float32) / 255.0 - 0.5) / 0.5
+        if img_size != 32:
+            x = F.interpolate(x, size=(img_size, img_size), mode="bilinear", align_corners=False)
+        return x, torch.tensor(y, dtype=torch.long)
+
+    x, y = load([f"data_batch_{i}" for i in range(1, 6)])
+    if holdout:
+        val = TensorDataset(x[45000:], y[45000:])
+        x, y = x[:45000], y[:45000]
+    else:
+        val = TensorDataset(*load(["test_batch"]))
+
+    def flip_shift(img, shift=_random_shift(4)):
+        img = shift(img)
+        return img.flip(-1) if torch.rand(()) < 0.5 else img
+
+    return ClassificationData(_Transformed(x, y, flip_shift if augment else None), val, 10, img_size, f"cifar10:{path}")
+
+
+def imagefolder(path: str, img_size: int = 224, augment: bool = True) -> ClassificationData:
+    """ImageNet layout with Inception-style augmentation (timm's transforms)."""
+    from timm.data import create_transform
+    from torchvision.datasets import ImageFolder
+
+    for split in ("train", "val"):
+        if not os.path.isdir(os.path.join(path, split)):
+            raise DataError(f"imagefolder:{path}: missing the {split}/ folder (expected train/<class>/, val/<class>/)")
+    train_tf = create_transform(img_size, is_training=augment, interpolation="bicubic", mean=MEAN, std=STD)
+    val_tf = create_transform(img_size, is_training=False, interpolation="bicubic", mean=MEAN, std=STD,
+                              crop_pct=0.911 if img_size >= 299 else 0.875)
+    train = ImageFolder(os.path.join(path, "train"), transform=train_tf)
+    val = ImageFolder(os.path.join(path, "val"), transform=val_tf)
+    if train.classes != val.classes:
+        raise DataError(f"imagefolder:{path}: train/ and val/ have different class folders")
+    return ClassificationData(train, val, len(train.classes), img_size, f"imagefolder:{path}")
+
+
+def check_spec(text: str) -> DatasetSpec:
+    """The classification spec ``text`` names, checked without loading it (the search checks its
+    spec before handing it to worker processes)."""
+    spec = parse_spec(text)
+    if spec.task != "classification" or (spec.args and not spec.args[0]):
+        what = "a detection dataset" if spec.kind in ("coco", "voc", "ids") else "unknown"
+        raise DataError(f"{what} {text!r}: classification takes digits, cifar10:PATH or imagefolder:PATH")
+    if spec.args and not os.path.isdir(spec.args[0]):
+        raise DataError(f"{spec.kind} folder not found: {spec.args[0]}")
+    return spec
+
+
+def build(text: str, img_size: Optional[int] = None, augment: bool = True, holdout: bool = True) -> ClassificationData:
+    """``digits``, ``cifar10:PATH`` or ``imagefolder:PATH`` (:mod:`.specs`)."""
+    if img_size is not None and (isinstance(img_size, bool) or not isinstance(img_size, int) or img_size < 1):
+        raise DataError(f"image size must be a positive number of pixels, got {img_size!r}")
+    spec = parse_spec(text)
+    if spec.kind == "cifar10" and spec.args[0]:
+        return cifar10(spec.args[0], img_size or 32, augment, holdout)
+    if spec.kind == "imagefolder" and spec.args[0]:
+        return imagefolder(spec.args[0], img_size or 224, augment)
+    check_spec(text)  # raises the error that names the problem
+    return digits(img_size or 32, augment)
