@@ -93,10 +93,3 @@ def draw_cell(cell: genotypes.Cell, path: str, title: str = "", engine: Optional
     else:
         _draw_matplotlib(cell, title, path)
     return path
-
-
-def draw_genotype(genotype, out_prefix: str, engine: Optional[str] = None) -> dict:
-    """``<prefix>_normal.png`` and ``<prefix>_reduction.png``; returns their paths."""
-    g = genotypes.get(genotype)
-    return {name: draw_cell(getattr(g, name), f"{out_prefix}_{name}.png", f"{g.name or 'genotype'}: {name} cell", engine)
-            for name in ("normal", "reduction")}

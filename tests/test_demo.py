@@ -1,6 +1,7 @@
 """The end-to-end demo with a tiny budget, and its pieces: cell drawings, the generated shapes set."""
 import dataclasses
 import json
+import math
 import os
 import subprocess
 import sys
@@ -29,9 +30,27 @@ def test_draw_genotype_tool(tmp_path):
     for cell in ("normal", "reduction"):
         width, height = _png(tmp_path / f"p_{cell}.png")
         assert width > 400 and height > 200
+        with Image.open(tmp_path / f"p_{cell}.png") as image:  # drawn boxes in several colours, not a blank page
+            colours = image.convert("RGB").getcolors(1 << 20)
+        assert len(colours) > 20
     bad = subprocess.run([sys.executable, os.path.join(TOOLS, "draw_genotype.py"), "nope", "--out", str(tmp_path / "x.png")],
                          capture_output=True, text=True)
     assert bad.returncode != 0 and "unknown genotype 'nope'" in bad.stderr
+
+
+def test_cell_diagram_has_every_op_edge_and_output():
+    from nasnet_det.viz import _dot_source
+
+    cell = genotypes.NASNET_A.reduction
+    source = _dot_source(cell, "nasnet_a reduction")
+    edges = [line for line in source.splitlines() if "->" in line]
+    # each block: two inputs -> op, two op -> combine; then each concatenated state -> output
+    assert len(edges) == 4 * len(cell.blocks) + len(cell.output_states())
+    for k, block in enumerate(cell.blocks):
+        for side, (i, op) in enumerate(zip(block.inputs, block.ops)):
+            assert f'op{k}_{side} [label="{op}"' in source
+            assert f"s{i} -> op{k}_{side};" in source and f"op{k}_{side} -> s{k + 2};" in source
+    assert [f"s{i} -> out;" in source for i in cell.output_states()] == [True] * 4
 
 
 def test_generated_shapes_register_through_the_coco_form(tmp_path):
@@ -74,7 +93,8 @@ def test_demo_pipeline_with_a_tiny_budget(tmp_path):
     assert {"AP", "AP50", "AP75"} <= set(bbox)
     report = open(os.path.join(out, "report.md")).read()
     assert "cell_normal.png" in report and "AP50" in report
-    assert set(result["metrics"]["shapes"]["bbox"]) == set(bbox)  # (a 6-iteration detector may score NaN)
+    assert set(result["metrics"]["shapes"]["bbox"]) == set(bbox)
+    assert all(math.isfinite(bbox[k]) and 0 <= bbox[k] <= 100 for k in ("AP", "AP50", "AP75"))
 
     # an interrupted run continues: finished stages are kept, detection restarts from its checkpoint
     trials = open(os.path.join(out, "search", "trials.jsonl")).read()

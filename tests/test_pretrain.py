@@ -19,6 +19,7 @@ class Killed(Exception):
     pass
 
 
+@pytest.mark.slow  # a learning check (make test-all runs it)
 def test_tiny_nasnet_learns_digits(tmp_path):
     # a budget measured to take about a minute on the 2-core CI machine (the issue asks for < 2 min)
     metrics = train(PretrainConfig(**TINY, epochs=4, out=str(tmp_path)))

@@ -10,10 +10,12 @@ keys named. Weights ported from TF keep TF's average-pool padding semantics (our
 """
 from nasnet_det import cli
 from nasnet_det.errors import CheckpointError
-from nasnet_det.modeling import CONFIGS, build_nasnet
+from nasnet_det.modeling import CONFIGS, PUBLISHED, build_nasnet
 from nasnet_det.modeling.convert import load_reference_weights, read_checkpoint, save_for_detectron2, unwrap_state_dict
+from nasnet_det.modeling.nasnet import penultimate_width
 
-GUESS = {4032: "nasnet_a_large", 1056: "nasnet_a_mobile", 4320: "pnasnet_5_large"}
+# the ImageNet networks, recognised by their classifier's input width
+GUESS = {penultimate_width(name): name for name, p in PUBLISHED.items() if p.options.get("stem", "imagenet") == "imagenet"}
 
 
 def main(argv=None):
