@@ -90,6 +90,8 @@ def start_reaper() -> subprocess.Popen:
 
 
 class LocalBackend:
+    """Children in a pool of spawned local processes; a pool broken by a dead worker is replaced."""
+
     def __init__(self, workers: int):
         self.workers = workers
         self._pool = self._new_pool()
@@ -138,6 +140,8 @@ class LocalBackend:
 
 
 class RayBackend:
+    """One Ray task per child, on a local Ray (``address`` None) or a cluster (``auto`` or host:port)."""
+
     def __init__(self, workers: int, address: Optional[str], gpus_per_child: float):
         try:
             import ray

@@ -54,6 +54,8 @@ MAX_LOST = 3  # a child whose worker died this often is treated as failing, not 
 
 @dataclass
 class SearchConfig:
+    """Everything a search is run with; ``search.json`` holds it (:meth:`to_dict`)."""
+
     strategy: str = "ppo"
     budget: int = 20
     workers: int = 2
@@ -165,6 +167,9 @@ def run_evaluation(evaluator: str, genotype_dict: dict, settings: dict) -> dict:
 # ------------------------------------------------------------------------------------------------
 
 class SearchRunner:
+    """One search in one folder: asks the strategy for children until ``budget`` are final, keeps
+    ``state.pt`` and ``trials.jsonl`` current after every event, and resumes from them."""
+
     def __init__(self, cfg: SearchConfig, resume: bool = False):
         self.cfg = cfg
         self.space = SearchSpace(cfg.num_blocks, cfg.ops, cfg.combines)
