@@ -5,6 +5,13 @@ setup(
     version="0.1.0",
     description="NASNet cells as data, networks from genotypes, and NASNet backbones for Detectron2",
     packages=find_packages(include=["nasnet_det", "nasnet_det.*"]),
+    # configs/ (linked as nasnet_det/model_zoo/configs, copied into the wheel) and the demo's photos
+    package_data={
+        "nasnet_det.model_zoo": ["configs/*.yaml", "configs/*/*.yaml"],
+        "nasnet_det.data": ["raccoon/*.md", "raccoon/LICENSE", "raccoon/images/*.jpg", "raccoon/annotations/*.xml",
+                            "coco_minival_tf_ids.txt"],
+    },
+    entry_points={"console_scripts": ["nasnet-det = nasnet_det.commands:run"]},
     python_requires=">=3.9",
     install_requires=[
         "torch>=2.1",
@@ -17,7 +24,9 @@ setup(
         "tqdm",
         "matplotlib",
         "Pillow",
+        "PyYAML",
         "scikit-learn",
+        "tensorboard",
         "opencv-python-headless",  # Detectron2's Visualizer (the demo's detections.png)
     ],
     extras_require={

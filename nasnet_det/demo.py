@@ -3,7 +3,7 @@
 1. Search a cell with ``ppo`` on ``digits`` (small budget, 2 local workers).
 2. Pretrain a small NASNet of that cell on ``digits``.
 3. Train Faster R-CNN (FPN layout) with that backbone on a generated shapes set (COCO JSON,
-   registered through ``coco:``), and on ../shared/data/raccoon where it exists.
+   registered through ``coco:``), and on the raccoon photos shipped with the package.
 4. Evaluate with COCOEvaluator; write everything into one run folder.
 """
 from __future__ import annotations
@@ -23,7 +23,8 @@ from .search.child import ChildConfig
 
 logger = logging.getLogger("nasnet_det.demo")
 
-DEFAULT_RACCOON = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "raccoon"))
+# 200 real photos with VOC boxes, shipped inside the package (data/raccoon/README.md: source, licence)
+DEFAULT_RACCOON = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "raccoon")
 
 
 @dataclass
@@ -70,33 +71,29 @@ def _stage(title: str):
     print(f"\n==== {title}", flush=True)
 
 
+DETECTION_CONFIG = "demo_fpn_cpu.yaml"  # configs/: the detector's settings; the demo adds the rest
+
+
 def _detection_opts(cfg: DemoConfig, genotype_path: str, arch: str, weights: str, train: str, test: str,
                     iters: int, out: str, size: int):
-    return ["MODEL.DEVICE", "cpu", "MODEL.NASNET.GENOTYPE", genotype_path, "MODEL.NASNET.ARCH", arch,
-            "MODEL.NASNET.STEM_MULTIPLIER", "1.0", "MODEL.NASNET.SKIP_REDUCTION_LAYER_INPUT", "False",
-            "MODEL.NASNET.NORM", "BN", "MODEL.WEIGHTS", weights,
-            "MODEL.FPN.OUT_CHANNELS", "64", "MODEL.ROI_BOX_HEAD.FC_DIM", "256",
-            "MODEL.ANCHOR_GENERATOR.SIZES", "[[16], [32], [64], [128], [256]]",
-            "MODEL.RPN.POST_NMS_TOPK_TRAIN", "300", "MODEL.RPN.POST_NMS_TOPK_TEST", "100",
-            # CPU time goes to RoIAlign's backward and the RPN's NMS, not to the small backbone:
-            # fewer sampled RoIs, a fixed sampling ratio and a shorter NMS list make an iteration 30% faster
-            "MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE", "64", "MODEL.ROI_BOX_HEAD.POOLER_SAMPLING_RATIO", "2",
-            "MODEL.RPN.PRE_NMS_TOPK_TRAIN", "600", "MODEL.RPN.PRE_NMS_TOPK_TEST", "300",
+    """What the demo sets on top of :data:`DETECTION_CONFIG`: its cell, weights, data and schedule."""
+    return ["MODEL.NASNET.GENOTYPE", genotype_path, "MODEL.NASNET.ARCH", arch, "MODEL.WEIGHTS", weights,
             "DATASETS.TRAIN", f"('{train}',)", "DATASETS.TEST", f"('{test}',)",
             "INPUT.MIN_SIZE_TRAIN", f"({size},)", "INPUT.MAX_SIZE_TRAIN", str(size),
             "INPUT.MIN_SIZE_TEST", str(size), "INPUT.MAX_SIZE_TEST", str(size),
-            "SOLVER.IMS_PER_BATCH", str(cfg.detection_batch), "SOLVER.BASE_LR", "0.02",
+            "SOLVER.IMS_PER_BATCH", str(cfg.detection_batch),
             "SOLVER.MAX_ITER", str(iters), "SOLVER.STEPS", f"({int(iters * 0.8)},)",
             "SOLVER.WARMUP_ITERS", str(min(50, iters // 4)), "SOLVER.CHECKPOINT_PERIOD", str(max(1, iters // 5)),
-            "DATALOADER.NUM_WORKERS", "0", "SEED", str(cfg.seed), "OUTPUT_DIR", out]
+            "SEED", str(cfg.seed), "OUTPUT_DIR", out]
 
 
 def _train_detector(opts, resume: bool):
     from .detection.train import Trainer, get_config, results_by_dataset
 
-    det_cfg = get_config("Base-NASNet-FPN.yaml", opts)
+    det_cfg = get_config(DETECTION_CONFIG, opts)
     det_cfg.freeze()
-    os.makedirs(det_cfg.OUTPUT_DIR, exist_ok=True)
+    # the whole config, so that this stage can be rerun: train_net.py --config-file OUT/config.yaml
+    write_text(os.path.join(det_cfg.OUTPUT_DIR, "config.yaml"), det_cfg.dump())
     trainer = Trainer(det_cfg)
     trainer.resume_or_load(resume=resume)
     results = trainer.train()
@@ -218,7 +215,7 @@ def run_demo(cfg: DemoConfig) -> dict:
 
     raccoon = _raccoon_voc(cfg)
     if raccoon and cfg.raccoon_iters > 0:
-        _stage(f"3b/4 detection: raccoon photos (../shared/data/raccoon), {cfg.raccoon_iters} iterations")
+        _stage(f"3b/4 detection: the raccoon photos, {cfg.raccoon_iters} iterations")
         t = time.time()
         _, _, raccoon_bbox = _train_detector(_detection_opts(
             cfg, genotype_path, arch, weights, raccoon[0], raccoon[1], cfg.raccoon_iters,

@@ -3,8 +3,8 @@ import os
 import pytest
 import torch
 
-SHARED = os.path.join(os.path.dirname(__file__), "..", "..", "shared")
-RACCOON = os.path.join(SHARED, "data", "raccoon")
+# the raccoon photos shipped with the package (nasnet_det/data/raccoon: source, licence, how it was resized)
+RACCOON = os.path.join(os.path.dirname(__file__), "..", "nasnet_det", "data", "raccoon")
 
 
 def randomize_batch_norm(model: torch.nn.Module, seed: int = 1) -> torch.nn.Module:

@@ -39,7 +39,7 @@ def test_features_equal_timm_features():
     x = torch.randn(1, 3, 331, 331)
     with torch.no_grad():
         expected = reference.forward_intermediates(x, intermediates_only=True)
-        got = ours.forward_intermediates(x)
+        got = ours.forward_intermediates(x, intermediates_only=True)
     assert [t.shape for t in expected] == [t.shape for t in got]
     for a, b in zip(expected, got):
         assert (a - b).abs().max().item() <= 1e-4

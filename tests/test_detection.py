@@ -184,7 +184,7 @@ def test_coco_by_path_and_image_id_lists(tmp_path):
 @pytest.fixture(scope="module")
 def raccoon_voc(tmp_path_factory):
     if not os.path.isdir(RACCOON):
-        pytest.skip(f"raccoon photos not found at {RACCOON} (../shared/data/raccoon)")
+        pytest.skip(f"raccoon photos not found at {RACCOON}")
     root = tmp_path_factory.mktemp("raccoon")
     os.symlink(os.path.join(RACCOON, "annotations"), root / "annotations")
     os.symlink(os.path.join(RACCOON, "images"), root / "images")

@@ -85,7 +85,7 @@ def test_any_input_size_and_feature_info(size):
     model = tiny().eval()
     x = torch.randn(2, 3, *size)
     with torch.no_grad():
-        taps = model.forward_intermediates(x)
+        taps = model.forward_intermediates(x, intermediates_only=True)
         logits = model(x)
     assert logits.shape == (2, 7)
     assert [f["reduction"] for f in model.feature_info] == [2, 4, 8, 16, 32]
@@ -102,10 +102,15 @@ def test_intermediates_subset_stops_early_and_matches_features():
     model = tiny().eval()
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
-        last = model.forward_intermediates(x, indices=[4])[0]
-        s8, s16 = model.forward_intermediates(x, indices=[2, 3])
+        last = model.forward_intermediates(x, indices=[4], intermediates_only=True)[0]
+        s8, s16 = model.forward_intermediates(x, indices=[2, 3], intermediates_only=True)
         assert torch.equal(last, model.forward_features(x))
         assert s8.shape[1] == model.feature_info[2]["num_chs"] and s16.shape[-1] * 2 == s8.shape[-1]
+        # timm's contract: (final features, taps); an int takes the last n taps; stop_early ends at the last tap
+        final, taps = model.forward_intermediates(x, indices=2)
+        assert torch.equal(final, model.forward_features(x)) and len(taps) == 2 and torch.equal(taps[1], last)
+        early, taps = model.forward_intermediates(x, indices=[2], stop_early=True)
+        assert torch.equal(early, s8) and torch.equal(taps[0], s8)
 
 
 def test_cifar_stem_strides():
@@ -227,3 +232,27 @@ def test_compiles_without_graph_breaks(training):
     compiled = torch.compile(model, backend="aot_eager")
     with torch.no_grad():
         assert torch.allclose(compiled(x), model(x), atol=1e-5)
+
+
+def test_published_networks_are_timm_models_that_timms_wrappers_use():
+    import timm
+    from timm.models._features import FeatureGetterNet
+
+    assert {"nasnet_a_large", "nasnet_a_mobile", "nasnet_a_cifar", "pnasnet_5_large"} <= set(timm.list_models("*nasnet*"))
+    model = timm.create_model("nasnet_a_mobile", num_classes=10, drop_rate=0.3).eval()
+    assert isinstance(model, nd.NASNet) and model.cfg.dense_dropout_keep_prob == pytest.approx(0.7)
+    assert model.pretrained_cfg["input_size"] == (3, 224, 224) and model.num_classes == 10
+    features = timm.create_model("nasnet_a_mobile", features_only=True, out_indices=(1, 2, 3)).eval()
+    assert isinstance(features, FeatureGetterNet)
+    assert features.feature_info.channels() == [44, 264, 528] and features.feature_info.reduction() == [4, 8, 16]
+    # pruned to what the taps need: no cell after the stride-16 tap, no classifier
+    assert features.model.cell_names[-1] == features.model.feature_info[3]["module"]
+    assert isinstance(features.model.classifier, torch.nn.Identity)
+    x = torch.randn(1, 3, 96, 96)
+    with torch.no_grad():
+        full = model.forward_intermediates(x, indices=(1, 2, 3), intermediates_only=True)
+        full_state = {k: v for k, v in model.state_dict().items() if k in features.model.state_dict()}
+        features.model.load_state_dict(full_state, strict=False)
+        got = features(x)
+    assert [t.shape for t in got] == [t.shape for t in full]
+    assert all(torch.allclose(a, b) for a, b in zip(got, full))

@@ -1,116 +1,11 @@
 #!/usr/bin/env python
 """Search a NASNet cell; writes OUT/genotype.json (usable as MODEL.NASNET.GENOTYPE).
 
-    python tools/search.py                                   # ppo on digits, 20 children, 2 local workers
-    python tools/search.py --strategy evolution --budget 100 --workers 2 --out runs/evo
-    python tools/search.py --resume --out runs/evo           # after a crash or kill -9
-    python tools/search.py --resume --out runs/evo --budget 200   # continue to a larger budget
-    # the paper's scale, on a Ray cluster of GPU machines (ray start --head / --address=...):
-    python tools/search.py --strategy ppo --dataset cifar10:/data/cifar-10-batches-py --budget 20000 \\
-        --workers 450 --backend ray --ray-address auto --gpus-per-child 1 --child-epochs 20 \\
-        --child-img-size 32 --child-num-conv-filters 32 --out runs/paper
-
-With --resume, the settings stored in OUT/search.json are used; options given on the command line
-may change the budget and how the work runs (workers, backend), and any other difference is refused.
-
-Outputs in OUT:
-- trials.jsonl: every attempt;
-- state.pt: strategy state;
-- search.json: the settings;
-- genotype.json: the best cell;
-- report.md: the top-k table;
-- search_curve.png: rewards and running best.
+A thin wrapper, as Detectron2 keeps tools/: the command is nasnet_det.commands.search (also
+`nasnet-det search ...` once the package is installed). See --help.
 """
-import argparse
-import dataclasses
-import json
-import logging
-import os
-
 from nasnet_det import cli
-from nasnet_det.search.child import ChildConfig
-from nasnet_det.search.runner import BACKENDS, STRATEGIES, SearchConfig, SearchError, run_search
-
-CONFIG_FIELDS = [f.name for f in dataclasses.fields(SearchConfig) if f.name not in ("ops", "combines",
-                                                                                    "strategy_options", "child")]
-
-
-def parser():
-    p = cli.ArgumentParser(description=__doc__)
-    cli.add_dataclass_options(p, SearchConfig, skip=("ops", "combines", "strategy_options", "child"),
-                              choices={"strategy": sorted(STRATEGIES), "backend": BACKENDS})
-    p.add_argument("--ops", nargs="+", help="op vocabulary (default: the paper's 13)")
-    p.add_argument("--combines", nargs="+", default=["add"], help="combine vocabulary (default: add)")
-    p.add_argument("--strategy-option", action="append", default=[], metavar="KEY=VALUE",
-                   help="e.g. lr=0.003, population_size=50, sample_size=10 (JSON values)")
-    p.add_argument("--dataset", default="digits", help="digits, cifar10:PATH or imagefolder:PATH")
-    cli.add_dataclass_options(p, ChildConfig, prefix="child-", skip=("dataset",))
-    p.add_argument("--resume", action="store_true", help="continue the search in --out with its stored settings")
-    return p
-
-
-def given_options(argv) -> set:
-    """The options the command line names (not left at their defaults)."""
-    p = parser()
-    for action in p._actions:
-        action.default = argparse.SUPPRESS
-    return set(vars(p.parse_args(argv)))
-
-
-def _strategy_options(items) -> dict:
-    options = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        try:
-            if not (key and sep):
-                raise ValueError
-            options[key] = json.loads(value)
-        except ValueError:
-            raise SearchError(f"--strategy-option {item!r}: expected KEY=VALUE with a JSON value "
-                              "(e.g. lr=0.003)") from None
-    return options
-
-
-def config_from_args(args, given=None) -> SearchConfig:
-    """The search's settings: the command line's, or with ``--resume`` the stored ones with the
-    options named on the command line (``given``) on top."""
-    a = vars(args)
-    stored_path = os.path.join(a["out"], "search.json")
-    if a["resume"] and os.path.isfile(stored_path):
-        try:
-            with open(stored_path) as f:
-                stored = SearchConfig.from_dict(json.load(f))
-        except (OSError, ValueError, KeyError, TypeError) as e:
-            raise SearchError(f"cannot read the stored settings {stored_path}: {type(e).__name__}: {e}") from None
-        given = set(a) if given is None else given
-        fields = {k: a[k] for k in CONFIG_FIELDS if k in given}
-        child = {f.name: a["child_" + f.name] for f in dataclasses.fields(ChildConfig)
-                 if "child_" + f.name in given}
-        if "dataset" in given:
-            child["dataset"] = a["dataset"]
-        if "ops" in given:
-            fields["ops"] = tuple(a["ops"])
-        if "combines" in given:
-            fields["combines"] = tuple(a["combines"])
-        if "strategy_option" in given:
-            fields["strategy_options"] = _strategy_options(a["strategy_option"])
-        return dataclasses.replace(stored, child=dataclasses.replace(stored.child, **child), **fields)
-    child = ChildConfig(dataset=a["dataset"], **{f.name: a["child_" + f.name] for f in dataclasses.fields(ChildConfig)
-                                                  if f.name != "dataset"})
-    return SearchConfig(**{k: a[k] for k in CONFIG_FIELDS}, ops=tuple(a["ops"] or SearchConfig.ops),
-                        combines=tuple(a["combines"]), strategy_options=_strategy_options(a["strategy_option"]),
-                        child=child)
-
-
-def main(argv=None):
-    args = parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    cfg = config_from_args(args, given_options(argv))
-    done = run_search(cfg, resume=args.resume)
-    best = max((t for t in done if t["status"] == "ok"), key=lambda t: t["reward"])
-    print(f"{len(done)} children; best reward {best['reward']:.4f} (child {best['id']}); "
-          f"genotype: {cfg.out}/genotype.json, report: {cfg.out}/report.md")
-
+from nasnet_det.commands.search import main
 
 if __name__ == "__main__":
     cli.run(main)

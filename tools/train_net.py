@@ -1,35 +1,11 @@
 #!/usr/bin/env python
 """Train or evaluate a NASNet Faster R-CNN with Detectron2.
 
-    python tools/train_net.py --config nasnet_a_large_frcnn.yaml --num-gpus 8
-    python tools/train_net.py --config nasnet_a_large_frcnn.yaml --eval-only MODEL.WEIGHTS model.pth
-    python tools/train_net.py --config-file path/to.yaml --resume OUTPUT_DIR runs/x SOLVER.MAX_ITER 1000
+A thin wrapper, as Detectron2 keeps tools/: the command is nasnet_det.commands.train_net (also
+`nasnet-det train-net ...` once the package is installed). See --help.
 """
-import torch.multiprocessing as mp
-from detectron2.engine import launch
-
 from nasnet_det import cli
-from nasnet_det.detection.train import argument_parser
-from nasnet_det.detection.train import main as train
-from nasnet_det.errors import UserError
-
-
-def _worker(args):
-    # each process prints its own one-line error; the parent then only reports the exit
-    cli.run(lambda _: train(args))
-
-
-def main(argv=None):
-    args = argument_parser().parse_args(argv)
-    if args.num_gpus * args.num_machines <= 1:
-        return train(args)
-    try:
-        launch(_worker, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,
-               dist_url=args.dist_url, args=(args,))
-    except mp.ProcessExitedException as e:
-        raise UserError(f"training process {e.error_index} stopped with exit status {e.exit_code} "
-                        "(its error is printed above)") from None
-
+from nasnet_det.commands.train_net import main
 
 if __name__ == "__main__":
     cli.run(main)

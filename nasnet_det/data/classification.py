@@ -136,7 +136,7 @@ def check_spec(text: str) -> DatasetSpec:
     spec before handing it to worker processes)."""
     spec = parse_spec(text)
     if spec.task != "classification" or (spec.args and not spec.args[0]):
-        what = "a detection dataset" if spec.kind in ("coco", "voc", "ids") else "unknown"
+        what = "a detection dataset" if spec.kind in ("coco", "voc", "ids") else "unknown dataset"
         raise DataError(f"{what} {text!r}: classification takes digits, cifar10:PATH or imagefolder:PATH")
     if spec.args and not os.path.isdir(spec.args[0]):
         raise DataError(f"{spec.kind} folder not found: {spec.args[0]}")

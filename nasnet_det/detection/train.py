@@ -16,7 +16,7 @@ from detectron2.data import MetadataCatalog
 from detectron2.utils import comm
 from detectron2.utils.logger import setup_logger
 
-from .. import genotypes
+from .. import genotypes, model_zoo
 from ..cli import one_line_errors
 from ..errors import CheckpointError, ConfigError, one_line
 from ..io import torch_save, write_json, write_text
@@ -27,22 +27,18 @@ from .datasets import CheckedDatasetMapper, register_cfg_datasets
 
 logger = logging.getLogger("nasnet_det")
 
-CONFIG_DIR = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "configs"))
-
-
 def shipped_configs() -> List[str]:
-    return sorted(f for f in os.listdir(CONFIG_DIR) if f.endswith(".yaml")) if os.path.isdir(CONFIG_DIR) else []
+    return model_zoo.list_configs()
 
 
 def resolve_config(name: str) -> str:
-    """A path, or the name of a config shipped in ``configs/``."""
+    """A path, or the name of a shipped config (:mod:`nasnet_det.model_zoo`)."""
     if os.path.isfile(name):
         return name
-    shipped = os.path.join(CONFIG_DIR, name)
-    if os.path.isfile(shipped):
-        return shipped
-    raise ConfigError(f"config file not found: {name!r} (not a path, nor in {CONFIG_DIR}); "
-                      f"shipped configs: {', '.join(shipped_configs())}")
+    if name in model_zoo.list_configs():
+        return model_zoo.get_config_file(name)
+    raise ConfigError(f"config file not found: {name!r} (not a path, nor a shipped config: "
+                      f"{', '.join(shipped_configs())})")
 
 
 def get_config(config_file: str, opts: Optional[List[str]] = None, register_datasets: bool = True) -> CfgNode:

@@ -382,6 +382,7 @@ class NASNet(CellRunner):
                                     _spatial_after(cfg.img_size, cfg.stem, n_red))
 
         self.head_drop = nn.Dropout(1.0 - cfg.dense_dropout_keep_prob)
+        self.num_classes = num_classes
         self.classifier = nn.Linear(self.num_features, num_classes) if num_classes else nn.Identity()
         self.pretrained_cfg = dict(
             input_size=(cfg.in_chans, cfg.img_size, cfg.img_size), interpolation="bicubic",
@@ -409,14 +410,16 @@ class NASNet(CellRunner):
             del self.plan[n]
         self.cell_names = head
         self.feature_info = [f for f in self.feature_info if f["module"] in ("stem",) + head]
-        self.classifier, self.aux_head, self.aux_cell = nn.Identity(), None, None
+        self.classifier, self.aux_head, self.aux_cell, self.num_classes = nn.Identity(), None, None, 0
         self.num_features = self.head_hidden_size = self.plan[head[-1]].out_channels
         return stack
 
     def get_classifier(self) -> nn.Module:
         return self.classifier
 
-    def reset_classifier(self, num_classes: int) -> None:
+    def reset_classifier(self, num_classes: int, global_pool: Optional[str] = None) -> None:
+        """timm's contract; ``global_pool`` is accepted and unused (always average pooling)."""
+        self.num_classes = num_classes
         self.classifier = nn.Linear(self.num_features, num_classes) if num_classes else nn.Identity()
 
     # ------------------------------------------------------------------------------------
@@ -448,13 +451,47 @@ class NASNet(CellRunner):
             states = self.run_cells(states, self.cell_names[: max(last) + 1], taps)
         return {n: t if n == "stem" else F.relu(t) for n, t in taps.items()}, states
 
-    def forward_intermediates(self, x: torch.Tensor, indices: Optional[Sequence[int]] = None
-                              ) -> List[torch.Tensor]:
-        """Taps of ``feature_info`` (all, or those at ``indices``), stopping after the last one."""
-        names = [self.feature_info[i]["module"] for i in (range(len(self.feature_info))
-                                                          if indices is None else indices)]
-        taps, _ = self.forward_taps(x, names)
-        return [taps[n] for n in names]
+    def forward_intermediates(self, x: torch.Tensor, indices: Optional[Union[int, Sequence[int]]] = None,
+                              norm: bool = False, stop_early: bool = False, output_fmt: str = "NCHW",
+                              intermediates_only: bool = False):
+        """timm's contract: the taps of ``feature_info`` at ``indices`` (the last n if an int, all if
+        None) and, unless ``intermediates_only``, the final features first: ``(final, taps)``.
+
+        ``norm`` is accepted and unused (no final norm); ``stop_early`` stops after the last tap.
+        """
+        from timm.models._features import feature_take_indices
+
+        if output_fmt != "NCHW":
+            raise ConfigError(f"output_fmt must be 'NCHW', got {output_fmt!r}")
+        take, _ = feature_take_indices(len(self.feature_info), indices)
+        names = [self.feature_info[i]["module"] for i in take]
+        until = None if (intermediates_only or stop_early) else self.cell_names[-1]
+        taps, states = self.forward_taps(x, names, until=until)
+        intermediates = [taps[n] for n in names]
+        if intermediates_only:
+            return intermediates
+        return F.relu(states[-1]), intermediates
+
+    def prune_intermediate_layers(self, indices: Union[int, Sequence[int]] = 1, prune_norm: bool = False,
+                                  prune_head: bool = True) -> List[int]:
+        """timm's contract: drop the cells after the last tap ``indices`` needs; returns the indices."""
+        from timm.models._features import feature_take_indices
+
+        take, max_index = feature_take_indices(len(self.feature_info), indices)
+        last = self.feature_info[max_index]["module"]
+        keep = () if last == "stem" else self.cell_names[: self.cell_names.index(last) + 1]
+        for name in self.cell_names[len(keep):]:
+            del self.cells[name]
+            del self.plan[name]
+        pruned = len(keep) < len(self.cell_names)
+        self.cell_names = tuple(keep)
+        self.feature_info = self.feature_info[: max_index + 1]
+        if pruned:
+            self.num_features = self.head_hidden_size = self.feature_info[-1]["num_chs"]
+            self.aux_head, self.aux_cell = None, None
+        if prune_head or pruned:
+            self.reset_classifier(0)
+        return take
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return F.relu(self._forward_cells(x)[0])

@@ -1,0 +1,4 @@
+"""``python -m nasnet_det COMMAND ...``: the same as the ``nasnet-det`` console script."""
+from .commands import run
+
+run()

@@ -1,0 +1,42 @@
+"""The command-line tools, one module each; ``nasnet-det COMMAND ...`` (or ``python -m nasnet_det``)
+runs them, and ``tools/COMMAND.py`` in a checkout is a thin wrapper of the same ``main``."""
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Optional, Sequence
+
+from .. import cli
+
+# command -> (module, what it does); modules load on use, so `nasnet-det search` never imports Detectron2
+COMMANDS = {
+    "search": ("search", "search a cell (ppo, random, evolution; local workers or Ray)"),
+    "pretrain": ("pretrain", "train a NASNet classifier with the paper's recipe, export it for detection"),
+    "train-net": ("train_net", "train or evaluate a NASNet Faster R-CNN with Detectron2"),
+    "convert-pretrained": ("convert_pretrained", "timm/Cadene ImageNet weights -> MODEL.WEIGHTS"),
+    "check-dataset": ("check_dataset", "decode every image and validate every record of a detection dataset"),
+    "draw-genotype": ("draw_genotype", "draw a genotype's cells"),
+    "model-table": ("model_table", "published networks: parameters and mult-adds against the released models"),
+    "benchmark": ("benchmark", "speed and memory against the reference implementations"),
+    "demo": ("demo", "search -> pretrain -> detection -> evaluation on the CPU, with embedded data"),
+}
+
+
+def main(argv: Optional[Sequence[str]] = None):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    usage = "usage: nasnet-det COMMAND [options]  (nasnet-det COMMAND --help)\n\ncommands:\n" + "\n".join(
+        f"  {name:<20}{summary}" for name, (_, summary) in COMMANDS.items())
+    if not argv or argv[0] in ("-h", "--help"):
+        print(usage)
+        return None
+    name = argv[0].replace("_", "-")
+    if name not in COMMANDS:
+        sys.exit(f"error: unknown command {argv[0]!r}; commands: {', '.join(COMMANDS)} (see nasnet-det --help)")
+    module = importlib.import_module(f".{COMMANDS[name][0]}", __name__)
+    sys.argv[0] = f"nasnet-det {name}"
+    return module.main(argv[1:])
+
+
+def run() -> None:
+    """The ``nasnet-det`` console script."""
+    cli.run(main)

@@ -1,0 +1,59 @@
+"""Speed and memory against the reference implementations, measured in the same run.
+
+    python tools/benchmark.py backbone [--batch 2 --size 331 --device cpu --dtype fp32 --channels-last]
+    python tools/benchmark.py detector [--batch 2 --size 800 --width 1216 --device cuda --dtype bf16]
+    python tools/benchmark.py pretrain [--batch 32 --size 224]
+    python tools/benchmark.py search [--budget 10 --workers 2]
+"""
+import torch
+
+from .. import cli
+
+from ..benchmarks import BenchConfig, benchmark_backbone, benchmark_pretrain, benchmark_search
+
+
+def main(argv=None):
+    parser = cli.ArgumentParser(description=__doc__)
+    sub = parser.add_subparsers(dest="what", required=True)
+    backbone = sub.add_parser("backbone", help="our NASNet-A Large vs timm's nasnetalarge")
+    detector = sub.add_parser("detector", help="Faster R-CNN: ours (FPN), the timm adapter, R50-FPN")
+    pretrain = sub.add_parser("pretrain", help="the pretraining loop's step: our NASNet-A Mobile vs pretrainedmodels'")
+    for p, size, batch in ((backbone, 331, 2), (detector, 800, 2), (pretrain, 224, 32)):
+        p.add_argument("--batch", type=int, default=batch)
+        p.add_argument("--size", type=int, default=size, help="image height (and width unless --width)")
+        p.add_argument("--width", type=int)
+        p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+        p.add_argument("--dtype", choices=["fp32", "bf16", "fp16"], default="fp32",
+                       help="autocast dtype (fp32: no autocast)")
+        p.add_argument("--mode", choices=["forward", "train", "both"], default="both",
+                       help="forward (eval, no grad), train (forward+backward) or both")
+        p.add_argument("--iters", type=int, default=5)
+        p.add_argument("--warmup", type=int, default=2)
+        p.add_argument("--no-memory", action="store_true", help="skip the peak memory measurement")
+        p.add_argument("--json", help="also write the results to this file")
+    for p in (backbone, pretrain):
+        p.add_argument("--channels-last", action="store_true")
+        p.add_argument("--compile", action="store_true", help="torch.compile both models")
+    search = sub.add_parser("search", help="children/s with 1 and K local workers, and with Ray")
+    search.add_argument("--budget", type=int, default=10)
+    search.add_argument("--workers", type=int, default=2)
+    search.add_argument("--out", default="runs/benchmark_search")
+    args = parser.parse_args(argv)
+    if args.what == "search":
+        return benchmark_search(args.budget, args.workers, out=args.out) and None
+
+    cfg = BenchConfig(batch=args.batch, size=args.size, width=args.width, device=args.device, dtype=args.dtype,
+                      channels_last=getattr(args, "channels_last", False), iters=args.iters, warmup=args.warmup,
+                      modes=("forward", "train") if args.mode == "both" else (args.mode,),
+                      memory=not args.no_memory, compile=getattr(args, "compile", False))
+    if args.what == "backbone":
+        benchmark_backbone(cfg, json_path=args.json)
+    elif args.what == "pretrain":
+        benchmark_pretrain(cfg, json_path=args.json)
+    else:
+        from ..detection.benchmark import benchmark_detector
+        benchmark_detector(cfg, json_path=args.json)
+
+
+if __name__ == "__main__":
+    cli.run(main)
