@@ -80,6 +80,17 @@ def write_json(path: str, obj, indent: int = 2) -> str:
     return write_text(path, json.dumps(finite_or_none(obj), indent=indent, allow_nan=False))
 
 
+def tensorboard_writer(folder: str):
+    """A TensorBoard ``SummaryWriter`` writing beside a run's files (``tensorboard --logdir``), or
+    None where TensorBoard is not installed."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        return None
+    os.makedirs(folder, exist_ok=True)
+    return SummaryWriter(log_dir=folder)
+
+
 def torch_save(obj, path: str) -> str:
     import torch
 

@@ -54,7 +54,8 @@ def _train_and_infer(model, batch):
 
 # ------------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("name", [c for c in shipped_configs() if not c.startswith("Base-")])
+# every network config (the demo's runs in test_demo; the TF-split config is nasnet_a_large_frcnn on other data)
+@pytest.mark.parametrize("name", [c for c in shipped_configs() if not c.startswith(("Base-", "demo_")) and "tf_minival" not in c])
 def test_every_shipped_config_trains_and_infers(name):
     opts = ["MODEL.DEVICE", "cpu", "MODEL.RPN.POST_NMS_TOPK_TRAIN", "32", "MODEL.RPN.POST_NMS_TOPK_TEST", "16",
             "MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE", "16"]
@@ -240,3 +241,24 @@ def test_raccoon_training_checkpoint_resume_and_eval_only(raccoon_voc, tmp_path,
     assert trainer.start_iter == 30
     trainer.train()
     assert [it for _, it in trainer.storage.history("total_loss").values()] == list(range(30, 40))
+
+
+def test_the_papers_minival_is_registered_and_one_config_name(tmp_path):
+    from nasnet_det.detection.datasets import TF_MINIVAL_IDS, _register_ids
+
+    ids = [int(line) for line in open(TF_MINIVAL_IDS)]
+    assert len(ids) == len(set(ids)) == 8059  # tensorflow/models' mscoco_minival_ids.txt, unchanged
+    meta = MetadataCatalog.get("coco_2014_minival_tf")
+    assert "coco_2014_minival_tf" in DatasetCatalog.list() and len(meta.eval_image_ids) == 8059
+    assert meta.json_file.endswith("instances_val2014.json")  # ground truth of COCO 2014 val, scored on those ids
+    assert MetadataCatalog.get("coco_2014_valminusminival_tf").get("eval_image_ids", None) is None
+    cfg = get_config("nasnet_a_large_frcnn_tf_minival.yaml", register_datasets=False)
+    assert cfg.DATASETS.TEST == ("coco_2014_minival_tf",)
+    assert cfg.DATASETS.TRAIN == ("coco_2014_train", "coco_2014_valminusminival_tf")
+    # the split itself, on a stand-in for COCO 2014 val: minival ids in one part, the rest in the other
+    DatasetCatalog.register("fake_2014_val", lambda: [{"image_id": i} for i in (ids[0], ids[1], 9, 11)])
+    MetadataCatalog.get("fake_2014_val").set(thing_classes=["a"])
+    _register_ids("fake_minival", "fake_2014_val", TF_MINIVAL_IDS)
+    _register_ids("fake_valminusminival", "fake_2014_val", TF_MINIVAL_IDS, exclude=True)
+    assert [d["image_id"] for d in DatasetCatalog.get("fake_minival")] == ids[:2]
+    assert [d["image_id"] for d in DatasetCatalog.get("fake_valminusminival")] == [9, 11]

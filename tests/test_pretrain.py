@@ -141,3 +141,15 @@ def test_converted_timm_weights_give_timm_features_in_detectron2(tmp_path):
     done = subprocess.run([sys.executable, tool, str(bad), str(tmp_path / "x.pth")], capture_output=True, text=True)
     assert done.returncode != 0 and "missing keys" in done.stderr and "cells.cell_3.pre0.conv.weight" in done.stderr
     assert not (tmp_path / "x.pth").exists()
+
+
+def test_pretraining_writes_tensorboard_scalars_per_epoch(resumed_and_straight):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    base, straight, _ = resumed_and_straight
+    events = EventAccumulator(str(base / "straight"))
+    events.Reload()
+    top1 = events.Scalars("pretrain/top1")
+    assert [e.step for e in top1] == [1, 2] and top1[-1].value == pytest.approx(straight["top1"])
+    assert {"pretrain/train_loss", "pretrain/ema_top1", "pretrain/lr"} <= set(events.Tags()["scalars"])

@@ -214,3 +214,16 @@ def test_local_backend_survives_a_pool_that_broke_between_calls(tmp_path, monkey
         assert outcomes == {0: "lost", 1: "ok"}
     finally:
         backend.close()
+
+
+def test_search_writes_tensorboard_scalars_beside_its_files(tmp_path):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    cfg = _synthetic(tmp_path, budget=4)
+    done = run_search(cfg)
+    events = EventAccumulator(cfg.out)
+    events.Reload()
+    rewards = [e.value for e in events.Scalars("search/reward")]
+    assert rewards == pytest.approx([t["reward"] for t in done])
+    assert [e.value for e in events.Scalars("search/best_reward")][-1] == pytest.approx(max(rewards))

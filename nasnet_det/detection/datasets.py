@@ -210,7 +210,9 @@ def check_coco_records(data: dict, json_file: str) -> None:
             raise DatasetError(f"{where}: category_id {ann.get('category_id')!r} is not among the categories")
 
 
-def _register_ids(name: str, base: str, ids_file: str) -> None:
+def _register_ids(name: str, base: str, ids_file: str, exclude: bool = False) -> None:
+    """``base`` restricted to the image ids in ``ids_file`` (evaluated on those ids only), or with
+    ``exclude`` to every other image (a training set)."""
     ensure_registered(base)
     if not os.path.isfile(ids_file):
         raise DatasetError(f"image id list not found: {ids_file} (from {name!r})")
@@ -222,10 +224,12 @@ def _register_ids(name: str, base: str, ids_file: str) -> None:
         n, token = next((n, t) for n, t in lines if not t.lstrip("-").isdigit())
         raise DatasetError(f"{ids_file}, line {n}: {token!r} is not an image id (one integer per line)") from None
     wanted = set(ids)
-    DatasetCatalog.register(name, lambda: [d for d in DatasetCatalog.get(base) if d["image_id"] in wanted])
+    DatasetCatalog.register(name, lambda: [d for d in DatasetCatalog.get(base) if (d["image_id"] in wanted) != exclude])
     meta = MetadataCatalog.get(base).as_dict()
     meta.pop("name", None)
-    MetadataCatalog.get(name).set(**meta, eval_image_ids=sorted(wanted))
+    if not exclude:
+        meta["eval_image_ids"] = sorted(wanted)
+    MetadataCatalog.get(name).set(**meta)
 
 
 def ensure_registered(name: str, classes: Optional[List[str]] = None) -> str:
@@ -306,3 +310,22 @@ def check_dataset(name: str, progress: bool = True) -> dict:
             if classes is not None and not (isinstance(category, int) and 0 <= category < len(classes)):
                 problems.append(f"{file_name} {record}: category {category!r} outside 0..{len(classes) - 1}")
     return {"images": len(dicts), "boxes": boxes, "problems": problems}
+
+
+# The TF Object Detection API's "minival", where the paper's COCO numbers come from: 8,059 COCO 2014
+# validation images (tensorflow/models research/object_detection/data/mscoco_minival_ids.txt, shipped
+# unchanged as package data). Detectron2's coco_2017_val is another 5,000-image split.
+TF_MINIVAL_IDS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data",
+                              "coco_minival_tf_ids.txt")
+TF_SPLIT = {"coco_2014_minival_tf": False, "coco_2014_valminusminival_tf": True}  # name -> exclude the ids
+
+
+def register_tf_minival() -> None:
+    """``coco_2014_minival_tf`` (evaluate there to compare with the paper) and its complement in
+    COCO 2014 val, ``coco_2014_valminusminival_tf`` (train on it with ``coco_2014_train``)."""
+    for name, exclude in TF_SPLIT.items():
+        if name not in DatasetCatalog.list() and "coco_2014_val" in DatasetCatalog.list():
+            _register_ids(name, "coco_2014_val", TF_MINIVAL_IDS, exclude)
+
+
+register_tf_minival()

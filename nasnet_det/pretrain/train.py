@@ -35,7 +35,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from .. import data as datasets
 from .. import genotypes
-from ..io import torch_save, write_json
+from ..io import tensorboard_writer, torch_save, write_json
 from ..modeling import build_nasnet
 from ..errors import CheckpointError, ConfigError, DataError
 from ..modeling.convert import save_for_detectron2
@@ -313,13 +313,21 @@ def train(cfg: PretrainConfig, resume: bool = False,
         os.makedirs(run.cfg.out, exist_ok=True)
         write_json(os.path.join(run.cfg.out, "config.json"), dataclasses.asdict(run.cfg))
     metrics = run.history[-1] if run.history else {}
+    board = tensorboard_writer(run.cfg.out) if _is_main() else None  # beside the run's files
     for epoch in range(start_epoch, run.cfg.epochs):
         metrics = run.train_epoch(epoch)
         run.history.append(metrics)
         if _is_main():
             run.save(epoch, metrics)
+            if board is not None:
+                for key in ("train_loss", "top1", "top5", "ema_top1", "ema_top5", "img_per_s"):
+                    board.add_scalar(f"pretrain/{key}", metrics[key], epoch + 1)
+                board.add_scalar("pretrain/lr", run.scheduler.get_last_lr()[0], epoch + 1)
+                board.flush()
         if on_epoch_end is not None:
             on_epoch_end(epoch, metrics)
+    if board is not None:
+        board.close()
     if _is_main():
         save_for_detectron2(run.ema.module, os.path.join(run.cfg.out, "backbone.pth"), extra={"metrics": metrics})
     return metrics

@@ -39,7 +39,7 @@ import torch
 from .. import genotypes
 from ..data import check_spec
 from ..errors import SearchError
-from ..io import torch_save, write_json
+from ..io import tensorboard_writer, torch_save, write_json
 from .backends import build_backend
 from .child import ChildConfig
 from .space import SearchSpace
@@ -286,6 +286,7 @@ class SearchRunner:
         best = max((t["reward"] for t in done if t["status"] == "ok"), default=float("nan"))
         running: Dict[int, float] = {}
         settings = cfg.to_dict()  # what every evaluator receives beside the genotype
+        board = tensorboard_writer(cfg.out)  # TensorBoard scalars beside the run's files
         try:
             while len(done) < cfg.budget:
                 while backend.running() < cfg.workers and len(done) + backend.running() < cfg.budget:
@@ -320,8 +321,14 @@ class SearchRunner:
                         if bar is not None:
                             bar.update(1)
                             bar.set_postfix(best=f"{best:.4f}", failed=sum(t["status"] != "ok" for t in done))
+                        if board is not None:
+                            board.add_scalar("search/reward", trial["reward"], len(done))
+                            board.add_scalar("search/best_reward", best, len(done))
+                            board.add_scalar("search/failed", sum(t["status"] != "ok" for t in done), len(done))
                     self._save()
         finally:
+            if board is not None:
+                board.close()
             backend.close()
             if bar is not None:
                 bar.close()
