@@ -33,5 +33,7 @@ setup(
         # Detectron2 is installed by `make install` (no registry carries it under its own name).
         "test": ["pytest", "pretrainedmodels", "six"],  # pretrainedmodels imports six
         "ray": ["ray>=2.9"],
+        # a self-contained dot (Rust port of Graphviz): clean cell diagrams without a system Graphviz
+        "draw": ["graphviz-pure>=0.2"],
     },
 )

@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from typing import Optional
 
 from . import genotypes
@@ -12,6 +13,17 @@ from .io import atomic_path
 
 _COMBINE_LABEL = {"add": "add", "concat": "concat", "add_layernorm": "add+LN", "add_instancenorm": "add+IN"}
 _STATE_NAMES = {0: "h[i]\n(current)", 1: "h[i-1]\n(previous)"}
+
+
+def dot_program() -> Optional[str]:
+    """Graphviz's ``dot``, or graphviz-pure (a self-contained port: ``pip install graphviz-pure``,
+    found beside this Python too, for a virtual environment that is not on PATH); None if neither."""
+    scripts = os.path.dirname(sys.executable)
+    for name in ("dot", "graphviz-pure"):
+        found = shutil.which(name) or shutil.which(name, path=scripts)
+        if found:
+            return found
+    return None
 
 
 def _dot_source(cell: genotypes.Cell, title: str) -> str:
@@ -75,20 +87,22 @@ def _draw_matplotlib(cell: genotypes.Cell, title: str, path: str) -> None:
 def draw_cell(cell: genotypes.Cell, path: str, title: str = "", engine: Optional[str] = None) -> str:
     """Draw one cell to a PNG: inputs, ops, combine nodes, output concat.
 
-    ``engine``: "graphviz" (needs the ``dot`` program), "matplotlib", or None for graphviz when
-    it is installed.
+    ``engine``: "graphviz" (needs a dot program, :func:`dot_program`), "matplotlib", or None for
+    graphviz when one is installed. Graphviz lays the cell out cleanly (no edge across an op box);
+    the matplotlib drawing is the fallback.
     """
-    engine = engine or ("graphviz" if shutil.which("dot") else "matplotlib")
+    program = dot_program()
+    engine = engine or ("graphviz" if program else "matplotlib")
     if engine not in ("graphviz", "matplotlib"):
         raise UserError(f"unknown drawing engine {engine!r}: use graphviz or matplotlib")
-    if engine == "graphviz" and not shutil.which("dot"):
-        raise UserError("the graphviz engine needs graphviz's `dot` program (apt-get install graphviz); "
-                        "or use the matplotlib engine")
+    if engine == "graphviz" and not program:
+        raise UserError("the graphviz engine needs a dot program: pip install graphviz-pure (make install does), "
+                        "or apt-get install graphviz; or use the matplotlib engine")
     if os.path.splitext(path)[1].lower() not in (".png", ".svg", ".pdf"):
         raise UserError(f"{path}: a cell drawing is written as .png, .svg or .pdf")
     if engine == "graphviz":
         with atomic_path(path) as tmp:
-            subprocess.run(["dot", f"-T{os.path.splitext(path)[1][1:].lower()}", "-o", tmp], input=_dot_source(cell, title), text=True,
+            subprocess.run([program, f"-T{os.path.splitext(path)[1][1:].lower()}", "-o", tmp], input=_dot_source(cell, title), text=True,
                            check=True, capture_output=True)
     else:
         _draw_matplotlib(cell, title, path)

@@ -113,3 +113,15 @@ def test_demo_pipeline_with_a_tiny_budget(tmp_path):
     assert os.path.getmtime(early) == early_at  # continued after iteration 2, not restarted
     assert genotypes.get(os.path.join(out, "genotype.json")) == genotype
     assert resumed["pretrain"] == result["pretrain"]
+
+
+def test_graphviz_layout_when_a_dot_program_is_installed(tmp_path):
+    from nasnet_det.viz import dot_program, draw_cell
+
+    if dot_program() is None:
+        pytest.skip("no dot program (make install adds graphviz-pure)")
+    path = draw_cell(genotypes.NASNET_A.normal, str(tmp_path / "n.png"), "nasnet_a normal", engine="graphviz")
+    width, height = _png(path)
+    assert width > 400 and height > 200
+    with Image.open(path) as image:
+        assert len(image.convert("RGB").getcolors(1 << 20)) > 20
