@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from . import genotypes
-from .errors import ConfigError
+from .errors import ConfigError, require_ints
 from .io import atomic_path, write_json, write_text
 from .modeling import format_arch
 from .search.child import ChildConfig
@@ -58,12 +58,9 @@ class DemoConfig:
     resume: bool = False
 
     def __post_init__(self):  # before any stage runs or any earlier result is cleared
-        for name, low in (("search_budget", 1), ("search_workers", 1), ("pretrain_epochs", 1),
-                          ("detection_iters", 1), ("raccoon_iters", 0), ("num_conv_filters", 4),
-                          ("shapes_train", 1), ("shapes_val", 1), ("shapes_size", 32), ("detection_batch", 1)):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ConfigError(f"demo {name} must be an integer of at least {low}, got {value!r}")
+        require_ints(self, dict(search_budget=1, search_workers=1, pretrain_epochs=1, detection_iters=1, raccoon_iters=0,
+                                num_conv_filters=4, shapes_train=1, shapes_val=1, shapes_size=32, detection_batch=1),
+                     ConfigError, "demo ")
 
 
 def _stage(title: str):

@@ -39,6 +39,17 @@ class InputError(UserError):
     """A tensor a network cannot take (too small, wrong channel count)."""
 
 
+def require_ints(obj, lows: dict, error: type = UserError, what: str = "", optional: tuple = ()) -> None:
+    """Raise ``error`` naming the first field of ``obj`` in ``lows`` that is not an integer of at
+    least its bound (a bool or a float is not; fields in ``optional`` may be None)."""
+    for name, low in lows.items():
+        value = getattr(obj, name)
+        if value is None and name in optional:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise error(f"{what}{name} must be an integer of at least {low}, got {value!r}")
+
+
 def one_line(error: BaseException) -> str:
     """The message of ``error`` as one line.
 

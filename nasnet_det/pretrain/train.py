@@ -37,7 +37,7 @@ from .. import data as datasets
 from .. import genotypes
 from ..io import tensorboard_writer, torch_save, write_json
 from ..modeling import build_nasnet
-from ..errors import CheckpointError, ConfigError, DataError
+from ..errors import CheckpointError, ConfigError, DataError, require_ints
 from ..modeling.convert import save_for_detectron2
 
 logger = logging.getLogger("nasnet_det.pretrain")
@@ -80,12 +80,8 @@ class PretrainConfig:
         if self.stem not in STEMS:
             raise ConfigError(f"stem must be one of {', '.join(STEMS)}, got {self.stem!r}")
         least_size = 3 if self.stem == "imagenet" else 1  # the ImageNet stem's 3x3 VALID conv
-        for name, low in (("epochs", 1), ("batch_size", 1), ("workers", 0), ("img_size", least_size)):
-            value = getattr(self, name)
-            if name == "img_size" and value is None:
-                continue
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ConfigError(f"{name} must be an integer of at least {low}, got {value!r}")
+        require_ints(self, dict(epochs=1, batch_size=1, workers=0, img_size=least_size), ConfigError,
+                     optional=("img_size",))
         for name in ("lr", "lr_decay", "lr_decay_epochs", "rmsprop_eps", "ema_decay"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)!r}")

@@ -17,7 +17,7 @@ from torch.utils.data import DataLoader
 
 from .. import data as datasets
 from .. import genotypes
-from ..errors import SearchError
+from ..errors import SearchError, require_ints
 from ..modeling import build_nasnet
 
 
@@ -38,13 +38,8 @@ class ChildConfig:
     max_train_batches: Optional[int] = None  # cap per epoch (quick smoke searches)
 
     def __post_init__(self):
-        for name, low in (("img_size", 1), ("num_cells", 1), ("num_conv_filters", 1), ("epochs", 1),
-                          ("batch_size", 1), ("threads", 1), ("max_train_batches", 1)):
-            value = getattr(self, name)
-            if value is None and name in ("img_size", "max_train_batches"):
-                continue
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise SearchError(f"child {name} must be an integer of at least {low}, got {value!r}")
+        require_ints(self, dict(img_size=1, num_cells=1, num_conv_filters=1, epochs=1, batch_size=1, threads=1,
+                                max_train_batches=1), SearchError, "child ", optional=("img_size", "max_train_batches"))
         if not (self.lr > 0 and self.stem_multiplier > 0 and self.weight_decay >= 0 and 0 <= self.momentum < 1):
             raise SearchError(f"child lr and stem_multiplier must be positive, weight_decay >= 0 and momentum "
                               f"in [0, 1): got {self.lr}, {self.stem_multiplier}, {self.weight_decay}, {self.momentum}")

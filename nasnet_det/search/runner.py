@@ -38,7 +38,7 @@ import torch
 
 from .. import genotypes
 from ..data import check_spec
-from ..errors import SearchError
+from ..errors import SearchError, require_ints
 from ..io import tensorboard_writer, torch_save, write_json
 from .backends import build_backend
 from .child import ChildConfig
@@ -81,10 +81,7 @@ class SearchConfig:
             raise SearchError(f"unknown strategy {self.strategy!r}; use one of {', '.join(STRATEGIES)}")
         if self.backend not in BACKENDS:
             raise SearchError(f"unknown backend {self.backend!r}; use one of {', '.join(BACKENDS)}")
-        for name, low in (("budget", 1), ("workers", 1), ("retries", 0), ("top_k", 1), ("num_blocks", 1)):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise SearchError(f"{name} must be an integer of at least {low}, got {value!r}")
+        require_ints(self, dict(budget=1, workers=1, retries=0, top_k=1, num_blocks=1), SearchError)
         if self.gpus_per_child < 0 or self.synthetic_seconds < 0:
             raise SearchError("gpus_per_child and synthetic_seconds cannot be negative")
         unknown = [op for op in self.ops if op not in genotypes.OPS] + [c for c in self.combines if c not in genotypes.COMBINES]
