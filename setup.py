@@ -35,5 +35,7 @@ setup(
         "ray": ["ray>=2.9"],
         # a self-contained dot (Rust port of Graphviz): clean cell diagrams without a system Graphviz
         "draw": ["graphviz-pure>=0.2"],
+        # tools/export.py --format onnx and tools/predict.py --runtime onnxruntime
+        "export": ["onnx", "onnxruntime"],
     },
 )

@@ -14,6 +14,8 @@ COMMANDS = {
     "pretrain": ("pretrain", "train a NASNet classifier with the paper's recipe, export it for detection"),
     "train-net": ("train_net", "train or evaluate a NASNet Faster R-CNN with Detectron2"),
     "convert-pretrained": ("convert_pretrained", "timm/Cadene ImageNet weights -> MODEL.WEIGHTS"),
+    "predict": ("predict", "run a detector on photos: drawn images and predictions.json"),
+    "export": ("export", "export a detector to TorchScript or ONNX, checked against eager"),
     "check-dataset": ("check_dataset", "decode every image and validate every record of a detection dataset"),
     "draw-genotype": ("draw_genotype", "draw a genotype's cells"),
     "model-table": ("model_table", "published networks: parameters and mult-adds against the released models"),

@@ -4,6 +4,7 @@
     python tools/benchmark.py detector [--batch 2 --size 800 --width 1216 --device cuda --dtype bf16]
     python tools/benchmark.py pretrain [--batch 32 --size 224]
     python tools/benchmark.py search [--budget 10 --workers 2]
+    python tools/benchmark.py inference [--size 320 --width 480]   # eager vs TorchScript vs onnxruntime
 """
 import torch
 
@@ -34,6 +35,12 @@ def main(argv=None):
     for p in (backbone, pretrain):
         p.add_argument("--channels-last", action="store_true")
         p.add_argument("--compile", action="store_true", help="torch.compile both models")
+    inference = sub.add_parser("inference", help="the detector eager vs TorchScript vs onnxruntime; backbones vs the ports")
+    inference.add_argument("--size", type=int, default=320)
+    inference.add_argument("--width", type=int, default=480)
+    inference.add_argument("--iters", type=int, default=5)
+    inference.add_argument("--warmup", type=int, default=2)
+    inference.add_argument("--json", help="also write the results to this file")
     search = sub.add_parser("search", help="children/s with 1 and K local workers, and with Ray")
     search.add_argument("--budget", type=int, default=10)
     search.add_argument("--workers", type=int, default=2)
@@ -41,6 +48,10 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.what == "search":
         return benchmark_search(args.budget, args.workers, out=args.out) and None
+    if args.what == "inference":
+        from ..detection.inference_benchmark import benchmark_inference
+        benchmark_inference(args.size, args.width, args.iters, args.warmup, json_path=args.json)
+        return None
 
     cfg = BenchConfig(batch=args.batch, size=args.size, width=args.width, device=args.device, dtype=args.dtype,
                       channels_last=getattr(args, "channels_last", False), iters=args.iters, warmup=args.warmup,

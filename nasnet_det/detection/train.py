@@ -183,6 +183,10 @@ class NASNetCheckpointer(DetectionCheckpointer):
         if not self.save_dir or not self.save_to_disk:
             return
         data = {"model": self.model.state_dict(), **{k: v.state_dict() for k, v in self.checkpointables.items()}, **kwargs}
+        if self.cfg is not None and self.cfg.DATASETS.TRAIN:  # class names travel with the weights (predict.py)
+            names = MetadataCatalog.get(self.cfg.DATASETS.TRAIN[0]).get("thing_classes", None)
+            if names:
+                data["thing_classes"] = list(names)
         path = os.path.join(self.save_dir, f"{name}.pth")
         self.logger.info("Saving checkpoint to %s", path)
         torch_save(data, path)

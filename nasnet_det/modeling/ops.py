@@ -40,7 +40,9 @@ def _pair(v: _Int2) -> Tuple[int, int]:
 
 
 def _same_pads(size: int, kernel: int, stride: int, dilation: int = 1) -> Tuple[int, int]:
-    out = -(-size // stride)  # ceil without floats, so it stays an int under torch.compile
+    # ceil(size / stride) without floats (an int under torch.compile) and without negative operands:
+    # ONNX's integer Div truncates, so -(-size // stride) would export as a floor
+    out = (size + stride - 1) // stride
     total = max((out - 1) * stride + (kernel - 1) * dilation + 1 - size, 0)
     return total // 2, total - total // 2
 

@@ -1,0 +1,75 @@
+"""Inference on the CPU (or a GPU), in one run: the NASNet-A Mobile FPN detector eager, as
+TorchScript and through onnxruntime; and the backbone network alone against the reference ports
+(Cadene's NASNet-A Mobile; timm's NASNet-A Large). Runtimes are timed alternately, the median
+reported, with the ratio to our eager model (see nasnet_det.benchmarks.timing for the method).
+"""
+from __future__ import annotations
+
+import os
+import statistics
+import tempfile
+import time
+from typing import Callable, Dict, Optional
+
+import torch
+
+from ..benchmarks.timing import BenchConfig, compare, write_results
+from .export import OUTPUTS, _adapter, export_onnx, export_torchscript, onnx_session
+
+
+def _time_alternately(runners: Dict[str, Callable[[], object]], iters: int, warmup: int) -> Dict[str, float]:
+    times = {name: [] for name in runners}
+    for i in range(warmup + iters):
+        for name, run in runners.items():
+            start = time.perf_counter()
+            run()
+            if i >= warmup:
+                times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def benchmark_inference(height: int = 320, width: int = 480, iters: int = 5, warmup: int = 2,
+                        config: str = "nasnet_a_mobile_fpn_frcnn.yaml", json_path: Optional[str] = None,
+                        log=print) -> dict:
+    from detectron2.modeling import build_model
+
+    from .. import model_zoo
+    from ..benchmarks.backbone import build_ours_nasnet_a_large, build_timm_nasnetalarge
+    from ..benchmarks.pretrain import build_cadene_nasnetamobile, build_ours_nasnet_a_mobile
+
+    cfg = model_zoo.get_config(config, ["MODEL.DEVICE", "cpu"])
+    torch.manual_seed(0)
+    model = build_model(cfg).eval()
+    image = torch.rand(3, height, width) * 255
+    results: dict = {"detector": {}, "backbone": {}}
+    with tempfile.TemporaryDirectory() as folder, torch.no_grad():
+        traced = torch.jit.load(export_torchscript(model, image, os.path.join(folder, "model.ts")))
+        runners = {"eager": lambda: model.inference([{"image": image}], do_postprocess=False),
+                   "torchscript": lambda: traced(image)}
+        try:
+            session = onnx_session(export_onnx(_adapter(model, image), (image,), os.path.join(folder, "model.onnx"),
+                                               ["image"], list(OUTPUTS), {"image": {1: "height", 2: "width"}}))
+            array = image.numpy()
+            runners["onnxruntime"] = lambda: session.run(None, {"image": array})
+        except Exception as e:  # onnxruntime missing, or an op it lacks: say so, time the rest
+            log(f"onnxruntime skipped: {type(e).__name__}: {e}")
+        seconds = _time_alternately(runners, iters, warmup)
+    log(f"{config} detector, batch 1, {height}x{width}, cpu fp32, median of {iters} alternating runs after {warmup} warm-up:")
+    for name, s in seconds.items():
+        results["detector"][name] = {"ms_per_image": 1000 * s, "speed_vs_eager": seconds["eager"] / s}
+        log(f"  {name:<12} {1000 * s:8.1f} ms/image   {seconds['eager'] / s:5.2f}x eager")
+    for title, size, builders in (
+            ("NASNet-A Mobile backbone (classifier), ours vs Cadene's", 224,
+             {"pretrainedmodels nasnetamobile": build_cadene_nasnetamobile, "ours nasnet_a_mobile": build_ours_nasnet_a_mobile}),
+            ("NASNet-A Large backbone (classifier), ours vs timm's", 331,
+             {"timm nasnetalarge": build_timm_nasnetalarge, "ours nasnet_a_large": build_ours_nasnet_a_large})):
+        bench = BenchConfig(batch=1, size=size, modes=("forward",), iters=iters, warmup=warmup, memory=False)
+        timed = compare(builders, bench, log=log)["forward"]
+        (ref, r), (ours, o) = timed.items()
+        results["backbone"][title] = {name: {"ms_per_image": 1000 * v["seconds_per_step"]} for name, v in timed.items()}
+        results["backbone"][title]["ratio_ours_vs_reference"] = r["seconds_per_step"] / o["seconds_per_step"]
+        log(f"{title}, batch 1, {size} px: {ref} {1000 * r['seconds_per_step']:.1f} ms, {ours} "
+            f"{1000 * o['seconds_per_step']:.1f} ms, {r['seconds_per_step'] / o['seconds_per_step']:.2f}x")
+    if json_path:
+        write_results(json_path, BenchConfig(batch=1, size=height, width=width, iters=iters, warmup=warmup), results)
+    return results

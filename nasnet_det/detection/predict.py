@@ -1,0 +1,195 @@
+"""Run a NASNet detector on photos, as Detectron2's ``demo/demo.py`` does: eager, or the files
+:mod:`.export` wrote (TorchScript, ONNX through onnxruntime).
+
+Every input (a file, a glob or a folder) gets a drawn copy in the output folder (same stem), and
+``predictions.json`` holds every detection in COCO's results format. A path that names no image or
+an image that cannot be decoded is reported in one line and skipped; the other images are done.
+"""
+from __future__ import annotations
+
+import glob
+import json
+import logging
+import os
+from typing import Callable, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+
+from ..errors import CheckpointError, ConfigError, DatasetError
+from ..io import atomic_path, write_json
+from .export import FILES, OUTPUTS, onnx_session
+
+logger = logging.getLogger(__name__)
+
+RUNTIMES = ("eager", "torchscript", "onnxruntime")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+
+
+def collect_inputs(items: Sequence[str]) -> Tuple[List[str], List[str]]:
+    """Image files named by files, globs or folders (sorted, each once), and one line per item that
+    names none."""
+    files, problems, seen = [], [], set()
+    for item in items:
+        if os.path.isdir(item):
+            found = sorted(os.path.join(item, f) for f in os.listdir(item) if f.lower().endswith(IMAGE_EXTENSIONS))
+        elif os.path.isfile(item):
+            found = [item]
+        else:
+            found = sorted(f for f in glob.glob(item) if os.path.isfile(f))
+        if not found:
+            problems.append(f"{item}: no such image, folder or matching file")
+        for f in found:
+            if os.path.abspath(f) not in seen:
+                seen.add(os.path.abspath(f))
+                files.append(f)
+    return files, problems
+
+
+def load_config(name: str, opts: Sequence[str] = ()):
+    """A frozen config for inference: the GPU when there is one (``MODEL.DEVICE`` in ``opts`` wins).
+    Datasets are not registered: predicting needs no training data on the machine."""
+    from .train import get_config
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    cfg = get_config(name, ["MODEL.DEVICE", device] + list(opts), register_datasets=False)
+    cfg.freeze()
+    return cfg
+
+
+def class_names_of(cfg, stored: Optional[List[str]] = None) -> List[str]:
+    """The model's class names: stored with it, else the training set's, else numbers."""
+    if stored:
+        return list(stored)
+    from detectron2.data import MetadataCatalog
+
+    if cfg.DATASETS.TRAIN:
+        names = MetadataCatalog.get(cfg.DATASETS.TRAIN[0]).get("thing_classes", None)
+        if names and len(names) == cfg.MODEL.ROI_HEADS.NUM_CLASSES:
+            return list(names)
+    return [f"class {i}" for i in range(cfg.MODEL.ROI_HEADS.NUM_CLASSES)]
+
+
+class Predictor:
+    """Images (HWC arrays in ``cfg.INPUT.FORMAT``) -> Detectron2 ``Instances`` at the images' size."""
+
+    def __init__(self, cfg, runtime: str = "eager", model_dir: Optional[str] = None):
+        from detectron2.data import transforms as T
+
+        if runtime not in RUNTIMES:
+            raise ConfigError(f"unknown runtime {runtime!r}; use one of {', '.join(RUNTIMES)}")
+        self.cfg, self.runtime = cfg, runtime
+        self.resize = T.ResizeShortestEdge([cfg.INPUT.MIN_SIZE_TEST] * 2, cfg.INPUT.MAX_SIZE_TEST)
+        stored = None
+        if runtime == "eager":
+            from detectron2.modeling import build_model
+
+            from .train import NASNetCheckpointer
+
+            if not cfg.MODEL.WEIGHTS:
+                raise ConfigError("no weights to predict with: give MODEL.WEIGHTS path/to/model_final.pth")
+            self.model = build_model(cfg).eval()
+            extra = NASNetCheckpointer(self.model, cfg=cfg, strict=True).load(cfg.MODEL.WEIGHTS)
+            stored = extra.get("thing_classes")
+        else:
+            if not model_dir:
+                raise ConfigError(f"--runtime {runtime} runs exported files: give --model-dir (tools/export.py's --output)")
+            file = os.path.join(model_dir, FILES["torchscript" if runtime == "torchscript" else "onnx"])
+            if not os.path.isfile(file):
+                raise CheckpointError(f"{file} not found: export it first (tools/export.py --format "
+                                      f"{'torchscript' if runtime == 'torchscript' else 'onnx'} --output {model_dir})")
+            meta_path = os.path.join(model_dir, "metadata.json")
+            stored = json.load(open(meta_path)).get("thing_classes") if os.path.isfile(meta_path) else None
+            self.module = torch.jit.load(file) if runtime == "torchscript" else onnx_session(file)
+        self.class_names = class_names_of(cfg, stored)
+
+    def _exported(self, image: torch.Tensor):
+        from detectron2.structures import Boxes, Instances
+
+        if self.runtime == "torchscript":
+            with torch.no_grad():
+                outputs = dict(zip(OUTPUTS, self.module(image)))
+        else:
+            outputs = {k: torch.as_tensor(v) for k, v in zip(OUTPUTS, self.module.run(None, {"image": image.numpy()}))}
+        instances = Instances(tuple(image.shape[-2:]))
+        instances.pred_boxes = Boxes(outputs["boxes"])
+        instances.scores = outputs["scores"]
+        instances.pred_classes = outputs["classes"].long()
+        return instances
+
+    def __call__(self, images: List[np.ndarray]):
+        from detectron2.modeling.postprocessing import detector_postprocess
+
+        inputs = []
+        for image in images:
+            resized = self.resize.get_transform(image).apply_image(image)
+            inputs.append({"image": torch.as_tensor(resized.astype("float32").transpose(2, 0, 1)),
+                           "height": image.shape[0], "width": image.shape[1]})
+        if self.runtime == "eager":
+            with torch.no_grad():
+                return [out["instances"] for out in self.model(inputs)]
+        return [detector_postprocess(self._exported(x["image"]), x["height"], x["width"]) for x in inputs]
+
+
+def _output_name(path: str, taken: set) -> str:
+    stem = os.path.splitext(os.path.basename(path))[0]
+    name, n = stem, 1
+    while name in taken:  # two inputs of the same stem (from two folders)
+        name, n = f"{stem}_{n}", n + 1
+    taken.add(name)
+    return name + ".jpg"
+
+
+def predict(predictor: Predictor, paths: Sequence[str], output_dir: str, batch_size: int = 2,
+            threshold: float = 0.5, progress: bool = True, problems: Optional[List[str]] = None,
+            report: Callable[[str], None] = logger.warning) -> dict:
+    """Predict on ``paths``, draw each into ``output_dir``, write ``predictions.json``; returns
+    ``{"images", "detections", "problems"}``. Unreadable images are reported and skipped."""
+    import cv2
+    from detectron2.data import MetadataCatalog
+    from detectron2.data.detection_utils import convert_image_to_rgb, read_image
+    from detectron2.utils.visualizer import Visualizer
+    from tqdm import tqdm
+
+    problems = list(problems or [])
+    os.makedirs(output_dir, exist_ok=True)
+    metadata = MetadataCatalog.get("__nasnet_det_predict")
+    metadata.thing_classes = predictor.class_names
+    results, taken, done = [], set(), 0
+    bar = tqdm(total=len(paths), desc="predict", unit="image", disable=not progress, dynamic_ncols=True)
+    for start in range(0, len(paths), batch_size):
+        batch = []
+        for path in paths[start: start + batch_size]:
+            try:
+                batch.append((path, read_image(path, format=predictor.cfg.INPUT.FORMAT)))
+            except (OSError, SyntaxError, ValueError) as e:  # PIL: not an image, truncated
+                problems.append(f"{path}: cannot read the image ({type(e).__name__}: {e})")
+                report(f"error: {problems[-1]}")
+                bar.update(1)
+        if not batch:
+            continue
+        for (path, image), instances in zip(batch, predictor([image for _, image in batch])):
+            instances = instances[instances.scores >= threshold].to("cpu")
+            rgb = convert_image_to_rgb(image, predictor.cfg.INPUT.FORMAT)
+            drawn = Visualizer(rgb, metadata).draw_instance_predictions(instances).get_image()
+            target = os.path.join(output_dir, _output_name(path, taken))
+            with atomic_path(target) as tmp:
+                cv2.imwrite(tmp, drawn[:, :, ::-1])
+            image_id = done
+            for box, cls, score in zip(instances.pred_boxes.tensor.tolist(), instances.pred_classes.tolist(),
+                                       instances.scores.tolist()):
+                x1, y1, x2, y2 = box
+                results.append({"image_id": image_id, "file_name": path, "category_id": int(cls),
+                                "category_name": predictor.class_names[int(cls)],
+                                "bbox": [round(x1, 2), round(y1, 2), round(x2 - x1, 2), round(y2 - y1, 2)],
+                                "score": round(float(score), 5)})
+            done += 1
+            bar.update(1)
+    bar.close()
+    write_json(os.path.join(output_dir, "predictions.json"), results)
+    return {"images": done, "detections": len(results), "problems": problems}
+
+
+def require_images(files: List[str], problems: List[str]) -> None:
+    if not files:
+        raise DatasetError("no image to predict on: " + "; ".join(problems or ["no input given"]))

@@ -1,0 +1,124 @@
+"""Predict on photos and ship the detector: drawn images, COCO results, TorchScript and ONNX files
+that give the eager model's boxes at an image size other than the one traced."""
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("detectron2")
+
+from detectron2.modeling import build_model  # noqa: E402
+
+from nasnet_det import cli  # noqa: E402
+from nasnet_det.commands import export as export_command  # noqa: E402
+from nasnet_det.commands import predict as predict_command  # noqa: E402
+from nasnet_det.detection.train import NASNetCheckpointer, get_config  # noqa: E402
+
+from conftest import RACCOON  # noqa: E402
+
+# a small NASNet-A FPN detector for the raccoon class, random weights, every detection kept
+OPTS = ["MODEL.DEVICE", "cpu", "MODEL.NASNET.ARCH", "1@192", "MODEL.NASNET.STEM_MULTIPLIER", "1.0",
+        "MODEL.NASNET.NORM", "BN", "MODEL.FPN.OUT_CHANNELS", "32", "MODEL.ROI_BOX_HEAD.FC_DIM", "64",
+        "MODEL.ROI_HEADS.NUM_CLASSES", "1", "MODEL.ROI_HEADS.SCORE_THRESH_TEST", "0.0",
+        "MODEL.RPN.POST_NMS_TOPK_TEST", "50", "TEST.DETECTIONS_PER_IMAGE", "20",
+        "INPUT.MIN_SIZE_TEST", "160", "INPUT.MAX_SIZE_TEST", "240"]
+PHOTOS = [os.path.join(RACCOON, "images", f"raccoon-{i}.jpg") for i in (1, 2, 3)]
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory):
+    """A detector checkpoint saved as training saves it (class names travel with it)."""
+    root = tmp_path_factory.mktemp("detector")
+    cfg = get_config("Base-NASNet-FPN.yaml", OPTS + ["DATASETS.TRAIN", f"('voc:{RACCOON}',)", "DATASETS.TEST", "()"])
+    torch.manual_seed(0)
+    NASNetCheckpointer(build_model(cfg), str(root), cfg=cfg).save("model")
+    return str(root / "model.pth")
+
+
+def _run(module, argv, capsys):
+    try:
+        cli.run(module.main, argv)
+        code = 0
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else 1
+        if isinstance(e.code, str):
+            print(e.code)
+    captured = capsys.readouterr()
+    return code, captured.out + captured.err
+
+
+def test_predict_draws_each_photo_writes_coco_results_and_skips_what_it_cannot_read(weights, tmp_path, capsys):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for path in PHOTOS[1:]:
+        shutil.copy(path, folder)
+    (tmp_path / "broken.jpg").write_bytes(open(PHOTOS[0], "rb").read()[:300])
+    out = tmp_path / "out"
+    code, text = _run(predict_command, ["--config", "Base-NASNet-FPN.yaml", "--input", PHOTOS[0], str(folder),
+                                        str(tmp_path / "broken.jpg"), str(tmp_path / "nothing-*.png"), "--output", str(out),
+                                        "--confidence-threshold", "0.0", "--no-progress"] + OPTS + ["MODEL.WEIGHTS", weights],
+                      capsys)
+    assert code == 1  # two inputs could not be done, and said so in one line each
+    errors = [line for line in text.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 2 and any("nothing-*.png: no such image" in e for e in errors)
+    assert any("broken.jpg: cannot read the image" in e for e in errors)
+    assert sorted(os.listdir(out)) == ["predictions.json", "raccoon-1.jpg", "raccoon-2.jpg", "raccoon-3.jpg"]
+    predictions = json.load(open(out / "predictions.json"))
+    assert {p["file_name"] for p in predictions} == {PHOTOS[0]} | {str(folder / os.path.basename(p)) for p in PHOTOS[1:]}
+    assert {p["image_id"] for p in predictions} == {0, 1, 2}
+    from PIL import Image
+
+    sizes = {p: Image.open(p).size for p in {q["file_name"] for q in predictions}}
+    for p in predictions:
+        assert set(p) == {"image_id", "file_name", "category_id", "category_name", "bbox", "score"}
+        assert p["category_id"] == 0 and p["category_name"] == "raccoon"  # the names stored with the weights
+        x, y, w, h = p["bbox"]
+        width, height = sizes[p["file_name"]]
+        assert 0 <= x and 0 <= y and w >= 0 and h >= 0 and x + w <= width + 0.01 and y + h <= height + 0.01
+        assert 0.0 <= p["score"] <= 1.0
+
+
+def test_predict_with_weights_of_another_model_is_one_line(tmp_path, capsys):
+    import torchvision
+
+    other = tmp_path / "resnet18.pth"
+    torch.save(torchvision.models.resnet18().state_dict(), other)
+    code, text = _run(predict_command, ["--config", "Base-NASNet-FPN.yaml", "--input", PHOTOS[0], "--output",
+                                        str(tmp_path / "out"), "--no-progress"] + OPTS + ["MODEL.WEIGHTS", str(other)], capsys)
+    assert code == 1 and text.strip().splitlines()[-1].startswith("error: ")
+    assert "fills" in text and "another model" in text
+
+
+@pytest.mark.parametrize("fmt,runtime", [("torchscript", "torchscript"), ("onnx", "onnxruntime")])
+def test_exported_detector_gives_the_eager_boxes_at_another_size(fmt, runtime, weights, tmp_path, capsys):
+    if fmt == "onnx":
+        pytest.importorskip("onnxruntime")
+    exported = tmp_path / "exported"
+    code, text = _run(export_command, ["--config", "Base-NASNet-FPN.yaml", "--format", fmt, "--output", str(exported)]
+                      + OPTS + ["MODEL.WEIGHTS", weights], capsys)
+    assert code == 0, text
+    line = next(l for l in text.splitlines() if "vs eager at" in l and "traced at" in l)
+    detections = int(line.split(": ")[1].split(" detections")[0])
+    assert detections > 0 and float(line.rsplit("max abs diff ", 1)[1]) < 1e-3, line
+    if fmt == "onnx":
+        backbone = next(l for l in text.splitlines() if l.startswith("backbone.onnx"))
+        assert float(backbone.rsplit("max abs diff ", 1)[1]) < 1e-3, backbone
+    assert json.load(open(exported / "metadata.json"))["thing_classes"] == ["raccoon"]
+
+    # predict.py on the exported file: the eager model's predictions, photo by photo
+    results = {}
+    for name, extra in (("eager", []), (runtime, ["--runtime", runtime, "--model-dir", str(exported)])):
+        out = tmp_path / name
+        code, text = _run(predict_command, ["--config", "Base-NASNet-FPN.yaml", "--input", *PHOTOS, "--output", str(out),
+                                            "--batch-size", "1", "--confidence-threshold", "0.0", "--no-progress"]
+                          + extra + OPTS + ["MODEL.WEIGHTS", weights], capsys)
+        assert code == 0, text
+        results[name] = json.load(open(out / "predictions.json"))
+    eager, other = results["eager"], results[runtime]
+    assert len(eager) == len(other) > 0
+    for a, b in zip(eager, other):
+        assert (a["image_id"], a["category_id"]) == (b["image_id"], b["category_id"])
+        assert np.allclose(a["bbox"] + [a["score"]], b["bbox"] + [b["score"]], atol=1e-2)
