@@ -65,10 +65,12 @@ def export_torchscript(model, image: torch.Tensor, path: str) -> str:
 def export_onnx(module: torch.nn.Module, args: tuple, path: str, input_names: List[str], output_names: List[str],
                 dynamic_axes: Dict[str, Dict[int, str]]) -> str:
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    training = module.training
     with torch.no_grad():
         # the TorchScript-based exporter: it keeps the shape arithmetic of the 'SAME' padding in the graph
         torch.onnx.export(module, args, path, input_names=input_names, output_names=output_names,
                           dynamic_axes=dynamic_axes, opset_version=17, dynamo=False)
+    module.train(training)  # the exporter can leave it in training mode
     return path
 
 

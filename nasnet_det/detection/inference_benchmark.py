@@ -53,6 +53,7 @@ def benchmark_inference(height: int = 320, width: int = 480, iters: int = 5, war
             runners["onnxruntime"] = lambda: session.run(None, {"image": array})
         except Exception as e:  # onnxruntime missing, or an op it lacks: say so, time the rest
             log(f"onnxruntime skipped: {type(e).__name__}: {e}")
+        model.eval()  # the ONNX exporter can leave the module in training mode
         seconds = _time_alternately(runners, iters, warmup)
     log(f"{config} detector, batch 1, {height}x{width}, cpu fp32, median of {iters} alternating runs after {warmup} warm-up:")
     for name, s in seconds.items():
