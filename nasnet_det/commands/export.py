@@ -47,8 +47,8 @@ def main(argv=None):
     # the check runs on another size than the trace saw: the same photo with a border added
     check = torch.nn.functional.pad(traced, (0, 53, 0, 37), value=127.0)
     report = export(predictor.model, cfg, traced, check, args.format, args.output, predictor.class_names)
-    print(f"wrote {report['file']}" + (f" and {report['backbone_file']}" if "backbone_file" in report else "") +
-          f", {args.output}/metadata.json")
+    files = [report["file"]] + [v for k, v in report.items() if k.endswith("_file")]
+    print(f"wrote {', '.join(files)}, {args.output}/metadata.json")
 
 
 if __name__ == "__main__":

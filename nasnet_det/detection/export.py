@@ -2,7 +2,8 @@
 
 The detector is traced on one image (after the test-time resize) without Detectron2's
 post-processing; its outputs are ``boxes`` (N, 4) in the resized image, ``classes`` (N,),
-``scores`` (N,) and ``image_size`` (2,). The TF 'SAME' padding stays computed from the input, so
+``scores`` (N,) and ``image_size`` (2,). ONNX also gets ``backbone.onnx`` (the NASNet + FPN
+features) and, in the FPN layout, ``nasnet.onnx`` (the NASNet's taps). The TF 'SAME' padding stays computed from the input, so
 the exported files take any image size; :func:`export` checks that on a second size against the
 eager model and reports the largest difference. ``metadata.json`` beside the files holds what a
 runtime needs to use them (class names, input format, resize).
@@ -132,19 +133,24 @@ def export(model, cfg, image: torch.Tensor, check_image: torch.Tensor, fmt: str,
                     {"image": {1: "height", 2: "width"}, "boxes": {0: "detections"}, "classes": {0: "detections"},
                      "scores": {0: "detections"}})
         got = onnx_session(path).run(None, {"image": check_image.numpy()})
-        # the backbone alone too (NASNet + FPN features), for runtimes that bring their own heads
-        wrapper = BackboneOutputs(model.backbone).eval()
+        # the backbone alone too, for runtimes that bring their own heads: the detector's backbone
+        # (NASNet + FPN) and, in the FPN layout, the NASNet's own taps
         batch, check_batch = (_backbone_input(model, x) for x in (image, check_image))
-        backbone_path = os.path.join(output_dir, "backbone.onnx")
-        export_onnx(wrapper, (batch,), backbone_path, ["image"], wrapper.names,
-                    {"image": {0: "batch", 2: "height", 3: "width"}})
-        with torch.no_grad():
-            features = [f.numpy() for f in wrapper(check_batch)]
-        backbone_got = onnx_session(backbone_path).run(None, {"image": check_batch.numpy()})
-        report["backbone_file"] = backbone_path
-        report["backbone_max_abs_diff"] = largest_difference(features, backbone_got)
-        log(f"backbone.onnx (NASNet + FPN: {', '.join(wrapper.names)}) vs eager at "
-            f"{tuple(check_image.shape[-2:])}: max abs diff {report['backbone_max_abs_diff']:.3g}")
+        parts = [("backbone", model.backbone, "NASNet + FPN")]
+        if hasattr(model.backbone, "bottom_up"):
+            parts.append(("nasnet", model.backbone.bottom_up, "the NASNet's taps"))
+        for name, module, what in parts:
+            wrapper = BackboneOutputs(module).eval()
+            part_path = os.path.join(output_dir, f"{name}.onnx")
+            export_onnx(wrapper, (batch,), part_path, ["image"], wrapper.names,
+                        {"image": {0: "batch", 2: "height", 3: "width"}})
+            with torch.no_grad():
+                features = [f.numpy() for f in wrapper(check_batch)]
+            got_part = onnx_session(part_path).run(None, {"image": check_batch.numpy()})
+            report[f"{name}_file"] = part_path
+            report[f"{name}_max_abs_diff"] = largest_difference(features, got_part)
+            log(f"{name}.onnx ({what}: {', '.join(wrapper.names)}) vs eager at {tuple(check_image.shape[-2:])}: "
+                f"max abs diff {report[f'{name}_max_abs_diff']:.3g}")
     report["file"] = path
     report["detections"] = int(len(reference[0]))
     report["max_abs_diff"] = largest_difference(reference, got)
