@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import os
+from contextlib import contextmanager, nullcontext
 from typing import List, Optional
 
 from detectron2.checkpoint import DetectionCheckpointer
@@ -225,10 +226,25 @@ def _has_compiled_ops() -> bool:
         return False
 
 
+@contextmanager
+def _ddp_on_cpu():
+    """Detectron2 hands DistributedDataParallel the local rank as a CUDA device id; a module on the
+    CPU (several processes over gloo, e.g. CI running the code 8 GPUs would run) takes none."""
+    from detectron2.engine import defaults
+
+    original = defaults.create_ddp_model
+    defaults.create_ddp_model = lambda model, **kwargs: original(model, **{"device_ids": None, **kwargs})
+    try:
+        yield
+    finally:
+        defaults.create_ddp_model = original
+
+
 class Trainer(DefaultTrainer):
     def __init__(self, cfg):
         check_trainable(cfg)
-        super().__init__(cfg)
+        with _ddp_on_cpu() if cfg.MODEL.DEVICE == "cpu" and comm.get_world_size() > 1 else nullcontext():
+            super().__init__(cfg)
 
     @classmethod
     def build_train_loader(cls, cfg):
