@@ -15,7 +15,7 @@ D2_DEPS := fvcore iopath pycocotools yacs "omegaconf>=2.1,<2.4" "hydra-core>=1.1
 # drops the warnings this machine's pip config prints for absent local indexes; pip's status survives
 QUIET := { grep -v "is ignored" || true; }
 
-.PHONY: install test test-all demo benchmark clean
+.PHONY: install test test-all demo benchmark bench-gpu clean
 
 install: $(STAMP)
 
@@ -41,6 +41,10 @@ demo: install
 
 benchmark: install
 	$(BIN)/python tools/benchmark.py backbone
+
+# every comparison in one run on a GPU machine: runs/bench/results-<device>.json and .md
+bench-gpu: install
+	$(BIN)/python tools/benchmark.py all --out runs/bench
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -5,7 +5,10 @@
     python tools/benchmark.py pretrain [--batch 32 --size 224]
     python tools/benchmark.py search [--budget 10 --workers 2]
     python tools/benchmark.py inference [--size 320 --width 480]   # eager vs TorchScript vs onnxruntime
+    python tools/benchmark.py all --out DIR [--device cpu --quick]  # everything, one report (make bench-gpu)
 """
+import os
+
 import torch
 
 from .. import cli
@@ -35,6 +38,11 @@ def main(argv=None):
     for p in (backbone, pretrain):
         p.add_argument("--channels-last", action="store_true")
         p.add_argument("--compile", action="store_true", help="torch.compile both models")
+    every = sub.add_parser("all", help="every comparison in one run: DIR/results-<device>.json and .md")
+    every.add_argument("--out", required=True, metavar="DIR")
+    every.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    every.add_argument("--quick", action="store_true", help="tiny sizes: checks the command, measures nothing")
+    every.add_argument("--workers", type=int, default=max(2, min(8, os.cpu_count() or 2)), help="search workers")
     inference = sub.add_parser("inference", help="the detector eager vs TorchScript vs onnxruntime; backbones vs the ports")
     inference.add_argument("--size", type=int, default=320)
     inference.add_argument("--width", type=int, default=480)
@@ -48,6 +56,10 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.what == "search":
         return benchmark_search(args.budget, args.workers, out=args.out) and None
+    if args.what == "all":
+        from ..benchmarks.all import benchmark_all
+        benchmark_all(args.out, args.device, args.quick, args.workers)
+        return None
     if args.what == "inference":
         from ..detection.inference_benchmark import benchmark_inference
         benchmark_inference(args.size, args.width, args.iters, args.warmup, json_path=args.json)

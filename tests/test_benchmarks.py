@@ -1,0 +1,32 @@
+"""The one prepared benchmark command runs end to end on the CPU, so the GPU report cannot rot."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+TOOL = os.path.join(os.path.dirname(__file__), "..", "tools", "benchmark.py")
+
+
+def test_benchmark_all_quick_on_the_cpu_writes_one_report(tmp_path):
+    pytest.importorskip("detectron2")
+    pytest.importorskip("pretrainedmodels")
+    out = tmp_path / "bench"
+    done = subprocess.run([sys.executable, TOOL, "all", "--device", "cpu", "--quick", "--out", str(out), "--workers", "2"],
+                          capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = json.load(open(out / "results-cpu.json"))
+    sections = results["sections"]
+    assert {"backbone train, fp32 NCHW", "backbone train, channels_last bf16", "backbone inference, eager", "detector",
+            "pretraining step, NASNet-A Mobile 224", "search"} <= set(sections)
+    detector = sections["detector"]["results"]
+    assert set(detector) == {"train", "forward"}
+    assert {"ours NASNet-A Large FPN", "ours NASNet-A Large, paper layout", "timm nasnetalarge adapter + FPN",
+            "R50-FPN (detectron2)", "ours, activation checkpointing"} == set(detector["train"])
+    assert all(r["seconds_per_step"] > 0 for mode in detector.values() for r in mode.values())
+    assert all(r["children_per_s"] > 0 for r in sections["search"]["results"].values())
+    table = open(out / "results-cpu.md").read()
+    assert "quick: not measurements" in table
+    rows = [line for line in table.splitlines() if line.startswith("| ") and not line.startswith("| section")]
+    assert len(rows) == 2 * 2 + 2 + 5 * 2 + 2 + 3  # backbone train x2, inference, detector train+forward, pretrain, search
