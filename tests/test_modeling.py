@@ -8,6 +8,8 @@ from nasnet_det.modeling.cell import CellModule
 from nasnet_det.modeling.complexity import count_mult_adds, count_params
 from nasnet_det.modeling.ops import drop_path
 
+from conftest import randomize_batch_norm
+
 
 def n_params(model):
     return sum(p.numel() for p in model.parameters())
@@ -256,3 +258,22 @@ def test_published_networks_are_timm_models_that_timms_wrappers_use():
         got = features(x)
     assert [t.shape for t in got] == [t.shape for t in full]
     assert all(torch.allclose(a, b) for a, b in zip(got, full))
+
+
+@pytest.mark.parametrize("stem", ["imagenet", "cifar"])
+def test_batch_norm_folding_keeps_the_outputs_and_leaves_no_batch_norm(stem):
+    import copy
+
+    from nasnet_det.errors import ConfigError
+    from nasnet_det.modeling.fuse import fuse_batch_norm
+
+    model = randomize_batch_norm(nd.build_nasnet(_all_ops_genotype(), num_cells=3, num_conv_filters=8, stem=stem,
+                                                 num_classes=5)).double().eval()
+    with pytest.raises(ConfigError, match="model.eval"):
+        fuse_batch_norm(copy.deepcopy(model).train())
+    fused = fuse_batch_norm(copy.deepcopy(model))
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fused.modules())
+    x = torch.randn(2, 3, 37, 45, dtype=torch.float64)
+    with torch.no_grad():
+        expected, got = model(x), fused(x)
+    assert torch.allclose(got, expected, rtol=1e-9, atol=1e-9 * expected.abs().max().item())

@@ -46,3 +46,39 @@ def benchmark_search(budget: int = 10, workers: int = 2, child_options: Optional
     log(f"  speed-up with {workers} local workers: {many / one:.2f}x; ray / local with {workers} workers: {ray_many / many:.2f}")
     return results
 
+
+
+def driver_capacity(strategy: str = "ppo", asks: int = 2000, writes: int = 2000, folder: str = "runs/benchmark_driver",
+                    log=print) -> dict:
+    """What one search driver sustains, the ceiling of a large cluster: proposals per second from the
+    strategy (ask + tell, with its updates) and trial-log appends per second (fsync'd JSON lines)."""
+    import json
+
+    from .. import genotypes
+    from ..search.space import SearchSpace
+    from ..search.strategies import build_strategy, sep_conv_fraction
+    from ..search.trials import TrialLog
+
+    space = SearchSpace()
+    learner = build_strategy(strategy, space, seed=0)
+    start = time.perf_counter()
+    for _ in range(asks):
+        proposal = learner.ask()
+        learner.tell(proposal, sep_conv_fraction(space.decode(proposal["decisions"])))
+    asks_per_s = asks / (time.perf_counter() - start)
+    os.makedirs(folder, exist_ok=True)
+    log_path = os.path.join(folder, "trials.jsonl")
+    if os.path.exists(log_path):
+        os.remove(log_path)
+    trials = TrialLog(log_path)
+    record = {"id": 0, "genotype": genotypes.NASNET_A.to_dict(), "status": "ok", "reward": 0.5, "seconds": 1.0,
+              "attempt": 1, "final": True, "error": None}
+    start = time.perf_counter()
+    for i in range(writes):
+        trials.append({**record, "id": i})
+    writes_per_s = writes / (time.perf_counter() - start)
+    size = os.path.getsize(log_path) / writes
+    log(f"driver capacity ({strategy}): {asks_per_s:.0f} proposals/s (ask + tell); trial log {writes_per_s:.0f} "
+        f"appends/s with fsync, {size:.0f} bytes a record")
+    return {"strategy": strategy, "proposals_per_s": asks_per_s, "trial_appends_per_s": writes_per_s,
+            "bytes_per_record": size, "record_json": len(json.dumps(record))}

@@ -43,6 +43,11 @@ def main(argv=None):
     every.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     every.add_argument("--quick", action="store_true", help="tiny sizes: checks the command, measures nothing")
     every.add_argument("--workers", type=int, default=max(2, min(8, os.cpu_count() or 2)), help="search workers")
+    driver = sub.add_parser("driver", help="what one search driver sustains: proposals/s and trial-log appends/s")
+    driver.add_argument("--strategy", default="ppo")
+    driver.add_argument("--out", default="runs/benchmark_driver")
+    profile = sub.add_parser("profile", help="torch.profiler's top ops of one detector iteration and one pretraining step")
+    profile.add_argument("--rows", type=int, default=10)
     inference = sub.add_parser("inference", help="the detector eager vs TorchScript vs onnxruntime; backbones vs the ports")
     inference.add_argument("--size", type=int, default=320)
     inference.add_argument("--width", type=int, default=480)
@@ -56,6 +61,14 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.what == "search":
         return benchmark_search(args.budget, args.workers, out=args.out) and None
+    if args.what == "driver":
+        from ..benchmarks.search import driver_capacity
+        driver_capacity(args.strategy, folder=args.out)
+        return None
+    if args.what == "profile":
+        from ..benchmarks.profile import profile_steps
+        profile_steps(args.rows)
+        return None
     if args.what == "all":
         from ..benchmarks.all import benchmark_all
         benchmark_all(args.out, args.device, args.quick, args.workers)
