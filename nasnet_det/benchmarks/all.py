@@ -42,11 +42,10 @@ def _sections(device: str, quick: bool) -> List[tuple]:
     if not quick:  # compiling two NASNet-A Large takes minutes on a CPU; the quick run leaves it out
         sections.append(("backbone inference, torch.compile channels_last bf16", lambda log: compare(
             BACKBONES, cfg(batch=64, modes=("forward",), channels_last=True, dtype="bf16", compile=True, **large), log=log)))
-    from ..detection.benchmark import DETECTORS, _prepare, _shrink, _step
+    from ..detection.benchmark import benchmark_detector
 
     detector = cfg(batch=2, size=128 if quick else 800, width=160 if quick else 1216, modes=("train", "forward"))
-    sections.append(("detector", lambda log: compare(DETECTORS, detector, step=_step, prepare=_prepare, shrink=_shrink,
-                                                     log=log)))
+    sections.append(("detector", lambda log: benchmark_detector(detector, log=log)))
     sections.append(("pretraining step, NASNet-A Mobile 224", lambda log: benchmark_pretrain(
         cfg(batch=2 if quick else 64, size=224, modes=("train",)), log=log)))
     return sections

@@ -19,7 +19,7 @@ def build_ours_nasnet_a_mobile():
     return nasnet_a_mobile(num_classes=1000)  # no aux head: Cadene's model has none
 
 
-def _prepare_classifier(model, cfg: BenchConfig, device):
+def prepare_classifier_batch(model, cfg: BenchConfig, device):
     from timm.optim import RMSpropTF
 
     model, x = prepare_model(model, cfg, device)
@@ -33,7 +33,7 @@ def _shrink_classifier(batch):
     return x[:1], y[:1]  # one image at full size: Cadene's model pools with a fixed 7x7 window
 
 
-def _pretrain_step(model, batch, mode, cfg: BenchConfig, device):
+def pretrain_step(model, batch, mode, cfg: BenchConfig, device):
     """One step of nasnet_det.pretrain's loop: label-smoothed CE, backward, clip, RMSpropTF."""
     from timm.loss import LabelSmoothingCrossEntropy
 
@@ -55,7 +55,7 @@ PRETRAIN_MODELS: Dict[str, Callable[[], torch.nn.Module]] = {
 
 def benchmark_pretrain(cfg: BenchConfig, json_path: Optional[str] = None, log=print) -> dict:
     cfg.modes = ("train",)
-    results = compare(PRETRAIN_MODELS, cfg, step=_pretrain_step, prepare=_prepare_classifier,
+    results = compare(PRETRAIN_MODELS, cfg, step=pretrain_step, prepare=prepare_classifier_batch,
                       shrink=_shrink_classifier, log=log)
     report(results, cfg, "pretraining loop, NASNet-A Mobile, ours vs pretrainedmodels", log=log)
     if json_path:

@@ -20,14 +20,14 @@ def profile_steps(rows: int = 10, log=print) -> dict:
     from detectron2.utils.events import EventStorage
 
     from .. import model_zoo
-    from ..detection.benchmark import _prepare
-    from .pretrain import _pretrain_step, _prepare_classifier, build_ours_nasnet_a_mobile
+    from ..detection.benchmark import prepare_detector_batch
+    from .pretrain import build_ours_nasnet_a_mobile, prepare_classifier_batch, pretrain_step
     from .timing import BenchConfig
 
     torch.manual_seed(0)
     cfg = model_zoo.get_config("demo_fpn_cpu.yaml", ["MODEL.NASNET.ARCH", "1@192"])
     detector = build_model(cfg).train()
-    _, batch = _prepare(detector, BenchConfig(batch=4, size=128), torch.device("cpu"))
+    _, batch = prepare_detector_batch(detector, BenchConfig(batch=4, size=128), torch.device("cpu"))
 
     def detector_step():
         with EventStorage(0):
@@ -35,8 +35,8 @@ def profile_steps(rows: int = 10, log=print) -> dict:
 
     tables = {"detector": _table(detector_step, rows)}
     bench = BenchConfig(batch=16, size=224, modes=("train",))
-    model, data = _prepare_classifier(build_ours_nasnet_a_mobile(), bench, torch.device("cpu"))
-    tables["pretrain"] = _table(lambda: _pretrain_step(model, data, "train", bench, torch.device("cpu")), rows)
+    model, data = prepare_classifier_batch(build_ours_nasnet_a_mobile(), bench, torch.device("cpu"))
+    tables["pretrain"] = _table(lambda: pretrain_step(model, data, "train", bench, torch.device("cpu")), rows)
     for name, table in tables.items():
         log(f"== {name}: top {rows} ops by self CPU time\n{table}")
     return tables

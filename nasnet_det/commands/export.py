@@ -22,14 +22,6 @@ SAMPLE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))
                       "raccoon-1.jpg")
 
 
-def _prepared(predictor, path: str) -> torch.Tensor:
-    from detectron2.data.detection_utils import read_image
-
-    image = read_image(path, format=predictor.cfg.INPUT.FORMAT)
-    resized = predictor.resize.get_transform(image).apply_image(image)
-    return torch.as_tensor(resized.astype("float32").transpose(2, 0, 1))
-
-
 def main(argv=None):
     p = cli.ArgumentParser(description=__doc__)
     p.add_argument("--config", metavar="NAME")
@@ -43,7 +35,9 @@ def main(argv=None):
         p.error("give --config NAME or --config-file PATH (one of them)")
     cfg = load_config(args.config or args.config_file, ["MODEL.DEVICE", "cpu"] + list(args.opts))  # traced on the CPU
     predictor = Predictor(cfg, "eager")
-    traced = _prepared(predictor, args.sample_image)
+    from detectron2.data.detection_utils import read_image
+
+    traced = predictor.prepare(read_image(args.sample_image, format=cfg.INPUT.FORMAT))
     # the check runs on another size than the trace saw: the same photo with a border added
     check = torch.nn.functional.pad(traced, (0, 53, 0, 37), value=127.0)
     report = export(predictor.model, cfg, traced, check, args.format, args.output, predictor.class_names)

@@ -80,7 +80,7 @@ DETECTORS = {
 }
 
 
-def _prepare(model, cfg: BenchConfig, device):
+def prepare_detector_batch(model, cfg: BenchConfig, device):
     model = model.to(device)
     h, w = cfg.size, cfg.width or cfg.size
     g = torch.Generator().manual_seed(0)
@@ -116,7 +116,7 @@ def _step(model, batch, mode, cfg: BenchConfig, device):
 
 
 def benchmark_detector(cfg: BenchConfig, json_path: Optional[str] = None, log=print) -> dict:
-    results = compare(DETECTORS, cfg, step=_step, prepare=_prepare, shrink=_shrink, log=log)
+    results = compare(DETECTORS, cfg, step=_step, prepare=prepare_detector_batch, shrink=_shrink, log=log)
     h, w = cfg.size, cfg.width or cfg.size
     log(f"Faster R-CNN, batch {cfg.batch}, {h}x{w}, {cfg.device}, {cfg.dtype}, median of {cfg.iters} "
         f"alternating steps after {cfg.warmup} warm-up")

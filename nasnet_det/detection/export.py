@@ -97,6 +97,13 @@ def _backbone_input(model, image: torch.Tensor) -> torch.Tensor:
     return ImageList.from_tensors([x], model.backbone.size_divisibility).tensor
 
 
+def export_detector_onnx(model, image: torch.Tensor, path: str) -> str:
+    """The detector as ONNX (outputs :data:`OUTPUTS`), image height, width and detection count dynamic."""
+    return export_onnx(_adapter(model, image), (image,), path, ["image"], list(OUTPUTS),
+                       {"image": {1: "height", 2: "width"}, "boxes": {0: "detections"}, "classes": {0: "detections"},
+                        "scores": {0: "detections"}})
+
+
 def run_torchscript(path: str, image: np.ndarray) -> List[np.ndarray]:
     model = torch.jit.load(path)
     with torch.no_grad():
@@ -129,9 +136,7 @@ def export(model, cfg, image: torch.Tensor, check_image: torch.Tensor, fmt: str,
         export_torchscript(model, image, path)
         got = run_torchscript(path, check_image.numpy())
     else:
-        export_onnx(_adapter(model, image), (image,), path, ["image"], list(OUTPUTS),
-                    {"image": {1: "height", 2: "width"}, "boxes": {0: "detections"}, "classes": {0: "detections"},
-                     "scores": {0: "detections"}})
+        export_detector_onnx(model, image, path)
         got = onnx_session(path).run(None, {"image": check_image.numpy()})
         # the backbone alone too, for runtimes that bring their own heads: the detector's backbone
         # (NASNet + FPN) and, in the FPN layout, the NASNet's own taps

@@ -14,7 +14,7 @@ from typing import Callable, Dict, Optional
 import torch
 
 from ..benchmarks.timing import BenchConfig, write_results
-from .export import OUTPUTS, _adapter, export_onnx, export_torchscript, onnx_session
+from .export import export_detector_onnx, export_onnx, export_torchscript, onnx_session
 
 
 def _time_alternately(runners: Dict[str, Callable[[], object]], iters: int, warmup: int) -> Dict[str, float]:
@@ -77,8 +77,7 @@ def benchmark_inference(height: int = 320, width: int = 480, iters: int = 5, war
         runners = {"eager": lambda: model.inference([{"image": image}], do_postprocess=False),
                    "torchscript": lambda: traced(image)}
         try:
-            session = onnx_session(export_onnx(_adapter(model, image), (image,), os.path.join(folder, "model.onnx"),
-                                               ["image"], list(OUTPUTS), {"image": {1: "height", 2: "width"}}))
+            session = onnx_session(export_detector_onnx(model, image, os.path.join(folder, "model.onnx")))
             array = image.numpy()
             runners["onnxruntime"] = lambda: session.run(None, {"image": array})
         except Exception as e:  # onnxruntime missing, or an op it lacks: say so, time the rest

@@ -117,14 +117,15 @@ class Predictor:
         instances.pred_classes = outputs["classes"].long()
         return instances
 
+    def prepare(self, image: np.ndarray) -> torch.Tensor:
+        """An HWC image as the model takes it: resized for testing, CHW float."""
+        resized = self.resize.get_transform(image).apply_image(image)
+        return torch.as_tensor(resized.astype("float32").transpose(2, 0, 1))
+
     def __call__(self, images: List[np.ndarray]):
         from detectron2.modeling.postprocessing import detector_postprocess
 
-        inputs = []
-        for image in images:
-            resized = self.resize.get_transform(image).apply_image(image)
-            inputs.append({"image": torch.as_tensor(resized.astype("float32").transpose(2, 0, 1)),
-                           "height": image.shape[0], "width": image.shape[1]})
+        inputs = [{"image": self.prepare(image), "height": image.shape[0], "width": image.shape[1]} for image in images]
         if self.runtime == "eager":
             with torch.no_grad():
                 return [out["instances"] for out in self.model(inputs)]
@@ -146,15 +147,15 @@ def predict(predictor: Predictor, paths: Sequence[str], output_dir: str, batch_s
     """Predict on ``paths``, draw each into ``output_dir``, write ``predictions.json``; returns
     ``{"images", "detections", "problems"}``. Unreadable images are reported and skipped."""
     import cv2
-    from detectron2.data import MetadataCatalog
+    from detectron2.data.catalog import Metadata
     from detectron2.data.detection_utils import convert_image_to_rgb, read_image
     from detectron2.utils.visualizer import Visualizer
     from tqdm import tqdm
 
     problems = list(problems or [])
     os.makedirs(output_dir, exist_ok=True)
-    metadata = MetadataCatalog.get("__nasnet_det_predict")
-    metadata.thing_classes = predictor.class_names
+    # an unregistered Metadata: the catalog's entries refuse another value for thing_classes later
+    metadata = Metadata(thing_classes=list(predictor.class_names))
     results, taken, done = [], set(), 0
     bar = tqdm(total=len(paths), desc="predict", unit="image", disable=not progress, dynamic_ncols=True)
     for start in range(0, len(paths), batch_size):
