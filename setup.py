@@ -26,6 +26,7 @@ setup(
         "Pillow",
         "PyYAML",
         "scikit-learn",
+        "scipy",  # Kendall tau of the one-shot benchmark
         "tensorboard",
         "opencv-python-headless",  # Detectron2's Visualizer (the demo's detections.png)
     ],

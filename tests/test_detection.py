@@ -244,7 +244,7 @@ def test_raccoon_training_checkpoint_resume_and_eval_only(raccoon_voc, tmp_path,
 
 
 def test_the_papers_minival_is_registered_and_one_config_name(tmp_path):
-    from nasnet_det.detection.datasets import TF_MINIVAL_IDS, _register_ids
+    from nasnet_det.detection.datasets import TF_MINIVAL_IDS, register_image_ids
 
     ids = [int(line) for line in open(TF_MINIVAL_IDS)]
     assert len(ids) == len(set(ids)) == 8059  # tensorflow/models' mscoco_minival_ids.txt, unchanged
@@ -258,8 +258,8 @@ def test_the_papers_minival_is_registered_and_one_config_name(tmp_path):
     # the split itself, on a stand-in for COCO 2014 val: minival ids in one part, the rest in the other
     DatasetCatalog.register("fake_2014_val", lambda: [{"image_id": i} for i in (ids[0], ids[1], 9, 11)])
     MetadataCatalog.get("fake_2014_val").set(thing_classes=["a"])
-    _register_ids("fake_minival", "fake_2014_val", TF_MINIVAL_IDS)
-    _register_ids("fake_valminusminival", "fake_2014_val", TF_MINIVAL_IDS, exclude=True)
+    register_image_ids("fake_minival", "fake_2014_val", TF_MINIVAL_IDS)
+    register_image_ids("fake_valminusminival", "fake_2014_val", TF_MINIVAL_IDS, exclude=True)
     assert [d["image_id"] for d in DatasetCatalog.get("fake_minival")] == ids[:2]
     assert [d["image_id"] for d in DatasetCatalog.get("fake_valminusminival")] == [9, 11]
 

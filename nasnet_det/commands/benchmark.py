@@ -6,6 +6,7 @@
     python tools/benchmark.py search [--budget 10 --workers 2]
     python tools/benchmark.py inference [--size 320 --width 480]   # eager vs TorchScript vs onnxruntime
     python tools/benchmark.py all --out DIR [--device cpu --quick]  # everything, one report (make bench-gpu)
+    python tools/benchmark.py oneshot [--cells 16 --scored 200 --supernet-epochs 20 --out DIR]  # vs per-child
 """
 import os
 
@@ -58,7 +59,23 @@ def main(argv=None):
     search.add_argument("--budget", type=int, default=10)
     search.add_argument("--workers", type=int, default=2)
     search.add_argument("--out", default="runs/benchmark_search")
+    oneshot = sub.add_parser("oneshot", help="one-shot vs per-child search: Kendall tau, cost per cell, equal-time quality")
+    oneshot.add_argument("--cells", type=int, default=16, help="random cells trained stand-alone (rank fidelity)")
+    oneshot.add_argument("--scored", type=int, default=200, help="cells the one-shot search scores")
+    oneshot.add_argument("--supernet-epochs", type=int, default=20)
+    oneshot.add_argument("--seed", type=int, default=0)
+    oneshot.add_argument("--out", default="runs/benchmark_oneshot")
+    oneshot.add_argument("--quick", action="store_true", help="tiny sizes: checks the command, measures nothing")
     args = parser.parse_args(argv)
+    if args.what == "oneshot":
+        from ..benchmarks.oneshot import benchmark_oneshot
+        from ..search.child import ChildConfig
+        if args.quick:
+            child = ChildConfig(epochs=1, max_train_batches=2)
+            benchmark_oneshot(3, 4, 1, child, args.seed, args.out, progress=False)
+        else:
+            benchmark_oneshot(args.cells, args.scored, args.supernet_epochs, ChildConfig(), args.seed, args.out)
+        return None
     if args.what == "search":
         return benchmark_search(args.budget, args.workers, out=args.out) and None
     if args.what == "driver":

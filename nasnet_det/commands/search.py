@@ -28,24 +28,32 @@ import os
 
 from .. import cli
 from ..search.child import ChildConfig
-from ..search.runner import BACKENDS, STRATEGIES, SearchConfig, SearchError, run_search
+from ..search.oneshot import OneShotConfig
+from ..search.runner import BACKENDS, METHODS, STRATEGIES, TASKS, SearchConfig, SearchError, run_search
 
-CONFIG_FIELDS = [f.name for f in dataclasses.fields(SearchConfig) if f.name not in ("ops", "combines",
-                                                                                    "strategy_options", "child")]
+NESTED = ("ops", "combines", "strategy_options", "child", "oneshot")
+CONFIG_FIELDS = [f.name for f in dataclasses.fields(SearchConfig) if f.name not in NESTED]
 
 
 def parser():
     p = cli.ArgumentParser(description=__doc__)
-    cli.add_dataclass_options(p, SearchConfig, skip=("ops", "combines", "strategy_options", "child"),
-                              choices={"strategy": sorted(STRATEGIES), "backend": BACKENDS})
+    cli.add_dataclass_options(p, SearchConfig, skip=NESTED, choices={"strategy": sorted(STRATEGIES), "backend": BACKENDS,
+                                                                    "method": METHODS, "task": TASKS})
     p.add_argument("--ops", nargs="+", help="op vocabulary (default: the paper's 13)")
     p.add_argument("--combines", nargs="+", default=["add"], help="combine vocabulary (default: add)")
     p.add_argument("--strategy-option", action="append", default=[], metavar="KEY=VALUE",
                    help="e.g. lr=0.003, population_size=50, sample_size=10 (JSON values)")
-    p.add_argument("--dataset", default="digits", help="digits, cifar10:PATH or imagefolder:PATH")
+    p.add_argument("--dataset", default=None,
+                   help="classification: digits (default), cifar10:PATH or imagefolder:PATH; detection: shapes "
+                        "(default), voc:ROOT or coco:DIR:JSON")
     cli.add_dataclass_options(p, ChildConfig, prefix="child-", skip=("dataset",))
+    cli.add_dataclass_options(p, OneShotConfig, prefix="oneshot-")
     p.add_argument("--resume", action="store_true", help="continue the search in --out with its stored settings")
     return p
+
+
+# --task detection: the supernet at the demo detector's size (3 cells of 8 filters, 128 px images)
+DETECTION_CHILD = dict(img_size=128, num_cells=3, stem_multiplier=1.0, batch_size=4, lr=0.02)
 
 
 def given_options(argv) -> set:
@@ -87,6 +95,10 @@ def config_from_args(args, given=None) -> SearchConfig:
                  if "child_" + f.name in given}
         if "dataset" in given:
             child["dataset"] = a["dataset"]
+        oneshot = {f.name: a["oneshot_" + f.name] for f in dataclasses.fields(OneShotConfig)
+                   if "oneshot_" + f.name in given}
+        if oneshot:
+            fields["oneshot"] = dataclasses.replace(stored.oneshot, **oneshot)
         if "ops" in given:
             fields["ops"] = tuple(a["ops"])
         if "combines" in given:
@@ -94,17 +106,25 @@ def config_from_args(args, given=None) -> SearchConfig:
         if "strategy_option" in given:
             fields["strategy_options"] = _strategy_options(a["strategy_option"])
         return dataclasses.replace(stored, child=dataclasses.replace(stored.child, **child), **fields)
-    child = ChildConfig(dataset=a["dataset"], **{f.name: a["child_" + f.name] for f in dataclasses.fields(ChildConfig)
-                                                  if f.name != "dataset"})
+    dataset = a["dataset"] or ("shapes" if a["task"] == "detection" else "digits")
+    child = {f.name: a["child_" + f.name] for f in dataclasses.fields(ChildConfig) if f.name != "dataset"}
+    if a["task"] == "detection":  # the detection supernet's defaults, where the command line is silent
+        given = set(a) if given is None else given
+        child.update({k: v for k, v in DETECTION_CHILD.items() if "child_" + k not in given})
+    child = ChildConfig(dataset=dataset, **child)
+    oneshot = OneShotConfig(**{f.name: a["oneshot_" + f.name] for f in dataclasses.fields(OneShotConfig)})
     return SearchConfig(**{k: a[k] for k in CONFIG_FIELDS}, ops=tuple(a["ops"] or SearchConfig.ops),
                         combines=tuple(a["combines"]), strategy_options=_strategy_options(a["strategy_option"]),
-                        child=child)
+                        child=child, oneshot=oneshot)
 
 
 def main(argv=None):
     args = parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     cfg = config_from_args(args, given_options(argv))
+    if cfg.task == "detection":
+        logging.getLogger("detectron2").setLevel(logging.WARNING)  # per-child evaluation logs
+        logging.getLogger("fvcore").setLevel(logging.WARNING)
     done = run_search(cfg, resume=args.resume)
     best = max((t for t in done if t["status"] == "ok"), key=lambda t: t["reward"])
     print(f"{len(done)} children; best reward {best['reward']:.4f} (child {best['id']}); "

@@ -210,7 +210,7 @@ def check_coco_records(data: dict, json_file: str) -> None:
             raise DatasetError(f"{where}: category_id {ann.get('category_id')!r} is not among the categories")
 
 
-def _register_ids(name: str, base: str, ids_file: str, exclude: bool = False) -> None:
+def register_image_ids(name: str, base: str, ids_file: str, exclude: bool = False) -> None:
     """``base`` restricted to the image ids in ``ids_file`` (evaluated on those ids only), or with
     ``exclude`` to every other image (a training set)."""
     ensure_registered(base)
@@ -240,7 +240,7 @@ def ensure_registered(name: str, classes: Optional[List[str]] = None) -> str:
         return name
     spec = parse_spec(name)
     if spec.kind == "ids":
-        _register_ids(name, *spec.args)
+        register_image_ids(name, *spec.args)
     elif spec.kind == "coco":
         _register_coco(name, *spec.args)
     elif spec.kind == "voc":
@@ -325,7 +325,7 @@ def register_tf_minival() -> None:
     COCO 2014 val, ``coco_2014_valminusminival_tf`` (train on it with ``coco_2014_train``)."""
     for name, exclude in TF_SPLIT.items():
         if name not in DatasetCatalog.list() and "coco_2014_val" in DatasetCatalog.list():
-            _register_ids(name, "coco_2014_val", TF_MINIVAL_IDS, exclude)
+            register_image_ids(name, "coco_2014_val", TF_MINIVAL_IDS, exclude)
 
 
 register_tf_minival()

@@ -92,33 +92,44 @@ class CellModule(nn.Module):
             h1 = prev
         else:
             h1 = self.pre1(F.relu(prev))
-        states = [h0, h1]
-        relu_states: List[Optional[torch.Tensor]] = [None, None]
         keep = None if drop_prob is None else 1.0 - drop_prob * self.drop_path_ratio
-
-        for block, inputs, drops in zip(self.blocks, self.inputs, self.drop_ops):
-            outs = []
-            for op, i, drop in zip((block.op_a, block.op_b), inputs, drops):
-                if reads_relu(op):
-                    if relu_states[i] is None:
-                        relu_states[i] = F.relu(states[i])
-                    y = op(relu_states[i])
-                else:
-                    y = op(states[i])
-                if keep is not None and drop:
-                    y = drop_path(y, keep)
-                outs.append(y)
-            if block.concat:
-                h = torch.cat(outs, 1)
-            else:
-                h = outs[0] + outs[1]
-                if block.norm is not None:
-                    h = block.norm(h)
-            states.append(h)
-            relu_states.append(None)
-
+        steps = [(block.op_a, block.op_b, inputs, block.norm, block.concat, drops)
+                 for block, inputs, drops in zip(self.blocks, self.inputs, self.drop_ops)]
+        states = run_blocks([h0, h1], steps, keep)
         out = []
         for i in self.concat:
             adapter = self.concat_adapters[str(i)] if str(i) in self.concat_adapters else None
             out.append(states[i] if adapter is None else adapter(states[i]))
         return torch.cat(out, 1)
+
+
+def run_blocks(states: List[torch.Tensor], steps, keep: Optional[torch.Tensor] = None) -> List[torch.Tensor]:
+    """A cell's blocks, in order, on its two input states; returns every state.
+
+    ``steps``: per block ``(op_a, op_b, (input_a, input_b), norm or None, concat, (drop_a, drop_b))``.
+    The cell and the one-shot supernet (:mod:`nasnet_det.search.supernet`) both run their blocks
+    here, so a path of the supernet computes what the cell of that genotype computes.
+    """
+    states = list(states)
+    relu_states: List[Optional[torch.Tensor]] = [None] * len(states)
+    for op_a, op_b, inputs, norm, concat, drops in steps:
+        outs = []
+        for op, i, drop in zip((op_a, op_b), inputs, drops):
+            if reads_relu(op):
+                if relu_states[i] is None:
+                    relu_states[i] = F.relu(states[i])
+                y = op(relu_states[i])
+            else:
+                y = op(states[i])
+            if keep is not None and drop:
+                y = drop_path(y, keep)
+            outs.append(y)
+        if concat:
+            h = torch.cat(outs, 1)
+        else:
+            h = outs[0] + outs[1]
+            if norm is not None:
+                h = norm(h)
+        states.append(h)
+        relu_states.append(None)
+    return states

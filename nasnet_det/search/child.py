@@ -45,12 +45,20 @@ class ChildConfig:
                               f"in [0, 1): got {self.lr}, {self.stem_multiplier}, {self.weight_decay}, {self.momentum}")
 
 
+def child_options(cfg: ChildConfig, num_classes: int, img_size: int) -> dict:
+    """The :class:`~nasnet_det.modeling.nasnet.NASNetConfig` fields of every child (and of the
+    one-shot supernet, which holds them all)."""
+    return dict(num_cells=cfg.num_cells, num_conv_filters=cfg.num_conv_filters, stem="cifar",
+                stem_multiplier=cfg.stem_multiplier, num_classes=num_classes, skip_reduction_layer_input=False,
+                dense_dropout_keep_prob=1.0, img_size=img_size)
+
+
 class ChildFailed(RuntimeError):
     pass
 
 
 @lru_cache(maxsize=2)
-def _data(dataset: str, img_size: Optional[int]):
+def child_data(dataset: str, img_size: Optional[int]):
     # loaded once per worker process; holdout=True gives CIFAR-10's 45k/5k split
     return datasets.build(dataset, img_size, augment=True, holdout=True)
 
@@ -61,10 +69,8 @@ def train_child(genotype_dict: dict, cfg: ChildConfig) -> dict:
     torch.set_num_threads(max(1, cfg.threads))
     torch.manual_seed(cfg.seed)
     genotype = genotypes.Genotype.from_dict(genotype_dict)
-    data = _data(cfg.dataset, cfg.img_size)
-    model = build_nasnet(genotype, num_cells=cfg.num_cells, num_conv_filters=cfg.num_conv_filters,
-                         stem="cifar", stem_multiplier=cfg.stem_multiplier, num_classes=data.num_classes,
-                         skip_reduction_layer_input=False, dense_dropout_keep_prob=1.0, img_size=data.img_size)
+    data = child_data(cfg.dataset, cfg.img_size)
+    model = build_nasnet(genotype, **child_options(cfg, data.num_classes, data.img_size))
     optimizer = torch.optim.SGD(model.param_groups(cfg.weight_decay), lr=cfg.lr, momentum=cfg.momentum, nesterov=True)
     generator = torch.Generator().manual_seed(cfg.seed)
     loader = DataLoader(data.train, batch_size=cfg.batch_size, shuffle=True, drop_last=True, generator=generator)

@@ -12,7 +12,8 @@ def write_report(cfg, done: List[dict], path: str) -> None:
     ok = sorted((t for t in done if t["status"] == "ok"), key=lambda t: -t["reward"])
     lines = [f"# Search report: {cfg.strategy}", "",
              f"- children: {len(done)} completed, {len(done) - len(ok)} failed (reward {cfg.failure_reward})",
-             f"- evaluator: {cfg.evaluator}; backend: {cfg.backend} with {cfg.workers} workers",
+             f"- method: {cfg.method} ({cfg.task} reward); evaluator: {cfg.evaluator}; backend: {cfg.backend} "
+             f"with {cfg.workers} workers",
              "- best genotype: `genotype.json` (use as MODEL.NASNET.GENOTYPE)", "",
              f"## Top {min(cfg.top_k, len(ok))}", "",
              "| rank | child | reward | params | seconds | normal cell ops | reduction cell ops |",

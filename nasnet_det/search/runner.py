@@ -42,6 +42,7 @@ from ..errors import SearchError, require_ints
 from ..io import tensorboard_writer, torch_save, write_json
 from .backends import build_backend
 from .child import ChildConfig
+from .oneshot import OneShotConfig
 from .space import SearchSpace
 from .strategies import STRATEGIES, build_strategy, sep_conv_fraction
 from .report import plot_search_curve, write_report
@@ -57,6 +58,8 @@ class SearchConfig:
     """Everything a search is run with; ``search.json`` holds it (:meth:`to_dict`)."""
 
     strategy: str = "ppo"
+    method: str = "per-child"  # "per-child" (each child trained on its own) or "oneshot" (shared weights)
+    task: str = "classification"  # the reward: "classification" accuracy or "detection" AP (oneshot)
     budget: int = 20
     workers: int = 2
     backend: str = "local"  # "local" or "ray"
@@ -73,6 +76,7 @@ class SearchConfig:
     strategy_options: dict = field(default_factory=dict)  # e.g. {"lr": 0.003} or {"population_size": 50}
     evaluator: str = "train"  # "train" (child training), "synthetic" (sep-conv fraction) or "module:function"
     child: ChildConfig = field(default_factory=ChildConfig)
+    oneshot: OneShotConfig = field(default_factory=OneShotConfig)
     synthetic_seconds: float = 0.0  # the synthetic evaluator's pretend training time
     progress: bool = True
 
@@ -81,6 +85,16 @@ class SearchConfig:
             raise SearchError(f"unknown strategy {self.strategy!r}; use one of {', '.join(STRATEGIES)}")
         if self.backend not in BACKENDS:
             raise SearchError(f"unknown backend {self.backend!r}; use one of {', '.join(BACKENDS)}")
+        if self.method not in METHODS:
+            raise SearchError(f"unknown method {self.method!r}; use one of {', '.join(METHODS)}")
+        if self.task not in TASKS:
+            raise SearchError(f"unknown task {self.task!r}; use one of {', '.join(TASKS)}")
+        if self.method == "oneshot" and "concat" in self.combines:
+            raise SearchError("--method oneshot supports add combines only (add, add_layernorm, add_instancenorm): "
+                              "drop concat from --combines")
+        if self.task == "detection" and self.method != "oneshot":
+            raise SearchError("--task detection needs --method oneshot (a detector per child is beyond any budget "
+                              "this search runs at)")
         require_ints(self, dict(budget=1, workers=1, retries=0, top_k=1, num_blocks=1), SearchError)
         if self.gpus_per_child < 0 or self.synthetic_seconds < 0:
             raise SearchError("gpus_per_child and synthetic_seconds cannot be negative")
@@ -99,10 +113,12 @@ class SearchConfig:
         """Inverse of :meth:`to_dict` (what ``search.json`` holds)."""
         d = dict(d)
         return cls(**{**d, "ops": tuple(d["ops"]), "combines": tuple(d["combines"]),
-                      "child": ChildConfig(**d["child"])})
+                      "child": ChildConfig(**d["child"]), "oneshot": OneShotConfig(**d.get("oneshot", {}))})
 
 
 BACKENDS = ("local", "ray")
+METHODS = ("per-child", "oneshot")
+TASKS = ("classification", "detection")
 # Settings that a resumed search may change: how much work, and how it is run. Any other setting
 # changes what a reward means, and rewards of two settings must not be ranked together.
 RESUMABLE = ("budget", "workers", "backend", "ray_address", "gpus_per_child", "out", "progress", "top_k",
@@ -153,8 +169,15 @@ def resolve_evaluator(name: str) -> Callable[[dict, dict], dict]:
 
 def run_evaluation(evaluator: str, genotype_dict: dict, settings: dict) -> dict:
     """Score one child in a worker. An evaluator is ``f(genotype_dict, settings)`` returning
-    ``{"reward": float, ...}``; ``settings`` is the search's configuration (``search.json``)."""
-    result = resolve_evaluator(evaluator)(genotype_dict, settings)
+    ``{"reward": float, ...}``; ``settings`` is the search's configuration (``search.json``).
+    The ``train`` evaluator of ``--method oneshot`` scores with the supernet's weights."""
+    if evaluator == "train" and settings.get("method") == "oneshot":
+        from .oneshot import oneshot_evaluator
+
+        evaluator_fn = oneshot_evaluator
+    else:
+        evaluator_fn = resolve_evaluator(evaluator)
+    result = evaluator_fn(genotype_dict, settings)
     reward = float(result["reward"])
     if reward != reward:  # NaN
         raise FloatingPointError("reward is NaN")
@@ -172,7 +195,7 @@ class SearchRunner:
         self.space = SearchSpace(cfg.num_blocks, cfg.ops, cfg.combines)
         self.strategy = _build_strategy(cfg, self.space)
         resolve_evaluator(cfg.evaluator)  # fail now, not inside a worker
-        if cfg.evaluator == "train":
+        if cfg.evaluator == "train" and cfg.task == "classification":
             check_spec(cfg.child.dataset)
         self.trials_path = os.path.join(cfg.out, "trials.jsonl")
         self.log = TrialLog(self.trials_path)
@@ -206,6 +229,10 @@ class SearchRunner:
             return  # a run killed before it wrote search.json: state.pt's check below still applies
         except (OSError, ValueError) as e:
             raise SearchError(f"cannot read {self.config_path}: {e}") from None
+        try:  # settings added since the run started take their defaults
+            stored = SearchConfig.from_dict(stored).to_dict()
+        except (TypeError, KeyError, SearchError):
+            pass
         diffs = config_differences(stored, self.cfg.to_dict())
         if diffs:
             raise SearchError(f"cannot resume {self.cfg.out} with other settings (stored -> now): {'; '.join(diffs)}. "
@@ -260,7 +287,9 @@ class SearchRunner:
         if kind == "ok":
             return {**record, "status": "ok", "reward": payload["reward"], "seconds": payload.get("seconds", seconds),
                     "attempt": self.attempts.get(child_id, 0) + 1, "final": True, "error": None,
-                    "params": payload.get("params")}
+                    "params": payload.get("params"),
+                    **({"metrics": extra} if (extra := {k: v for k, v in payload.items()
+                                                         if k not in ("reward", "seconds", "params")}) else {})}
         self.attempts[child_id] = self.attempts.get(child_id, 0) + 1
         final = self.attempts[child_id] > self.cfg.retries
         logger.warning("child %d attempt %d failed: %s%s", child_id, self.attempts[child_id], payload,
@@ -273,6 +302,8 @@ class SearchRunner:
         done = self.completed()
         completed_ids = {t["id"] for t in done}
         queue = sorted(i for i in self.pending if i not in completed_ids)  # in flight at the last stop
+        # one-shot: the supernet trains in this process between rounds of children (none running)
+        supernet = build_supernet_trainer(cfg, self.space) if cfg.method == "oneshot" and cfg.evaluator == "train" else None
         backend = build_backend(cfg.backend, cfg.workers, cfg.ray_address, cfg.gpus_per_child)
         bar = None
         if cfg.progress:
@@ -286,7 +317,11 @@ class SearchRunner:
         board = tensorboard_writer(cfg.out)  # TensorBoard scalars beside the run's files
         try:
             while len(done) < cfg.budget:
+                if supernet is not None and backend.running() == 0 and supernet.due(len(done)):
+                    supernet.train_round(self.strategy.sample)
                 while backend.running() < cfg.workers and len(done) + backend.running() < cfg.budget:
+                    if supernet is not None and supernet.due(len(done) + backend.running()):
+                        break  # the next child waits for the next supernet round
                     if queue:
                         child_id = queue.pop(0)
                     else:
@@ -295,6 +330,8 @@ class SearchRunner:
                         self._save()
                     running[child_id] = time.time()
                     backend.submit(child_id, (cfg.evaluator, self._genotype(child_id), settings))
+                if backend.running() == 0:
+                    continue
                 for child_id, kind, payload in backend.wait():
                     seconds = time.time() - running.pop(child_id)
                     if kind == "lost":
@@ -360,6 +397,17 @@ def _build_strategy(cfg: SearchConfig, space: SearchSpace):
         options = [n for n in inspect.signature(STRATEGIES[cfg.strategy]).parameters if n not in ("space", "seed")]
         raise SearchError(f"strategy {cfg.strategy!r} has no option among {sorted(cfg.strategy_options)}; "
                           f"its options: {', '.join(options)}") from None
+
+
+def build_supernet_trainer(cfg: SearchConfig, space: SearchSpace):
+    """The supernet of a one-shot search, for its task (loads ``supernet.pt`` where there is one)."""
+    if cfg.task == "detection":
+        from ..detection.oneshot import DetectionSupernet
+
+        return DetectionSupernet(cfg, space, progress=cfg.progress)
+    from .oneshot import ClassificationSupernet
+
+    return ClassificationSupernet(cfg, space, progress=cfg.progress)
 
 
 def run_search(cfg: SearchConfig, resume: bool = False) -> List[dict]:

@@ -28,7 +28,7 @@ class Strategy:
     name = "base"
 
     def __init__(self, space: SearchSpace, seed: int = 0):
-        self.space = space
+        self.space, self.seed = space, seed
         self.rng = random.Random(seed)
 
     def ask(self) -> dict:
@@ -36,6 +36,11 @@ class Strategy:
 
     def tell(self, proposal: dict, reward: float) -> None:
         pass
+
+    def sample(self, step: int) -> List[int]:
+        """Decisions of a path to train a one-shot supernet on at ``step`` (the policy's, where the
+        strategy has one; else uniform). Reproducible from ``step``; the ask stream is not touched."""
+        return self.space.random(random.Random(self.seed * 1_000_003 + step))
 
     def state_dict(self) -> dict:
         return {"rng": self.rng.getstate()}
@@ -145,6 +150,12 @@ class PPOController(Strategy):
     def ask(self) -> dict:
         actions, logp, _ = self.controller(generator=self.generator)
         return {"decisions": actions[0].tolist(), "logp": float(logp[0])}
+
+    @torch.no_grad()
+    def sample(self, step: int) -> List[int]:
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + step)
+        actions, _, _ = self.controller(generator=generator)
+        return actions[0].tolist()
 
     def tell(self, proposal: dict, reward: float) -> None:
         reward = float(reward)

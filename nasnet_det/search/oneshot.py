@@ -1,0 +1,312 @@
+"""One-shot search: train one supernet (:mod:`.supernet`), score children with its weights.
+
+``--method oneshot`` keeps the search loop of :mod:`.runner` (the strategy asks, a backend scores,
+the trial log keeps every attempt) and changes two things:
+
+- Before any child is scored, the supernet trains for ``oneshot.epochs`` epochs, one uniformly
+  sampled child per minibatch (SPOS, DetNAS). With ``oneshot.round_steps`` > 0 it trains that many
+  more steps after every ``oneshot.round_children`` scored children, on children the strategy
+  samples: with ``ppo`` that is ENAS (the controller and the shared weights take turns).
+- A child's reward is its held-out accuracy with the supernet's weights (:func:`score_child`),
+  after its BN statistics are re-estimated on a few training batches.
+
+The supernet has the children's size and data (``--child-*``, ``--dataset``); ``child.epochs`` is
+not used. ``OUT/supernet.pt`` holds the weights, the optimizer and the position in the schedule,
+written atomically every epoch and after every round: ``--resume`` continues from it. Workers score
+children from that file, so on a Ray cluster of several machines ``--out`` must be on a shared
+filesystem.
+"""
+from __future__ import annotations
+
+import math
+import os
+import random
+import time
+from dataclasses import dataclass
+from typing import Callable, Dict, List, Optional, Sequence
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch.utils.data import DataLoader
+
+from .. import genotypes
+from ..errors import SearchError, require_ints
+from ..io import torch_save
+from ..modeling.nasnet import NASNetConfig
+from .child import ChildConfig, child_data, child_options
+from .space import SearchSpace
+from .supernet import SuperNet, recalibrate_batch_norm
+
+METRICS = ("AP50", "AP")
+
+
+@dataclass(frozen=True)
+class OneShotConfig:
+    """The supernet's training schedule and how children are scored with its weights."""
+
+    epochs: int = 10  # uniform supernet training before the first child is scored
+    round_steps: Optional[int] = None  # steps trained after each round; None: ppo one epoch, others 0
+    round_children: int = 20  # children scored per round (ppo's default update batch)
+    round_lr: float = 0.1  # the rounds' learning rate, as a fraction of child.lr (where the warm-up ends)
+    calibration_batches: int = 4  # training batches that re-estimate a child's BN statistics
+    metric: str = "AP50"  # detection reward
+
+    def __post_init__(self):
+        require_ints(self, dict(epochs=0, round_steps=0, round_children=1, calibration_batches=1), SearchError,
+                     "oneshot ", optional=("round_steps",))
+        if not 0 < self.round_lr <= 1:
+            raise SearchError(f"oneshot round_lr must be in (0, 1], got {self.round_lr}")
+        if self.metric not in METRICS:
+            raise SearchError(f"oneshot metric must be one of {', '.join(METRICS)}, got {self.metric!r}")
+
+    def steps_per_round(self, strategy: str, steps_per_epoch: int) -> int:
+        if self.round_steps is not None:
+            return self.round_steps
+        return steps_per_epoch if strategy == "ppo" else 0
+
+
+def uniform_sampler(space: SearchSpace, seed: int) -> Callable[[int], List[int]]:
+    """Step -> decisions, uniform and reproducible (a resumed run samples the same paths)."""
+    return lambda step: space.random(random.Random(seed * 1_000_003 + step))
+
+
+class SupernetTrainer:
+    """The supernet of a search, its optimizer and its place in the schedule (``supernet.pt``).
+
+    Subclasses change the task (:class:`ClassificationSupernet`, and the detection one in
+    :mod:`nasnet_det.detection.oneshot`): ``build``, ``batches`` and ``loss``.
+    """
+
+    filename = "supernet.pt"
+
+    def __init__(self, cfg, space: SearchSpace, progress: bool = True):
+        self.cfg, self.space, self.progress = cfg, space, progress
+        self.child: ChildConfig = cfg.child
+        self.oneshot: OneShotConfig = cfg.oneshot
+        self.path = os.path.join(cfg.out, self.filename)
+        torch.set_num_threads(max(1, self.child.threads * max(1, cfg.workers)))
+        torch.manual_seed(self.child.seed)
+        self.net = self.build()
+        self.optimizer = torch.optim.SGD(_param_groups(self.net, self.child.weight_decay), lr=self.child.lr,
+                                         momentum=self.child.momentum, nesterov=self.child.momentum > 0)
+        self.steps_per_epoch = self.count_steps()
+        self.round_steps = self.oneshot.steps_per_round(cfg.strategy, self.steps_per_epoch)
+        self.step = 0  # supernet steps so far
+        self.rounds = 0  # rounds finished (round 0: the warm-up epochs)
+        self.round_step = 0  # steps of the current round
+        self.seconds = 0.0  # training time so far
+        if os.path.exists(self.path):
+            self.load()
+
+    # -- task hooks ----------------------------------------------------------------------------
+    def build(self) -> nn.Module:
+        raise NotImplementedError
+
+    def count_steps(self) -> int:
+        raise NotImplementedError
+
+    def batches(self, epoch: int):
+        """The minibatches of one epoch, in a seeded order."""
+        raise NotImplementedError
+
+    def loss(self, batch, genotype: genotypes.Genotype) -> torch.Tensor:
+        raise NotImplementedError
+
+    # -- schedule --------------------------------------------------------------------------------
+    def due(self, started: int) -> bool:
+        """Whether a round must be trained before child number ``started`` (0-based) is scored."""
+        wanted = 1 + (started // self.oneshot.round_children if self.round_steps else 0)
+        return self.rounds < wanted
+
+    def _round_length(self) -> int:
+        return self.oneshot.epochs * self.steps_per_epoch if self.rounds == 0 else self.round_steps
+
+    def _lr(self) -> float:
+        low = self.oneshot.round_lr
+        if self.rounds > 0:
+            return self.child.lr * low
+        total = max(1, self._round_length())
+        return self.child.lr * (low + (1 - low) * 0.5 * (1 + math.cos(math.pi * self.round_step / total)))
+
+    def train_round(self, sampler: Optional[Callable[[int], List[int]]] = None) -> None:
+        """Train the next round: round 0 on uniform paths, later rounds on ``sampler``'s."""
+        if self.rounds == 0 or sampler is None:
+            sampler = uniform_sampler(self.space, self.child.seed)
+        length = self._round_length()
+        bar = None
+        if self.progress and length > self.round_step:
+            from tqdm import tqdm
+
+            bar = tqdm(total=length, initial=self.round_step, unit="step", dynamic_ncols=True,
+                       desc="supernet warm-up" if self.rounds == 0 else f"supernet round {self.rounds}")
+        self.net.train()
+        try:
+            while self.round_step < length:
+                epoch, position = divmod(self.step, self.steps_per_epoch)
+                for i, batch in enumerate(self.batches(epoch)):
+                    if i < position:
+                        continue  # resumed mid-epoch: this epoch's earlier batches are done
+                    start = time.perf_counter()
+                    self._train_step(batch, sampler)
+                    self.seconds += time.perf_counter() - start
+                    if bar is not None:
+                        bar.update(1)
+                    if self.round_step >= length:
+                        break
+                self.save()  # every epoch: a kill loses at most one epoch
+        finally:
+            if bar is not None:
+                bar.close()
+        self.rounds, self.round_step = self.rounds + 1, 0
+        self.save()
+
+    def _train_step(self, batch, sampler) -> None:
+        genotype = self.space.decode(sampler(self.step))
+        for group in self.optimizer.param_groups:
+            group["lr"] = self._lr()
+        loss = self.loss(batch, genotype)
+        if not torch.isfinite(loss):
+            raise SearchError(f"supernet loss is {loss.item()} at step {self.step}: lower --child-lr "
+                              f"(now {self.child.lr}) and search into another --out")
+        self.optimizer.zero_grad(set_to_none=True)  # ops off the path keep no gradient and no decay
+        loss.backward()
+        nn.utils.clip_grad_norm_(self.net.parameters(), 5.0)
+        self.optimizer.step()
+        self.step += 1
+        self.round_step += 1
+
+    # -- persistence -----------------------------------------------------------------------------
+    def save(self) -> None:
+        torch_save({"model": self.net.state_dict(), "optimizer": self.optimizer.state_dict(), "step": self.step,
+                    "rounds": self.rounds, "round_step": self.round_step, "seconds": self.seconds,
+                    "space": self.space.describe()}, self.path)
+
+    def load(self) -> None:
+        try:
+            state = torch.load(self.path, map_location="cpu", weights_only=False)
+        except Exception as e:
+            raise SearchError(f"cannot read {self.path}: {type(e).__name__}: {e}; delete it to train the "
+                              "supernet again") from None
+        if state.get("space") != self.space.describe():
+            raise SearchError(f"{self.path} holds a supernet of another space ({state.get('space')})")
+        self.net.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.step, self.rounds, self.round_step = state["step"], state["rounds"], state["round_step"]
+        self.seconds = state["seconds"]
+
+
+def _param_groups(net: nn.Module, weight_decay: float) -> List[dict]:
+    decay = [p for p in net.parameters() if p.ndim > 1]
+    rest = [p for p in net.parameters() if p.ndim <= 1]
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": rest, "weight_decay": 0.0}]
+
+
+class ClassificationSupernet(SupernetTrainer):
+    """The supernet on the child's classification data (the paper's reward, with shared weights)."""
+
+    def build(self) -> SuperNet:
+        self.data = child_data(self.child.dataset, self.child.img_size)
+        return build_supernet(self.space, self.child, self.data.num_classes, self.data.img_size)
+
+    def count_steps(self) -> int:
+        n = len(self.data.train) // self.child.batch_size
+        if n < 1:
+            raise SearchError(f"{self.child.dataset} has {len(self.data.train)} training images, fewer than "
+                              f"one batch of {self.child.batch_size}: lower --child-batch-size")
+        return n if self.child.max_train_batches is None else min(n, self.child.max_train_batches)
+
+    def batches(self, epoch: int):
+        torch.manual_seed(self.child.seed * 7919 + epoch)  # the augmentation's draws
+        generator = torch.Generator().manual_seed(self.child.seed * 7919 + epoch)
+        loader = DataLoader(self.data.train, batch_size=self.child.batch_size, shuffle=True, drop_last=True,
+                            generator=generator)
+        for i, batch in enumerate(loader):
+            if i >= self.steps_per_epoch:
+                return
+            yield batch
+
+    def loss(self, batch, genotype: genotypes.Genotype) -> torch.Tensor:
+        x, y = batch
+        return F.cross_entropy(self.net(x, genotype), y)
+
+
+def build_supernet(space: SearchSpace, child: ChildConfig, num_classes: int, img_size: int) -> SuperNet:
+    """The supernet of ``space`` at the size of the search's children."""
+    return SuperNet(space, NASNetConfig(**child_options(child, num_classes, img_size)))
+
+
+def calibration_batches(data, child: ChildConfig, count: int) -> List[torch.Tensor]:
+    """The same ``count`` training batches for every child (a score depends on the genotype only)."""
+    torch.manual_seed(child.seed)
+    loader = DataLoader(data.train, batch_size=child.batch_size, shuffle=True, drop_last=True,
+                        generator=torch.Generator().manual_seed(child.seed))
+    out = []
+    for x, _ in loader:
+        out.append(x)
+        if len(out) == count:
+            break
+    return out
+
+
+@torch.no_grad()
+def score_child(net: SuperNet, genotype: genotypes.Genotype, data, calibration: Sequence[torch.Tensor],
+                batch_size: int = 256) -> float:
+    """Held-out accuracy of ``genotype`` with the supernet's weights, after BN recalibration."""
+    recalibrate_batch_norm(net, calibration, lambda model, x: model(x, genotype))
+    net.eval()
+    correct = seen = 0
+    for x, y in DataLoader(data.val, batch_size=batch_size):
+        correct += (net(x, genotype).argmax(1) == y).sum().item()
+        seen += len(y)
+    return correct / seen
+
+
+def child_params(net: SuperNet, genotype: genotypes.Genotype) -> int:
+    """Parameters of the stand-alone child (its inherited weights, without BN statistics)."""
+    buffers = ("running_mean", "running_var", "num_batches_tracked")
+    return sum(v.numel() for k, v in net.child_state_dict(genotype).items() if not k.endswith(buffers))
+
+
+# ------------------------------------------------------------------------------------------------
+# The evaluator of --method oneshot, run in the search's workers.
+
+_LOADED: Dict[str, tuple] = {}  # per worker: path -> (file stamp, trainer-free scoring state)
+
+
+def _scoring_state(settings: dict):
+    """The supernet of ``settings["out"]`` as its file now is, loaded once per version."""
+    path = os.path.join(settings["out"], SupernetTrainer.filename)
+    try:
+        stat = os.stat(path)
+    except FileNotFoundError:
+        raise SearchError(f"{path} is missing: the supernet trains before children are scored") from None
+    stamp = (stat.st_mtime_ns, stat.st_size)
+    cached = _LOADED.get(path)
+    if cached is None or cached[0] != stamp:
+        child = ChildConfig(**settings["child"])
+        space = SearchSpace(settings["num_blocks"], settings["ops"], settings["combines"])
+        data = child_data(child.dataset, child.img_size)
+        if cached is not None and cached[1][0].space.describe() == space.describe():
+            net = cached[1][0]
+        else:
+            net = build_supernet(space, child, data.num_classes, data.img_size)
+        state = torch.load(path, map_location="cpu", weights_only=False)
+        net.load_state_dict(state["model"])
+        calibration = calibration_batches(data, child, settings["oneshot"]["calibration_batches"])
+        _LOADED[path] = cached = (stamp, (net, data, calibration))
+    return cached[1]
+
+
+def oneshot_evaluator(genotype_dict: dict, settings: dict) -> dict:
+    """A child's reward with inherited weights (classification; detection in its own module)."""
+    start = time.perf_counter()
+    torch.set_num_threads(max(1, settings["child"]["threads"]))
+    if settings.get("task", "classification") == "detection":
+        from ..detection.oneshot import detection_evaluator
+
+        return detection_evaluator(genotype_dict, settings)
+    net, data, calibration = _scoring_state(settings)
+    genotype = genotypes.Genotype.from_dict(genotype_dict)
+    reward = score_child(net, genotype, data, calibration)
+    return {"reward": reward, "params": child_params(net, genotype), "seconds": time.perf_counter() - start}

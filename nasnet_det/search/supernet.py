@@ -1,0 +1,243 @@
+"""The one-shot supernet: every child of a search space in one network with shared weights (ENAS).
+
+For every cell position, every block, both block inputs (``a``, ``b``), every candidate input state
+and every candidate op, the supernet holds one op module, built by the interpreter's op table
+(:func:`nasnet_det.modeling.ops.build_op`). ``forward(x, genotype)`` runs only the genotype's path,
+through the interpreter's own block loop (:func:`nasnet_det.modeling.cell.run_blocks`), in the
+cell stacking of :func:`nasnet_det.modeling.nasnet.cell_plan`: a genotype's path computes exactly
+what ``build_nasnet(genotype)`` computes with the weights :meth:`SuperNet.child_state_dict` gives
+it (a test checks this for random genotypes, both stems).
+
+Cell outputs vary in width with the genotype (a cell concatenates the states no block reads). The
+supernet keeps them in the *widest layout*: all ``B + 2`` states in index order, ``F`` channels
+each, zero where the child does not concatenate the state. Every reader of a cell output starts
+with a ReLU and a 1x1 conv (the next cells' input convs, the classifier after pooling, an FPN
+lateral conv), and a linear map of zero channels adds nothing, so reading the widest layout with
+the full weight is reading the child's output with the weight's columns of its states: those
+columns are what :meth:`SuperNet.child_state_dict` exports.
+
+Only combines of width ``F`` (``add`` and its normalised forms) are supported: ``concat`` blocks
+would change widths inside the cell.
+"""
+from __future__ import annotations
+
+from typing import Dict, Iterable, List, Optional, Tuple
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .. import genotypes
+from ..errors import SearchError
+from ..modeling.cell import run_blocks
+from ..modeling.nasnet import CellSpec, NASNetConfig, cell_plan, init_weights, stem_width
+from ..modeling.ops import ConvBN, FactorizedReduction, batch_norm, build_op, combine_norm
+from .space import SearchSpace
+
+
+def widest_genotype(num_blocks: int) -> genotypes.Genotype:
+    """A genotype whose cells concatenate every state: the widths the supernet is built for."""
+    cell = genotypes.Cell(tuple(genotypes.Block((0, 0), ("identity", "identity"), "add")
+                                for _ in range(num_blocks)), tuple(range(num_blocks + 2)))
+    return genotypes.make(cell, cell, name="widest")
+
+
+def _key(slot: str, state: int, op: str) -> str:
+    return f"{slot}_{state}_{op}"
+
+
+class SuperCell(nn.Module):
+    """Every cell of one position of the network: all candidate ops on all candidate inputs."""
+
+    def __init__(self, spec: CellSpec, space: SearchSpace, avg_pool_pad: str):
+        super().__init__()
+        c, self.reduction, self.filters = spec.filters, spec.reduction, spec.filters
+        self.num_states = space.num_blocks + 2
+        self.pre0 = ConvBN(spec.in_channels, c, 1)
+        if spec.prev_channels is None:  # the first cell reads the stem twice, unadjusted
+            self.pre1, prev_width = None, spec.in_channels
+        elif spec.prev_is_larger:
+            self.pre1, prev_width = FactorizedReduction(spec.prev_channels, c), c
+        else:  # a child whose previous input is already F wide uses it as is (see forward)
+            self.pre1, prev_width = ConvBN(spec.prev_channels, c, 1), c
+        widths = [c, prev_width]
+        self.blocks = nn.ModuleList()
+        self.norms = nn.ModuleList()
+        for k in range(space.num_blocks):
+            self.blocks.append(nn.ModuleDict({
+                _key(slot, i, op): build_op(op, widths[i], c, 2 if (self.reduction and i < 2) else 1, avg_pool_pad)
+                for slot in "ab" for i in range(k + 2) for op in space.ops}))
+            self.norms.append(nn.ModuleDict({name: norm for name in space.combines
+                                             if (norm := combine_norm(name, c)) is not None}))
+            widths.append(c)
+        self.concat_adapters = nn.ModuleDict({
+            str(i): (FactorizedReduction if self.reduction else ConvBN)(widths[i], c, relu_input=False)
+            for i in (0, 1) if self.reduction or widths[i] != c})
+
+    def forward(self, x: torch.Tensor, prev: Optional[torch.Tensor], cell: genotypes.Cell,
+                prev_as_is: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """``prev_as_is``: the child's previous input when its width is already F (the cell then
+        uses it unchanged, as :class:`~nasnet_det.modeling.cell.CellModule` does)."""
+        h0 = self.pre0(F.relu(x))
+        if self.pre1 is None:
+            h1 = x
+        elif prev_as_is is not None:
+            h1 = prev_as_is
+        else:
+            h1 = self.pre1(F.relu(prev))
+        steps = [(self.blocks[k][_key("a", b.inputs[0], b.ops[0])], self.blocks[k][_key("b", b.inputs[1], b.ops[1])],
+                  b.inputs, self.norms[k][b.combine] if b.combine in self.norms[k] else None, False, (False, False))
+                 for k, b in enumerate(cell.blocks)]
+        states = run_blocks([h0, h1], steps)
+        concat = set(cell.output_states())
+        out = []
+        zeros = None
+        for i in range(self.num_states):
+            if i in concat:
+                out.append(self.concat_adapters[str(i)](states[i]) if str(i) in self.concat_adapters else states[i])
+            else:
+                if zeros is None:
+                    zeros = states[-1].new_zeros(()).expand_as(states[-1])
+                out.append(zeros)
+        return torch.cat(out, 1)
+
+    def columns(self, cell: genotypes.Cell) -> List[int]:
+        """The widest layout's channels that the child's output holds, in the child's order."""
+        return [s * self.filters + j for s in cell.output_states() for j in range(self.filters)]
+
+
+class SuperNet(nn.Module):
+    """All children of ``space`` at the size of ``cfg`` (stems, stacking and head of the children).
+
+    ``forward(x, genotype)`` returns the logits of the genotype's path; :meth:`forward_taps` the
+    ReLU'd outputs of named cells in the widest layout, for a detector's feature pyramid.
+    """
+
+    def __init__(self, space: SearchSpace, cfg: NASNetConfig):
+        super().__init__()
+        cfg = cfg.validate()
+        if "concat" in space.combines:
+            raise SearchError("the one-shot supernet supports add combines only (add, add_layernorm, "
+                              "add_instancenorm): a concat block changes widths inside the cell")
+        if cfg.aux_head or cfg.drop_path_keep_prob < 1.0:
+            raise SearchError("the one-shot supernet has no auxiliary head and no drop path: build it with "
+                              "aux_head=False and drop_path_keep_prob=1.0")
+        self.space, self.cfg = space, cfg
+        self.plan: List[CellSpec] = cell_plan(cfg, widest_genotype(space.num_blocks))
+        self.cell_names = tuple(spec.name for spec in self.plan)
+        stem_c = stem_width(cfg)
+        self.stem = nn.Sequential()
+        stride, padding = (2, 0) if cfg.stem == "imagenet" else (1, 1)
+        self.stem.add_module("conv", nn.Conv2d(cfg.in_chans, stem_c, 3, stride, padding, bias=False))
+        self.stem.add_module("bn", batch_norm(stem_c))
+        self.cells = nn.ModuleDict({spec.name: SuperCell(spec, space, cfg.avg_pool_pad) for spec in self.plan})
+        self.num_features = self.plan[-1].out_channels
+        self.classifier = nn.Linear(self.num_features, cfg.num_classes) if cfg.num_classes else nn.Identity()
+        self._routes: Dict[tuple, list] = {}
+        init_weights(self)
+
+    def check(self, genotype: genotypes.Genotype) -> genotypes.Genotype:
+        """The genotype, if it is a child of this supernet's space (else :class:`SearchError`)."""
+        self.space.encode(genotype)
+        for name, cell in (("normal", genotype.normal), ("reduction", genotype.reduction)):
+            if any(s >= self.space.num_blocks + 2 for s in cell.output_states()):
+                raise SearchError(f"{name} cell concatenates a state the space does not have")
+        return genotype
+
+    def _route(self, genotype: genotypes.Genotype) -> list:
+        """Per cell: its genotype cell, and whether the child uses its previous input as is."""
+        key = (genotype.normal, genotype.reduction)
+        if key not in self._routes:
+            self.check(genotype)
+            child = cell_plan(self.cfg, genotype)
+            self._routes[key] = [(genotype.reduction if spec.reduction else genotype.normal,
+                                  spec.prev_channels is not None and not spec.prev_is_larger
+                                  and spec.prev_channels == spec.filters)
+                                 for spec in child]
+            if len(self._routes) > 4096:
+                self._routes.pop(next(iter(self._routes)))
+        return self._routes[key]
+
+    def _columns(self, index: int, genotype: genotypes.Genotype) -> Optional[List[int]]:
+        """Channels of the widest layout the child holds for state ``index`` (-1: the stem)."""
+        if index < 0:
+            return None
+        spec = self.plan[index]
+        return self.cells[spec.name].columns(genotype.reduction if spec.reduction else genotype.normal)
+
+    def forward_taps(self, x: torch.Tensor, genotype: genotypes.Genotype,
+                     names: Iterable[str] = ()) -> Tuple[Dict[str, torch.Tensor], torch.Tensor]:
+        """Run the genotype's path; returns the ReLU'd outputs of cells ``names`` (widest layout) and
+        the last cell's output."""
+        route = self._route(genotype)
+        names = set(names)
+        states = [self.stem(x)]
+        producers = [-1]  # index into self.plan of each state's cell (-1: the stem)
+        taps = {}
+        for index, (spec, (cell, prev_as_is)) in enumerate(zip(self.plan, route)):
+            prev = states[-spec.prev_offset] if len(states) >= spec.prev_offset else None
+            as_is = None
+            if prev_as_is:
+                cols = self._columns(producers[-spec.prev_offset], genotype)
+                as_is = prev if cols is None else prev[:, cols]
+            out = self.cells[spec.name](states[-1], prev, cell, as_is)
+            if spec.name in names:
+                taps[spec.name] = F.relu(out)
+            states, producers = states[-2:] + [out], producers[-2:] + [index]
+        return taps, states[-1]
+
+    def forward(self, x: torch.Tensor, genotype: genotypes.Genotype) -> torch.Tensor:
+        _, last = self.forward_taps(x, genotype)
+        return self.classifier(torch.flatten(F.adaptive_avg_pool2d(F.relu(last), 1), 1))
+
+    # ------------------------------------------------------------------------------------------
+    def child_state_dict(self, genotype: genotypes.Genotype) -> Dict[str, torch.Tensor]:
+        """The inherited weights of a child: a state dict that ``build_nasnet(genotype, ...)`` with this
+        supernet's configuration loads with ``strict=True``."""
+        route = self._route(genotype)
+        out = dict(self.stem.state_dict(prefix="stem."))
+        producers = [-1]
+        for index, (spec, (cell, prev_as_is)) in enumerate(zip(self.plan, route)):
+            prefix, sc = f"cells.{spec.name}.", self.cells[spec.name]
+            inputs = {"pre0": (sc.pre0, producers[-1])}
+            if sc.pre1 is not None and not prev_as_is:
+                inputs["pre1"] = (sc.pre1, producers[-spec.prev_offset])
+            for name, (module, producer) in inputs.items():
+                cols = self._columns(producer, genotype)
+                for k, v in module.state_dict(prefix=f"{prefix}{name}.").items():
+                    # the input convs are 1x1 convs (4-d weights): keep the child's columns
+                    out[k] = v[:, cols] if cols is not None and v.ndim == 4 else v
+            for k, b in enumerate(cell.blocks):
+                for slot, child_name, i in (("a", "op_a", 0), ("b", "op_b", 1)):
+                    op = sc.blocks[k][_key(slot, b.inputs[i], b.ops[i])]
+                    out.update(op.state_dict(prefix=f"{prefix}blocks.{k}.{child_name}."))
+                if b.combine in sc.norms[k]:
+                    out.update(sc.norms[k][b.combine].state_dict(prefix=f"{prefix}blocks.{k}.norm."))
+            for i in cell.output_states():
+                if str(i) in sc.concat_adapters:
+                    out.update(sc.concat_adapters[str(i)].state_dict(prefix=f"{prefix}concat_adapters.{i}."))
+            producers = producers[-2:] + [index]
+        if isinstance(self.classifier, nn.Linear):
+            out["classifier.weight"] = self.classifier.weight.detach()[:, self._columns(len(self.plan) - 1, genotype)]
+            out["classifier.bias"] = self.classifier.bias.detach()
+        return {k: v.clone() for k, v in out.items()}
+
+
+@torch.no_grad()
+def recalibrate_batch_norm(model: nn.Module, batches: Iterable, forward) -> None:
+    """Re-estimate BN statistics of the path ``forward(model, x)`` runs (SPOS, DetNAS): the shared
+    running statistics mix every child's, which misjudges any one of them."""
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    saved = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # a cumulative average over the calibration batches
+    was_training = model.training
+    model.train()
+    try:
+        for x in batches:
+            forward(model, x)
+    finally:
+        for m, momentum in zip(norms, saved):
+            m.momentum = momentum
+        model.train(was_training)
