@@ -200,3 +200,17 @@ def test_detection_reward_trains_the_supernet_inside_faster_rcnn(tmp_path):
     assert trainer.step == 3 and type(trainer.net.backbone.bottom_up).__name__ == "SupernetBackbone"
     # the winner is an ordinary genotype for MODEL.NASNET.GENOTYPE
     genotypes.get(os.path.join(cfg.out, "genotype.json"))
+
+
+def test_supernet_trains_data_parallel_under_torchrun(tmp_path):
+    out = str(tmp_path / "run")
+    args = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", TOOL, "--method", "oneshot",
+            "--strategy", "ppo", "--budget", "4", "--workers", "1", "--oneshot-epochs", "1", "--oneshot-round-steps", "2",
+            "--oneshot-round-children", "2", "--strategy-option", "batch_size=2", "--child-batch-size", "16",
+            "--child-max-train-batches", "3", "--out", out, "--no-progress"]
+    done = subprocess.run(args, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert len(_final(out)) == 4
+    state = torch.load(os.path.join(out, "supernet.pt"), weights_only=False)
+    # both processes took every step (a collective waits for all): warm-up 3 + one round of 2
+    assert state["step"] == 5 and state["rounds"] == 2

@@ -7,6 +7,7 @@
     python tools/benchmark.py inference [--size 320 --width 480]   # eager vs TorchScript vs onnxruntime
     python tools/benchmark.py all --out DIR [--device cpu --quick]  # everything, one report (make bench-gpu)
     python tools/benchmark.py oneshot [--cells 16 --scored 200 --supernet-epochs 20 --out DIR]  # vs per-child
+    python tools/benchmark.py oneshot-detection [--seeds 0 1 --iters 600]  # detection vs classification reward
 """
 import os
 
@@ -66,7 +67,19 @@ def main(argv=None):
     oneshot.add_argument("--seed", type=int, default=0)
     oneshot.add_argument("--out", default="runs/benchmark_oneshot")
     oneshot.add_argument("--quick", action="store_true", help="tiny sizes: checks the command, measures nothing")
+    det = sub.add_parser("oneshot-detection", help="shapes AP50 of the cells found with the detection reward, the "
+                                                   "classification reward, and of NASNet-A")
+    det.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    det.add_argument("--budget", type=int, default=24, help="cells each one-shot search scores")
+    det.add_argument("--supernet-epochs", type=int, default=4)
+    det.add_argument("--iters", type=int, default=600, help="detector training iterations per cell and seed")
+    det.add_argument("--out", default="runs/benchmark_oneshot_detection")
+    det.add_argument("--quick", action="store_true", help="tiny sizes: checks the command, measures nothing")
     args = parser.parse_args(argv)
+    if args.what == "oneshot-detection":
+        from ..benchmarks.oneshot_detection import benchmark_oneshot_detection
+        benchmark_oneshot_detection(args.out, args.seeds, args.budget, args.supernet_epochs, args.iters, args.quick)
+        return None
     if args.what == "oneshot":
         from ..benchmarks.oneshot import benchmark_oneshot
         from ..search.child import ChildConfig

@@ -118,6 +118,31 @@ def config_from_args(args, given=None) -> SearchConfig:
                         child=child, oneshot=oneshot)
 
 
+def _run_distributed(cfg: SearchConfig, resume: bool):
+    """Under torchrun: rank 0 runs the search, every process trains the supernet's rounds."""
+    import torch
+    import torch.distributed as dist
+
+    from ..search.oneshot import follow_rounds
+    from ..search.runner import SearchRunner, build_supernet_trainer
+    from ..search.space import SearchSpace
+
+    if cfg.method != "oneshot" or cfg.evaluator != "train":
+        raise SearchError("several processes (torchrun) train a one-shot supernet: use --method oneshot, or run "
+                          "the per-child search as one process with --workers")
+    dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    try:
+        if dist.get_rank() == 0:
+            runner = SearchRunner(cfg, resume)
+            dist.barrier()  # the run folder is checked and ready
+            return runner.run()
+        dist.barrier()
+        follow_rounds(build_supernet_trainer(cfg, SearchSpace(cfg.num_blocks, cfg.ops, cfg.combines)))
+        return None
+    finally:
+        dist.destroy_process_group()
+
+
 def main(argv=None):
     args = parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
@@ -125,7 +150,12 @@ def main(argv=None):
     if cfg.task == "detection":
         logging.getLogger("detectron2").setLevel(logging.WARNING)  # per-child evaluation logs
         logging.getLogger("fvcore").setLevel(logging.WARNING)
-    done = run_search(cfg, resume=args.resume)
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # torchrun: the supernet trains data-parallel
+        done = _run_distributed(cfg, args.resume)
+        if done is None:
+            return
+    else:
+        done = run_search(cfg, resume=args.resume)
     best = max((t for t in done if t["status"] == "ok"), key=lambda t: t["reward"])
     print(f"{len(done)} children; best reward {best['reward']:.4f} (child {best['id']}); "
           f"genotype: {cfg.out}/genotype.json, report: {cfg.out}/report.md")

@@ -167,7 +167,7 @@ class DetectionSupernet(SupernetTrainer):
     def loss(self, batch, genotype: genotypes.Genotype) -> torch.Tensor:
         _bottom_up(self.net).genotype = genotype
         with EventStorage(self.step):  # Detectron2's heads log their statistics there
-            return sum(self.net(batch).values())
+            return sum(self.model(batch).values())
 
 
 # ------------------------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Sequence
 
 import torch
+import torch.distributed as dist
 import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
@@ -98,6 +99,16 @@ class SupernetTrainer:
         self.seconds = 0.0  # training time so far
         if os.path.exists(self.path):
             self.load()
+        # torchrun: every process trains the same path on its share of each batch; rank 0 runs the
+        # search and saves, the others follow its rounds (:func:`follow_rounds`)
+        self.world = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+        self.rank = dist.get_rank() if self.world > 1 else 0
+        self.model = self.net
+        if self.world > 1:
+            from torch.nn.parallel import DistributedDataParallel
+
+            # a path uses a few of the supernet's ops: the others have no gradient on any rank
+            self.model = DistributedDataParallel(self.net, find_unused_parameters=True)
 
     # -- task hooks ----------------------------------------------------------------------------
     def build(self) -> nn.Module:
@@ -131,11 +142,13 @@ class SupernetTrainer:
 
     def train_round(self, sampler: Optional[Callable[[int], List[int]]] = None) -> None:
         """Train the next round: round 0 on uniform paths, later rounds on ``sampler``'s."""
+        if self.world > 1 and self.rank == 0:
+            dist.broadcast_object_list(["round"], src=0)  # the followers train this round too
         if self.rounds == 0 or sampler is None:
             sampler = uniform_sampler(self.space, self.child.seed)
         length = self._round_length()
         bar = None
-        if self.progress and length > self.round_step:
+        if self.progress and self.rank == 0 and length > self.round_step:
             from tqdm import tqdm
 
             bar = tqdm(total=length, initial=self.round_step, unit="step", dynamic_ncols=True,
@@ -161,8 +174,17 @@ class SupernetTrainer:
         self.rounds, self.round_step = self.rounds + 1, 0
         self.save()
 
+    def close(self) -> None:
+        """The search is over: release the processes that follow this one's rounds."""
+        if self.world > 1 and self.rank == 0:
+            dist.broadcast_object_list(["stop"], src=0)
+
     def _train_step(self, batch, sampler) -> None:
-        genotype = self.space.decode(sampler(self.step))
+        decisions = [sampler(self.step) if self.rank == 0 else None]
+        if self.world > 1:
+            dist.broadcast_object_list(decisions, src=0)  # one path for every process
+            batch = self.shard(batch)
+        genotype = self.space.decode(decisions[0])
         for group in self.optimizer.param_groups:
             group["lr"] = self._lr()
         loss = self.loss(batch, genotype)
@@ -176,8 +198,14 @@ class SupernetTrainer:
         self.step += 1
         self.round_step += 1
 
+    def shard(self, batch):
+        """This process's share of a global batch."""
+        return batch[self.rank::self.world]
+
     # -- persistence -----------------------------------------------------------------------------
     def save(self) -> None:
+        if self.rank != 0:
+            return
         torch_save({"model": self.net.state_dict(), "optimizer": self.optimizer.state_dict(), "step": self.step,
                     "rounds": self.rounds, "round_step": self.round_step, "seconds": self.seconds,
                     "space": self.space.describe()}, self.path)
@@ -194,6 +222,16 @@ class SupernetTrainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.step, self.rounds, self.round_step = state["step"], state["rounds"], state["round_step"]
         self.seconds = state["seconds"]
+
+
+def follow_rounds(trainer: SupernetTrainer) -> None:
+    """A torchrun process other than rank 0: train each round rank 0 trains, until it stops."""
+    while True:
+        command = [None]
+        dist.broadcast_object_list(command, src=0)
+        if command[0] == "stop":
+            return
+        trainer.train_round()
 
 
 def _param_groups(net: nn.Module, weight_decay: float) -> List[dict]:
@@ -226,9 +264,13 @@ class ClassificationSupernet(SupernetTrainer):
                 return
             yield batch
 
+    def shard(self, batch):
+        x, y = batch
+        return x[self.rank::self.world], y[self.rank::self.world]
+
     def loss(self, batch, genotype: genotypes.Genotype) -> torch.Tensor:
         x, y = batch
-        return F.cross_entropy(self.net(x, genotype), y)
+        return F.cross_entropy(self.model(x, genotype), y)
 
 
 def build_supernet(space: SearchSpace, child: ChildConfig, num_classes: int, img_size: int) -> SuperNet:

@@ -38,6 +38,7 @@ import torch
 
 from .. import genotypes
 from ..data import check_spec
+from ..data.specs import parse_spec
 from ..errors import SearchError, require_ints
 from ..io import tensorboard_writer, torch_save, write_json
 from .backends import build_backend
@@ -92,9 +93,15 @@ class SearchConfig:
         if self.method == "oneshot" and "concat" in self.combines:
             raise SearchError("--method oneshot supports add combines only (add, add_layernorm, add_instancenorm): "
                               "drop concat from --combines")
-        if self.task == "detection" and self.method != "oneshot":
-            raise SearchError("--task detection needs --method oneshot (a detector per child is beyond any budget "
-                              "this search runs at)")
+        if self.task == "detection":
+            if self.method != "oneshot":
+                raise SearchError("--task detection needs --method oneshot (a detector per child is beyond any budget "
+                                  "this search runs at)")
+            if self.child.dataset != "shapes" and parse_spec(self.child.dataset).kind not in ("voc", "coco"):
+                raise SearchError(f"--task detection takes --dataset shapes, voc:ROOT or coco:DIR:JSON, "
+                                  f"got {self.child.dataset!r}")
+            if self.child.img_size is None or self.child.img_size < 32:
+                raise SearchError(f"--task detection needs --child-img-size of at least 32, got {self.child.img_size}")
         require_ints(self, dict(budget=1, workers=1, retries=0, top_k=1, num_blocks=1), SearchError)
         if self.gpus_per_child < 0 or self.synthetic_seconds < 0:
             raise SearchError("gpus_per_child and synthetic_seconds cannot be negative")
@@ -361,6 +368,8 @@ class SearchRunner:
                             board.add_scalar("search/failed", sum(t["status"] != "ok" for t in done), len(done))
                     self._save()
         finally:
+            if supernet is not None:
+                supernet.close()
             if board is not None:
                 board.close()
             backend.close()
