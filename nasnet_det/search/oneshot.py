@@ -50,7 +50,7 @@ class OneShotConfig:
     round_steps: Optional[int] = None  # steps trained after each round; None: ppo one epoch, others 0
     round_children: int = 20  # children scored per round (ppo's default update batch)
     round_lr: float = 0.1  # the rounds' learning rate, as a fraction of child.lr (where the warm-up ends)
-    calibration_batches: int = 4  # training batches that re-estimate a child's BN statistics
+    calibration_batches: int = 2  # training batches that re-estimate a child's BN statistics
     metric: str = "AP50"  # detection reward
 
     def __post_init__(self):
@@ -138,7 +138,9 @@ class SupernetTrainer:
         if self.rounds > 0:
             return self.child.lr * low
         total = max(1, self._round_length())
-        return self.child.lr * (low + (1 - low) * 0.5 * (1 + math.cos(math.pi * self.round_step / total)))
+        # a linear warm-up over the first epoch: early steps on ever-changing paths diverge at full lr
+        warmup = min(1.0, (self.round_step + 1) / self.steps_per_epoch)
+        return warmup * self.child.lr * (low + (1 - low) * 0.5 * (1 + math.cos(math.pi * self.round_step / total)))
 
     def train_round(self, sampler: Optional[Callable[[int], List[int]]] = None) -> None:
         """Train the next round: round 0 on uniform paths, later rounds on ``sampler``'s."""

@@ -1,7 +1,7 @@
 """The one-shot supernet: every child of a search space in one network with shared weights (ENAS).
 
-For every cell position, every block, both block inputs (``a``, ``b``), every candidate input state
-and every candidate op, the supernet holds one op module, built by the interpreter's op table
+For every cell position, every block, every candidate input state and every candidate op, the
+supernet holds one op module (a block's two inputs choose among the same candidates), built by the interpreter's op table
 (:func:`nasnet_det.modeling.ops.build_op`). ``forward(x, genotype)`` runs only the genotype's path,
 through the interpreter's own block loop (:func:`nasnet_det.modeling.cell.run_blocks`), in the
 cell stacking of :func:`nasnet_det.modeling.nasnet.cell_plan`: a genotype's path computes exactly
@@ -42,8 +42,8 @@ def widest_genotype(num_blocks: int) -> genotypes.Genotype:
     return genotypes.make(cell, cell, name="widest")
 
 
-def _key(slot: str, state: int, op: str) -> str:
-    return f"{slot}_{state}_{op}"
+def _key(state: int, op: str) -> str:
+    return f"{state}_{op}"
 
 
 class SuperCell(nn.Module):
@@ -64,9 +64,11 @@ class SuperCell(nn.Module):
         self.blocks = nn.ModuleList()
         self.norms = nn.ModuleList()
         for k in range(space.num_blocks):
+            # the block's two inputs choose among the same (state, op) candidates: a child that picks
+            # one twice holds two copies of its weights
             self.blocks.append(nn.ModuleDict({
-                _key(slot, i, op): build_op(op, widths[i], c, 2 if (self.reduction and i < 2) else 1, avg_pool_pad)
-                for slot in "ab" for i in range(k + 2) for op in space.ops}))
+                _key(i, op): build_op(op, widths[i], c, 2 if (self.reduction and i < 2) else 1, avg_pool_pad)
+                for i in range(k + 2) for op in space.ops}))
             self.norms.append(nn.ModuleDict({name: norm for name in space.combines
                                              if (norm := combine_norm(name, c)) is not None}))
             widths.append(c)
@@ -85,7 +87,7 @@ class SuperCell(nn.Module):
             h1 = prev_as_is
         else:
             h1 = self.pre1(F.relu(prev))
-        steps = [(self.blocks[k][_key("a", b.inputs[0], b.ops[0])], self.blocks[k][_key("b", b.inputs[1], b.ops[1])],
+        steps = [(self.blocks[k][_key(b.inputs[0], b.ops[0])], self.blocks[k][_key(b.inputs[1], b.ops[1])],
                   b.inputs, self.norms[k][b.combine] if b.combine in self.norms[k] else None, False, (False, False))
                  for k, b in enumerate(cell.blocks)]
         states = run_blocks([h0, h1], steps)
@@ -208,8 +210,8 @@ class SuperNet(nn.Module):
                     # the input convs are 1x1 convs (4-d weights): keep the child's columns
                     out[k] = v[:, cols] if cols is not None and v.ndim == 4 else v
             for k, b in enumerate(cell.blocks):
-                for slot, child_name, i in (("a", "op_a", 0), ("b", "op_b", 1)):
-                    op = sc.blocks[k][_key(slot, b.inputs[i], b.ops[i])]
+                for child_name, i in (("op_a", 0), ("op_b", 1)):
+                    op = sc.blocks[k][_key(b.inputs[i], b.ops[i])]
                     out.update(op.state_dict(prefix=f"{prefix}blocks.{k}.{child_name}."))
                 if b.combine in sc.norms[k]:
                     out.update(sc.norms[k][b.combine].state_dict(prefix=f"{prefix}blocks.{k}.norm."))
