@@ -34,13 +34,14 @@ def _random_weights(net):
                 t.copy_(torch.rand_like(t) + 0.5 if name.endswith("running_var") else t + 0.1 * torch.randn_like(t))
 
 
-@pytest.mark.parametrize("stem,skip,combines", [("cifar", False, ("add",)),
-                                                ("imagenet", True, ("add", "add_layernorm"))])
-def test_a_path_of_the_supernet_is_the_child_that_build_nasnet_builds(stem, skip, combines):
+@pytest.mark.parametrize("stem,skip,combines,share", [("cifar", False, ("add",), False),
+                                                      ("imagenet", True, ("add", "add_layernorm"), False),
+                                                      ("cifar", False, ("add",), True)])
+def test_a_path_of_the_supernet_is_the_child_that_build_nasnet_builds(stem, skip, combines, share):
     space = SearchSpace(3, combines=combines)
     cfg = NASNetConfig(num_cells=3 if stem == "imagenet" else 6, num_conv_filters=8, stem=stem, num_classes=5,
                        skip_reduction_layer_input=skip, dense_dropout_keep_prob=1.0, img_size=24)
-    supernet = SuperNet(space, cfg).eval()
+    supernet = SuperNet(space, cfg, share_inputs=share).eval()
     _random_weights(supernet)
     rng = random.Random(1)
     # a chain cell concatenates one state: the next-but-one cell then reads its previous input as is

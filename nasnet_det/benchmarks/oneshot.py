@@ -45,7 +45,7 @@ def plot_rank_fidelity(standalone: List[float], inherited: List[float], tau: flo
 
 
 def benchmark_oneshot(cells: int = 16, scored: int = 200, supernet_epochs: int = 20, child=None, seed: int = 0,
-                      out: Optional[str] = None, progress: bool = True, log=print) -> dict:
+                      out: Optional[str] = None, progress: bool = True, share_inputs: bool = False, log=print) -> dict:
     """Run the comparison; returns (and writes to ``out``/oneshot.json) every figure."""
     import torch
 
@@ -67,12 +67,12 @@ def benchmark_oneshot(cells: int = 16, scored: int = 200, supernet_epochs: int =
         reward = train_child(genotype.to_dict(), child)["reward"]
         return reward, time.perf_counter() - start
 
-    log(f"one-shot benchmark: {len(sample)} cells stand-alone, supernet {supernet_epochs} epochs, {scored} cells "
-        f"scored; child {child}")
+    log(f"one-shot benchmark: {len(sample)} cells stand-alone, supernet {supernet_epochs} epochs"
+        f"{' (inputs shared)' if share_inputs else ''}, {scored} cells scored; child {child}")
     per_child = [standalone(g) for g in _bar(sample, progress, "per-child training")]
 
     cfg = SearchConfig(strategy="random", method="oneshot", budget=scored, workers=1, out=os.path.join(out, "supernet"),
-                       child=child, oneshot=OneShotConfig(epochs=supernet_epochs), progress=progress, seed=seed)
+                       child=child, oneshot=OneShotConfig(epochs=supernet_epochs, share_inputs=share_inputs), progress=progress, seed=seed)
     os.makedirs(cfg.out, exist_ok=True)
     start = time.perf_counter()
     trainer = ClassificationSupernet(cfg, space, progress=progress)
@@ -106,6 +106,7 @@ def benchmark_oneshot(cells: int = 16, scored: int = 200, supernet_epochs: int =
     oneshot_per_cell = oneshot_s / len(candidates)
     result = {
         "cells": len(sample), "scored": len(candidates), "supernet_epochs": supernet_epochs, "child": asdict(child),
+        "share_inputs": share_inputs,
         "kendall_tau": tau, "standalone": [r for r, _ in per_child], "inherited": inherited[: len(sample)],
         "per_child_s_per_cell": child_s, "supernet_train_s": train_s, "scoring_s_per_cell": score_s / len(candidates),
         "oneshot_s_per_cell": oneshot_per_cell, "cost_ratio": child_s / oneshot_per_cell,

@@ -65,6 +65,7 @@ def main(argv=None):
     oneshot.add_argument("--scored", type=int, default=200, help="cells the one-shot search scores")
     oneshot.add_argument("--supernet-epochs", type=int, default=20)
     oneshot.add_argument("--seed", type=int, default=0)
+    oneshot.add_argument("--share-inputs", action="store_true", help="the supernet's --oneshot-share-inputs")
     oneshot.add_argument("--out", default="runs/benchmark_oneshot")
     oneshot.add_argument("--quick", action="store_true", help="tiny sizes: checks the command, measures nothing")
     det = sub.add_parser("oneshot-detection", help="shapes AP50 of the cells found with the detection reward, the "
@@ -87,7 +88,8 @@ def main(argv=None):
             child = ChildConfig(epochs=1, max_train_batches=2)
             benchmark_oneshot(3, 4, 1, child, args.seed, args.out, progress=False)
         else:
-            benchmark_oneshot(args.cells, args.scored, args.supernet_epochs, ChildConfig(), args.seed, args.out)
+            benchmark_oneshot(args.cells, args.scored, args.supernet_epochs, ChildConfig(), args.seed, args.out,
+                              share_inputs=args.share_inputs)
         return None
     if args.what == "search":
         return benchmark_search(args.budget, args.workers, out=args.out) and None

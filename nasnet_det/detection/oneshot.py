@@ -124,7 +124,8 @@ def build_supernet_detector(settings: dict, space: SearchSpace):
     supernet = SuperNet(space, NASNetConfig(num_cells=child.num_cells, num_conv_filters=child.num_conv_filters,
                                             stem="imagenet", stem_multiplier=child.stem_multiplier, num_classes=0,
                                             skip_reduction_layer_input=False, dense_dropout_keep_prob=1.0,
-                                            img_size=child.img_size))
+                                            img_size=child.img_size),
+                        share_inputs=settings["oneshot"].get("share_inputs", False))
     model = build_model(cfg)
     model.backbone = FPN(bottom_up=SupernetBackbone(supernet), in_features=cfg.MODEL.FPN.IN_FEATURES,
                          out_channels=cfg.MODEL.FPN.OUT_CHANNELS, norm=cfg.MODEL.FPN.NORM,

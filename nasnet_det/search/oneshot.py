@@ -52,6 +52,7 @@ class OneShotConfig:
     round_lr: float = 0.1  # the rounds' learning rate, as a fraction of child.lr (where the warm-up ends)
     calibration_batches: int = 2  # training batches that re-estimate a child's BN statistics
     metric: str = "AP50"  # detection reward
+    share_inputs: bool = False  # a block's candidate ops on block outputs share weights (ENAS: one set per input)
 
     def __post_init__(self):
         require_ints(self, dict(epochs=0, round_steps=0, round_children=1, calibration_batches=1), SearchError,
@@ -247,7 +248,8 @@ class ClassificationSupernet(SupernetTrainer):
 
     def build(self) -> SuperNet:
         self.data = child_data(self.child.dataset, self.child.img_size)
-        return build_supernet(self.space, self.child, self.data.num_classes, self.data.img_size)
+        return build_supernet(self.space, self.child, self.data.num_classes, self.data.img_size,
+                              self.oneshot.share_inputs)
 
     def count_steps(self) -> int:
         n = len(self.data.train) // self.child.batch_size
@@ -275,9 +277,10 @@ class ClassificationSupernet(SupernetTrainer):
         return F.cross_entropy(self.model(x, genotype), y)
 
 
-def build_supernet(space: SearchSpace, child: ChildConfig, num_classes: int, img_size: int) -> SuperNet:
+def build_supernet(space: SearchSpace, child: ChildConfig, num_classes: int, img_size: int,
+                   share_inputs: bool = False) -> SuperNet:
     """The supernet of ``space`` at the size of the search's children."""
-    return SuperNet(space, NASNetConfig(**child_options(child, num_classes, img_size)))
+    return SuperNet(space, NASNetConfig(**child_options(child, num_classes, img_size)), share_inputs)
 
 
 def calibration_batches(data, child: ChildConfig, count: int) -> List[torch.Tensor]:
@@ -334,7 +337,8 @@ def _scoring_state(settings: dict):
         if cached is not None and cached[1][0].space.describe() == space.describe():
             net = cached[1][0]
         else:
-            net = build_supernet(space, child, data.num_classes, data.img_size)
+            net = build_supernet(space, child, data.num_classes, data.img_size,
+                                 settings["oneshot"].get("share_inputs", False))
         state = torch.load(path, map_location="cpu", weights_only=False)
         net.load_state_dict(state["model"])
         calibration = calibration_batches(data, child, settings["oneshot"]["calibration_batches"])

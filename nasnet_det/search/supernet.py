@@ -49,8 +49,9 @@ def _key(state: int, op: str) -> str:
 class SuperCell(nn.Module):
     """Every cell of one position of the network: all candidate ops on all candidate inputs."""
 
-    def __init__(self, spec: CellSpec, space: SearchSpace, avg_pool_pad: str):
+    def __init__(self, spec: CellSpec, space: SearchSpace, avg_pool_pad: str, share_inputs: bool = False):
         super().__init__()
+        self.share_inputs = share_inputs
         c, self.reduction, self.filters = spec.filters, spec.reduction, spec.filters
         self.num_states = space.num_blocks + 2
         self.pre0 = ConvBN(spec.in_channels, c, 1)
@@ -67,7 +68,7 @@ class SuperCell(nn.Module):
             # the block's two inputs choose among the same (state, op) candidates: a child that picks
             # one twice holds two copies of its weights
             self.blocks.append(nn.ModuleDict({
-                _key(i, op): build_op(op, widths[i], c, 2 if (self.reduction and i < 2) else 1, avg_pool_pad)
+                self._key(i, op): build_op(op, widths[i], c, 2 if (self.reduction and i < 2) else 1, avg_pool_pad)
                 for i in range(k + 2) for op in space.ops}))
             self.norms.append(nn.ModuleDict({name: norm for name in space.combines
                                              if (norm := combine_norm(name, c)) is not None}))
@@ -87,7 +88,7 @@ class SuperCell(nn.Module):
             h1 = prev_as_is
         else:
             h1 = self.pre1(F.relu(prev))
-        steps = [(self.blocks[k][_key(b.inputs[0], b.ops[0])], self.blocks[k][_key(b.inputs[1], b.ops[1])],
+        steps = [(self.blocks[k][self._key(b.inputs[0], b.ops[0])], self.blocks[k][self._key(b.inputs[1], b.ops[1])],
                   b.inputs, self.norms[k][b.combine] if b.combine in self.norms[k] else None, False, (False, False))
                  for k, b in enumerate(cell.blocks)]
         states = run_blocks([h0, h1], steps)
@@ -103,6 +104,11 @@ class SuperCell(nn.Module):
                 out.append(zeros)
         return torch.cat(out, 1)
 
+    def _key(self, state: int, op: str) -> str:
+        # share_inputs: the block outputs a block may read share one op per op name (the cell inputs,
+        # of other widths and strides, keep their own)
+        return _key(state if state < 2 or not self.share_inputs else 2, op)
+
     def columns(self, cell: genotypes.Cell) -> List[int]:
         """The widest layout's channels that the child's output holds, in the child's order."""
         return [s * self.filters + j for s in cell.output_states() for j in range(self.filters)]
@@ -115,7 +121,7 @@ class SuperNet(nn.Module):
     ReLU'd outputs of named cells in the widest layout, for a detector's feature pyramid.
     """
 
-    def __init__(self, space: SearchSpace, cfg: NASNetConfig):
+    def __init__(self, space: SearchSpace, cfg: NASNetConfig, share_inputs: bool = False):
         super().__init__()
         cfg = cfg.validate()
         if "concat" in space.combines:
@@ -132,7 +138,7 @@ class SuperNet(nn.Module):
         stride, padding = (2, 0) if cfg.stem == "imagenet" else (1, 1)
         self.stem.add_module("conv", nn.Conv2d(cfg.in_chans, stem_c, 3, stride, padding, bias=False))
         self.stem.add_module("bn", batch_norm(stem_c))
-        self.cells = nn.ModuleDict({spec.name: SuperCell(spec, space, cfg.avg_pool_pad) for spec in self.plan})
+        self.cells = nn.ModuleDict({spec.name: SuperCell(spec, space, cfg.avg_pool_pad, share_inputs) for spec in self.plan})
         self.num_features = self.plan[-1].out_channels
         self.classifier = nn.Linear(self.num_features, cfg.num_classes) if cfg.num_classes else nn.Identity()
         self._routes: Dict[tuple, list] = {}
@@ -211,7 +217,7 @@ class SuperNet(nn.Module):
                     out[k] = v[:, cols] if cols is not None and v.ndim == 4 else v
             for k, b in enumerate(cell.blocks):
                 for child_name, i in (("op_a", 0), ("op_b", 1)):
-                    op = sc.blocks[k][_key(b.inputs[i], b.ops[i])]
+                    op = sc.blocks[k][sc._key(b.inputs[i], b.ops[i])]
                     out.update(op.state_dict(prefix=f"{prefix}blocks.{k}.{child_name}."))
                 if b.combine in sc.norms[k]:
                     out.update(sc.norms[k][b.combine].state_dict(prefix=f"{prefix}blocks.{k}.norm."))
