@@ -30,3 +30,25 @@ def test_benchmark_all_quick_on_the_cpu_writes_one_report(tmp_path):
     assert "quick: not measurements" in table
     rows = [line for line in table.splitlines() if line.startswith("| ") and not line.startswith("| section")]
     assert len(rows) == 2 * 2 + 2 + 5 * 2 + 2 + 3  # backbone train x2, inference, detector train+forward, pretrain, search
+
+
+def test_oneshot_benchmarks_quick_write_their_figures(tmp_path):
+    out = tmp_path / "oneshot"
+    done = subprocess.run([sys.executable, TOOL, "oneshot", "--quick", "--out", str(out)],
+                          capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.load(open(out / "oneshot.json"))
+    assert result["cells"] == 3 and result["scored"] == 4 and len(result["standalone"]) == len(result["inherited"]) == 3
+    assert result["per_child_s_per_cell"] > 0 and result["oneshot_s_per_cell"] > 0
+    assert result["cost_ratio"] == pytest.approx(result["per_child_s_per_cell"] / result["oneshot_s_per_cell"])
+    assert os.path.getsize(out / "rank_fidelity.png") > 0
+    assert "Kendall tau" in done.stdout and "equal time" in done.stdout
+
+    pytest.importorskip("detectron2")
+    out = tmp_path / "oneshot_detection"
+    done = subprocess.run([sys.executable, TOOL, "oneshot-detection", "--quick", "--out", str(out)],
+                          capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.load(open(out / "oneshot_detection.json"))
+    assert set(result["ap50"]) == {"detection reward", "classification reward", "NASNet-A"}
+    assert all(len(v) == 1 and 0 <= v[0] <= 100 for v in result["ap50"].values())

@@ -45,7 +45,8 @@ def plot_rank_fidelity(standalone: List[float], inherited: List[float], tau: flo
 
 
 def benchmark_oneshot(cells: int = 16, scored: int = 200, supernet_epochs: int = 20, child=None, seed: int = 0,
-                      out: Optional[str] = None, progress: bool = True, share_inputs: bool = False, log=print) -> dict:
+                      out: Optional[str] = None, progress: bool = True, share_inputs: bool = False,
+                      tau_every: Optional[int] = None, log=print) -> dict:
     """Run the comparison; returns (and writes to ``out``/oneshot.json) every figure."""
     import torch
 
@@ -76,11 +77,22 @@ def benchmark_oneshot(cells: int = 16, scored: int = 200, supernet_epochs: int =
     os.makedirs(cfg.out, exist_ok=True)
     start = time.perf_counter()
     trainer = ClassificationSupernet(cfg, space, progress=progress)
+    data = child_data(child.dataset, child.img_size)
+    calibration = calibration_batches(data, child, cfg.oneshot.calibration_batches)
+    standalone_rewards = [r for r, _ in per_child]
+    tau_by_epochs = []  # how rank fidelity grows with the supernet's training (not timed)
+    for epochs in range(tau_every or supernet_epochs, supernet_epochs, tau_every or supernet_epochs):
+        trainer.train_round(stop_at=epochs * trainer.steps_per_epoch)
+        pause = time.perf_counter()
+        scores = [score_child(trainer.net, g, data, calibration) for g in sample]
+        tau_by_epochs.append({"epochs": epochs, "kendall_tau": kendall_tau(standalone_rewards, scores),
+                              "mean_inherited": sum(scores) / len(scores)})
+        log(f"  after {epochs} supernet epochs: Kendall tau {tau_by_epochs[-1]['kendall_tau']:.3f}, mean accuracy "
+            f"with inherited weights {tau_by_epochs[-1]['mean_inherited']:.3f}")
+        start += time.perf_counter() - pause
     trainer.train_round()
     train_s = time.perf_counter() - start
     torch.set_num_threads(child.threads)
-    data = child_data(child.dataset, child.img_size)
-    calibration = calibration_batches(data, child, cfg.oneshot.calibration_batches)
     candidates = sample + [space.decode(space.random(rng), name=f"cell_{i}") for i in range(len(sample), scored)]
     inherited, score_start = [], time.perf_counter()
     for g in _bar(candidates, progress, "one-shot scoring"):
@@ -106,7 +118,7 @@ def benchmark_oneshot(cells: int = 16, scored: int = 200, supernet_epochs: int =
     oneshot_per_cell = oneshot_s / len(candidates)
     result = {
         "cells": len(sample), "scored": len(candidates), "supernet_epochs": supernet_epochs, "child": asdict(child),
-        "share_inputs": share_inputs,
+        "share_inputs": share_inputs, "tau_by_epochs": tau_by_epochs,
         "kendall_tau": tau, "standalone": [r for r, _ in per_child], "inherited": inherited[: len(sample)],
         "per_child_s_per_cell": child_s, "supernet_train_s": train_s, "scoring_s_per_cell": score_s / len(candidates),
         "oneshot_s_per_cell": oneshot_per_cell, "cost_ratio": child_s / oneshot_per_cell,

@@ -31,7 +31,10 @@ def train_detector_on_shapes(genotype_path: str, num_cells: int, filters: int, s
         "INPUT.MIN_SIZE_TRAIN", f"({size},)", "INPUT.MAX_SIZE_TRAIN", str(size), "INPUT.MIN_SIZE_TEST", str(size),
         "INPUT.MAX_SIZE_TEST", str(size), "SOLVER.IMS_PER_BATCH", str(batch), "SOLVER.MAX_ITER", str(iters),
         "SOLVER.STEPS", f"({int(iters * 0.8)},)", "SOLVER.WARMUP_ITERS", str(min(50, iters // 4)),
-        "SOLVER.CHECKPOINT_PERIOD", str(iters), "SEED", str(seed), "OUTPUT_DIR", out])
+        "SOLVER.CHECKPOINT_PERIOD", str(iters), "SEED", str(seed), "OUTPUT_DIR", out,
+        # from scratch, as the scratch configs: a normalised FPN, and the gradient clipping the supernet had
+        "MODEL.FPN.NORM", "BN", "SOLVER.CLIP_GRADIENTS.ENABLED", "True", "SOLVER.CLIP_GRADIENTS.CLIP_TYPE", "norm",
+        "SOLVER.CLIP_GRADIENTS.CLIP_VALUE", "5.0"])
     cfg.freeze()
     trainer = Trainer(cfg)
     trainer.resume_or_load(resume=False)

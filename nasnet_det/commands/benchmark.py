@@ -66,6 +66,7 @@ def main(argv=None):
     oneshot.add_argument("--supernet-epochs", type=int, default=20)
     oneshot.add_argument("--seed", type=int, default=0)
     oneshot.add_argument("--share-inputs", action="store_true", help="the supernet's --oneshot-share-inputs")
+    oneshot.add_argument("--tau-every", type=int, help="also measure Kendall tau every N supernet epochs")
     oneshot.add_argument("--out", default="runs/benchmark_oneshot")
     oneshot.add_argument("--quick", action="store_true", help="tiny sizes: checks the command, measures nothing")
     det = sub.add_parser("oneshot-detection", help="shapes AP50 of the cells found with the detection reward, the "
@@ -89,7 +90,7 @@ def main(argv=None):
             benchmark_oneshot(3, 4, 1, child, args.seed, args.out, progress=False)
         else:
             benchmark_oneshot(args.cells, args.scored, args.supernet_epochs, ChildConfig(), args.seed, args.out,
-                              share_inputs=args.share_inputs)
+                              share_inputs=args.share_inputs, tau_every=args.tau_every)
         return None
     if args.what == "search":
         return benchmark_search(args.budget, args.workers, out=args.out) and None

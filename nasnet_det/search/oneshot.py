@@ -143,13 +143,15 @@ class SupernetTrainer:
         warmup = min(1.0, (self.round_step + 1) / self.steps_per_epoch)
         return warmup * self.child.lr * (low + (1 - low) * 0.5 * (1 + math.cos(math.pi * self.round_step / total)))
 
-    def train_round(self, sampler: Optional[Callable[[int], List[int]]] = None) -> None:
-        """Train the next round: round 0 on uniform paths, later rounds on ``sampler``'s."""
+    def train_round(self, sampler: Optional[Callable[[int], List[int]]] = None, stop_at: Optional[int] = None) -> None:
+        """Train the next round: round 0 on uniform paths, later rounds on ``sampler``'s. With
+        ``stop_at``, pause once the round has taken that many steps (a later call continues it)."""
         if self.world > 1 and self.rank == 0:
             dist.broadcast_object_list(["round"], src=0)  # the followers train this round too
         if self.rounds == 0 or sampler is None:
             sampler = uniform_sampler(self.space, self.child.seed)
-        length = self._round_length()
+        full = self._round_length()
+        length = full if stop_at is None else min(full, stop_at)
         bar = None
         if self.progress and self.rank == 0 and length > self.round_step:
             from tqdm import tqdm
@@ -174,7 +176,8 @@ class SupernetTrainer:
         finally:
             if bar is not None:
                 bar.close()
-        self.rounds, self.round_step = self.rounds + 1, 0
+        if self.round_step >= full:
+            self.rounds, self.round_step = self.rounds + 1, 0
         self.save()
 
     def close(self) -> None:
