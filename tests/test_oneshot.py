@@ -195,7 +195,7 @@ def test_detection_reward_trains_the_supernet_inside_faster_rcnn(tmp_path):
     done = run_search(cfg)
     assert len(done) == 2 and all(t["status"] == "ok" for t in done)
     for t in done:
-        assert set(t["metrics"]) == {"AP", "AP50", "AP75"}
+        assert set(t["metrics"]) == {"AP", "AP50", "AP75"} and t["params"] > 0
         assert t["reward"] == pytest.approx(t["metrics"]["AP50"] / 100 if t["metrics"]["AP50"] == t["metrics"]["AP50"] else 0)
     trainer = DetectionSupernet(cfg, SearchSpace(), progress=False)
     assert trainer.step == 3 and type(trainer.net.backbone.bottom_up).__name__ == "SupernetBackbone"
@@ -215,3 +215,13 @@ def test_supernet_trains_data_parallel_under_torchrun(tmp_path):
     state = torch.load(os.path.join(out, "supernet.pt"), weights_only=False)
     # both processes took every step (a collective waits for all): warm-up 3 + one round of 2
     assert state["step"] == 5 and state["rounds"] == 2
+
+
+def test_oneshot_children_are_scored_on_ray(tmp_path):
+    ray = pytest.importorskip("ray")
+    cfg = _cfg(tmp_path, backend="ray", workers=2, budget=3)
+    try:
+        done = run_search(cfg)
+    finally:
+        ray.shutdown()
+    assert len(done) == 3 and all(t["status"] == "ok" and 0 <= t["reward"] <= 1 for t in done)

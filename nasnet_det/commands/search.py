@@ -9,6 +9,13 @@
         --workers 450 --backend ray --ray-address auto --gpus-per-child 1 --child-epochs 20 \\
         --child-img-size 32 --child-num-conv-filters 32 --out runs/paper
 
+One-shot (shared weights; nasnet_det.search.oneshot):
+
+    python tools/search.py --method oneshot --strategy evolution --budget 200 --oneshot-epochs 20   # SPOS
+    python tools/search.py --method oneshot --strategy ppo --budget 400                             # ENAS
+    python tools/search.py --method oneshot --task detection --dataset shapes --budget 50           # DetNAS
+    torchrun --nproc_per_node 8 tools/search.py --method oneshot ...   # the supernet trains data-parallel
+
 With --resume, the settings stored in OUT/search.json are used; options given on the command line
 may change the budget and how the work runs (workers, backend), and any other difference is refused.
 
@@ -18,7 +25,8 @@ Outputs in OUT:
 - search.json: the settings;
 - genotype.json: the best cell;
 - report.md: the top-k table;
-- search_curve.png: rewards and running best.
+- search_curve.png: rewards and running best;
+- supernet.pt (--method oneshot): the supernet's weights, optimizer and place in its schedule.
 """
 import argparse
 import dataclasses

@@ -33,7 +33,7 @@ from ..errors import SearchError
 from ..io import write_text
 from ..modeling.nasnet import NASNetConfig, feature_taps
 from ..search.child import ChildConfig
-from ..search.oneshot import SupernetTrainer
+from ..search.oneshot import SupernetTrainer, child_params
 from ..search.space import SearchSpace
 from ..search.supernet import SuperNet, recalibrate_batch_norm
 from .datasets import CheckedDatasetMapper, ensure_registered, register_image_ids
@@ -222,4 +222,5 @@ def detection_evaluator(genotype_dict: dict, settings: dict) -> dict:
     metrics = score_detection_child(model, cfg, genotype, calibration, loader)
     value = metrics[settings["oneshot"]["metric"]]
     reward = 0.0 if value != value else value / 100.0  # COCOeval's NaN: no detections at all
-    return {"reward": reward, **metrics, "seconds": time.perf_counter() - start}
+    return {"reward": reward, **metrics, "params": child_params(_bottom_up(model).supernet, genotype),
+            "seconds": time.perf_counter() - start}
