@@ -205,7 +205,7 @@ def test_detection_reward_trains_the_supernet_inside_faster_rcnn(tmp_path):
 
 def test_supernet_trains_data_parallel_under_torchrun(tmp_path):
     out = str(tmp_path / "run")
-    args = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", TOOL, "--method", "oneshot",
+    args = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", TOOL, "--method", "oneshot",
             "--strategy", "ppo", "--budget", "4", "--workers", "1", "--oneshot-epochs", "1", "--oneshot-round-steps", "2",
             "--oneshot-round-children", "2", "--strategy-option", "batch_size=2", "--child-batch-size", "16",
             "--child-max-train-batches", "3", "--out", out, "--no-progress"]

@@ -29,9 +29,12 @@ def main(argv=None):
         # several CPU processes: share the cores instead of each spinning up a thread per core
         # (2 processes x 2 threads on 2 cores ran 36x slower per iteration than 1 thread each)
         os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // args.num_gpus)))
+    dist_url = args.dist_url
+    if args.num_machines == 1 and dist_url == argument_parser().get_default("dist_url"):
+        dist_url = "auto"  # a free port: Detectron2's default is one fixed port per user, busy if two runs share a machine
     try:
         launch(_worker, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,
-               dist_url=args.dist_url, args=(args,))
+               dist_url=dist_url, args=(args,))
     except mp.ProcessExitedException as e:
         raise UserError(f"training process {e.error_index} stopped with exit status {e.exit_code} "
                         "(its error is printed above)") from None
