@@ -16,7 +16,7 @@ import os
 import random
 import tempfile
 import time
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from typing import List, Optional
 
 

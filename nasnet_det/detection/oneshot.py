@@ -33,7 +33,7 @@ from ..errors import SearchError
 from ..io import write_text
 from ..modeling.nasnet import NASNetConfig, feature_taps
 from ..search.child import ChildConfig
-from ..search.oneshot import SupernetTrainer, child_params
+from ..search.oneshot import SupernetTrainer, child_params, load_weights, load_when_changed
 from ..search.space import SearchSpace
 from ..search.supernet import SuperNet, recalibrate_batch_norm
 from .datasets import CheckedDatasetMapper, ensure_registered, register_image_ids
@@ -174,30 +174,20 @@ class DetectionSupernet(SupernetTrainer):
 # ------------------------------------------------------------------------------------------------
 # Scoring (in the search's workers)
 
-_LOADED: Dict[str, tuple] = {}
-
-
 def _scoring_state(settings: dict):
-    path = os.path.join(settings["out"], SupernetTrainer.filename)
-    try:
-        stat = os.stat(path)
-    except FileNotFoundError:
-        raise SearchError(f"{path} is missing: the supernet trains before children are scored") from None
-    stamp = (stat.st_mtime_ns, stat.st_size)
-    cached = _LOADED.get(path)
-    if cached is None or cached[0] != stamp:
-        space = SearchSpace(settings["num_blocks"], settings["ops"], settings["combines"])
-        model, cfg = cached[1][:2] if cached is not None else build_supernet_detector(settings, space)
-        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=False)["model"])
-        child = ChildConfig(**settings["child"])
-        train_dicts = DatasetCatalog.get(cfg.DATASETS.TRAIN[0])
+    """(detector, its config, calibration batches, held-out loader), as ``supernet.pt`` now is."""
+    def build(previous):
+        model, cfg = previous[:2] if previous is not None else build_supernet_detector(
+            settings, SearchSpace(settings["num_blocks"], settings["ops"], settings["combines"]))
+        load_weights(settings, model)
+        batch = settings["child"]["batch_size"]
+        train_dicts = DatasetCatalog.get(cfg.DATASETS.TRAIN[0])[: settings["oneshot"]["calibration_batches"] * batch]
         mapper = CheckedDatasetMapper(cfg, is_train=True)
-        count = settings["oneshot"]["calibration_batches"] * child.batch_size
-        calibration = [[mapper(d) for d in train_dicts[i: i + child.batch_size]]
-                       for i in range(0, min(count, len(train_dicts)), child.batch_size)]
+        calibration = [[mapper(d) for d in train_dicts[i: i + batch]] for i in range(0, len(train_dicts), batch)]
         loader = build_detection_test_loader(cfg, cfg.DATASETS.TEST[0], mapper=CheckedDatasetMapper(cfg, is_train=False))
-        _LOADED[path] = cached = (stamp, (model, cfg, calibration, loader))
-    return cached[1]
+        return model, cfg, calibration, loader
+
+    return load_when_changed(settings, build)
 
 
 @torch.no_grad()

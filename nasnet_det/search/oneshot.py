@@ -321,11 +321,12 @@ def child_params(net: SuperNet, genotype: genotypes.Genotype) -> int:
 # ------------------------------------------------------------------------------------------------
 # The evaluator of --method oneshot, run in the search's workers.
 
-_LOADED: Dict[str, tuple] = {}  # per worker: path -> (file stamp, trainer-free scoring state)
+_LOADED: Dict[str, tuple] = {}  # per worker: supernet file -> (its stamp, the scoring state)
 
 
-def _scoring_state(settings: dict):
-    """The supernet of ``settings["out"]`` as its file now is, loaded once per version."""
+def load_when_changed(settings: dict, build: Callable[[Optional[tuple]], tuple]) -> tuple:
+    """The scoring state of the search in ``settings["out"]``, rebuilt by ``build(previous state or
+    None)`` only when ``supernet.pt`` has changed since this worker last read it."""
     path = os.path.join(settings["out"], SupernetTrainer.filename)
     try:
         stat = os.stat(path)
@@ -334,19 +335,27 @@ def _scoring_state(settings: dict):
     stamp = (stat.st_mtime_ns, stat.st_size)
     cached = _LOADED.get(path)
     if cached is None or cached[0] != stamp:
-        child = ChildConfig(**settings["child"])
-        space = SearchSpace(settings["num_blocks"], settings["ops"], settings["combines"])
-        data = child_data(child.dataset, child.img_size)
-        if cached is not None and cached[1][0].space.describe() == space.describe():
-            net = cached[1][0]
-        else:
-            net = build_supernet(space, child, data.num_classes, data.img_size,
-                                 settings["oneshot"].get("share_inputs", False))
-        state = torch.load(path, map_location="cpu", weights_only=False)
-        net.load_state_dict(state["model"])
-        calibration = calibration_batches(data, child, settings["oneshot"]["calibration_batches"])
-        _LOADED[path] = cached = (stamp, (net, data, calibration))
+        cached = _LOADED[path] = (stamp, build(None if cached is None else cached[1]))
     return cached[1]
+
+
+def load_weights(settings: dict, model: nn.Module) -> None:
+    path = os.path.join(settings["out"], SupernetTrainer.filename)
+    model.load_state_dict(torch.load(path, map_location="cpu", weights_only=False)["model"])
+
+
+def _scoring_state(settings: dict):
+    """(supernet, data, calibration batches) of a classification search, as ``supernet.pt`` now is."""
+    def build(previous):
+        child = ChildConfig(**settings["child"])
+        data = child_data(child.dataset, child.img_size)
+        net = previous[0] if previous is not None else build_supernet(
+            SearchSpace(settings["num_blocks"], settings["ops"], settings["combines"]), child, data.num_classes,
+            data.img_size, settings["oneshot"].get("share_inputs", False))
+        load_weights(settings, net)
+        return net, data, calibration_batches(data, child, settings["oneshot"]["calibration_batches"])
+
+    return load_when_changed(settings, build)
 
 
 def oneshot_evaluator(genotype_dict: dict, settings: dict) -> dict:
