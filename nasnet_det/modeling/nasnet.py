@@ -191,6 +191,23 @@ def stem_width(cfg: NASNetConfig) -> int:
     return int(32 * cfg.stem_multiplier) if cfg.stem == "imagenet" else int(cfg.num_conv_filters * cfg.stem_multiplier)
 
 
+def build_stem(cfg: NASNetConfig) -> nn.Sequential:
+    """The stem conv + BN: ImageNet's 3x3 stride-2 VALID conv, or CIFAR's 3x3 stride-1 one."""
+    stem_c = stem_width(cfg)
+    stride, padding = (2, 0) if cfg.stem == "imagenet" else (1, 1)
+    stem = nn.Sequential()
+    stem.add_module("conv", nn.Conv2d(cfg.in_chans, stem_c, 3, stride, padding, bias=False))
+    stem.add_module("bn", batch_norm(stem_c))
+    return stem
+
+
+def decay_param_groups(module: nn.Module, weight_decay: float) -> List[dict]:
+    """Optimizer groups as TF regularises: L2 on conv and FC weights, not on BN or biases."""
+    decay = [p for p in module.parameters() if p.ndim > 1]
+    rest = [p for p in module.parameters() if p.ndim <= 1]
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": rest, "weight_decay": 0.0}]
+
+
 def feature_taps(plan: Sequence[CellSpec], cfg: NASNetConfig) -> List[dict]:
     """timm's ``feature_info``: the last state at each stride (the stem's, then cells')."""
     states = [(stem_width(cfg), 2 if cfg.stem == "imagenet" else 1, "stem")]
@@ -360,13 +377,7 @@ class NASNet(CellRunner):
             raise ConfigError(f"last_cell {last_cell!r} is not a cell of this network: {', '.join(full)}")
         super().__init__(genotype, cfg, full if last_cell is None else full[: full.index(last_cell) + 1])
 
-        stem_c = stem_width(cfg)
-        self.stem = nn.Sequential()
-        if cfg.stem == "imagenet":
-            self.stem.add_module("conv", nn.Conv2d(cfg.in_chans, stem_c, 3, 2, 0, bias=False))
-        else:
-            self.stem.add_module("conv", nn.Conv2d(cfg.in_chans, stem_c, 3, 1, 1, bias=False))
-        self.stem.add_module("bn", batch_norm(stem_c))
+        self.stem = build_stem(cfg)
         self.feature_info: List[dict] = feature_taps(list(self.plan.values()), cfg)
         self.num_features = self.head_hidden_size = self.feature_info[-1]["num_chs"]
 
@@ -392,10 +403,7 @@ class NASNet(CellRunner):
         init_weights(self)
 
     def param_groups(self, weight_decay: float) -> List[dict]:
-        """Optimizer groups as TF regularises: L2 on conv and FC weights, not on BN or biases."""
-        decay = [p for p in self.parameters() if p.ndim > 1]
-        rest = [p for p in self.parameters() if p.ndim <= 1]
-        return [{"params": decay, "weight_decay": weight_decay}, {"params": rest, "weight_decay": 0.0}]
+        return decay_param_groups(self, weight_decay)
 
     # ------------------------------------------------------------------------------------
     # Training controls

@@ -34,7 +34,7 @@ from torch.utils.data import DataLoader
 from .. import genotypes
 from ..errors import SearchError, require_ints
 from ..io import torch_save
-from ..modeling.nasnet import NASNetConfig
+from ..modeling.nasnet import NASNetConfig, decay_param_groups
 from .child import ChildConfig, child_data, child_options
 from .space import SearchSpace
 from .supernet import SuperNet, recalibrate_batch_norm
@@ -90,7 +90,7 @@ class SupernetTrainer:
         torch.set_num_threads(max(1, self.child.threads * max(1, cfg.workers)))
         torch.manual_seed(self.child.seed)
         self.net = self.build()
-        self.optimizer = torch.optim.SGD(_param_groups(self.net, self.child.weight_decay), lr=self.child.lr,
+        self.optimizer = torch.optim.SGD(decay_param_groups(self.net, self.child.weight_decay), lr=self.child.lr,
                                          momentum=self.child.momentum, nesterov=self.child.momentum > 0)
         self.steps_per_epoch = self.count_steps()
         self.round_steps = self.oneshot.steps_per_round(cfg.strategy, self.steps_per_epoch)
@@ -238,12 +238,6 @@ def follow_rounds(trainer: SupernetTrainer) -> None:
         if command[0] == "stop":
             return
         trainer.train_round()
-
-
-def _param_groups(net: nn.Module, weight_decay: float) -> List[dict]:
-    decay = [p for p in net.parameters() if p.ndim > 1]
-    rest = [p for p in net.parameters() if p.ndim <= 1]
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": rest, "weight_decay": 0.0}]
 
 
 class ClassificationSupernet(SupernetTrainer):

@@ -30,8 +30,8 @@ import torch.nn.functional as F
 from .. import genotypes
 from ..errors import SearchError
 from ..modeling.cell import run_blocks
-from ..modeling.nasnet import CellSpec, NASNetConfig, cell_plan, init_weights, stem_width
-from ..modeling.ops import ConvBN, FactorizedReduction, batch_norm, build_op, combine_norm
+from ..modeling.nasnet import CellSpec, NASNetConfig, build_stem, cell_plan, init_weights
+from ..modeling.ops import ConvBN, FactorizedReduction, build_op, combine_norm
 from .space import SearchSpace
 
 
@@ -133,11 +133,7 @@ class SuperNet(nn.Module):
         self.space, self.cfg = space, cfg
         self.plan: List[CellSpec] = cell_plan(cfg, widest_genotype(space.num_blocks))
         self.cell_names = tuple(spec.name for spec in self.plan)
-        stem_c = stem_width(cfg)
-        self.stem = nn.Sequential()
-        stride, padding = (2, 0) if cfg.stem == "imagenet" else (1, 1)
-        self.stem.add_module("conv", nn.Conv2d(cfg.in_chans, stem_c, 3, stride, padding, bias=False))
-        self.stem.add_module("bn", batch_norm(stem_c))
+        self.stem = build_stem(cfg)
         self.cells = nn.ModuleDict({spec.name: SuperCell(spec, space, cfg.avg_pool_pad, share_inputs) for spec in self.plan})
         self.num_features = self.plan[-1].out_channels
         self.classifier = nn.Linear(self.num_features, cfg.num_classes) if cfg.num_classes else nn.Identity()
