@@ -32,7 +32,7 @@ from ..data.specs import format_spec, parse_spec
 from ..errors import SearchError
 from ..io import write_text
 from ..modeling.nasnet import NASNetConfig, feature_taps
-from ..search.child import ChildConfig
+from ..search.child import ChildConfig, child_options
 from ..search.oneshot import SupernetTrainer, child_params, load_weights, load_when_changed
 from ..search.space import SearchSpace
 from ..search.supernet import SuperNet, recalibrate_batch_norm
@@ -121,11 +121,9 @@ def build_supernet_detector(settings: dict, space: SearchSpace):
     """Faster R-CNN (FPN) whose bottom-up network is the supernet; returns (model, its config)."""
     cfg = detector_config(settings)
     child = ChildConfig(**settings["child"])
-    supernet = SuperNet(space, NASNetConfig(num_cells=child.num_cells, num_conv_filters=child.num_conv_filters,
-                                            stem="imagenet", stem_multiplier=child.stem_multiplier, num_classes=0,
-                                            skip_reduction_layer_input=False, dense_dropout_keep_prob=1.0,
-                                            img_size=child.img_size),
-                        share_inputs=settings["oneshot"].get("share_inputs", False))
+    # the children's size with the ImageNet stem, as every detection backbone has
+    options = {**child_options(child, 0, child.img_size), "stem": "imagenet"}
+    supernet = SuperNet(space, NASNetConfig(**options), share_inputs=settings["oneshot"].get("share_inputs", False))
     model = build_model(cfg)
     model.backbone = FPN(bottom_up=SupernetBackbone(supernet), in_features=cfg.MODEL.FPN.IN_FEATURES,
                          out_channels=cfg.MODEL.FPN.OUT_CHANNELS, norm=cfg.MODEL.FPN.NORM,
@@ -141,29 +139,16 @@ class DetectionSupernet(SupernetTrainer):
     """The supernet trained with Faster R-CNN's losses (DetNAS)."""
 
     def build(self):
-        if self.child.img_size is None or self.child.img_size < 32:
-            raise SearchError(f"--task detection needs --child-img-size of at least 32 (got {self.child.img_size})")
-        settings = self.cfg.to_dict()
-        self.model, self.det_cfg = build_supernet_detector(settings, self.space)
-        self.train_dicts = DatasetCatalog.get(self.det_cfg.DATASETS.TRAIN[0])
-        return self.model
-
-    def count_steps(self) -> int:
-        n = len(self.train_dicts) // self.child.batch_size
-        if n < 1:
-            raise SearchError(f"{self.det_cfg.DATASETS.TRAIN[0]} has {len(self.train_dicts)} images, fewer than one "
-                              f"batch of {self.child.batch_size}: lower --child-batch-size")
-        return n if self.child.max_train_batches is None else min(n, self.child.max_train_batches)
+        model, self.det_cfg = build_supernet_detector(self.cfg.to_dict(), self.space)
+        self.train_name = self.det_cfg.DATASETS.TRAIN[0]
+        self.train_set = DatasetCatalog.get(self.train_name)
+        return model
 
     def batches(self, epoch: int):
-        loader = build_detection_train_loader(
-            dataset=self.train_dicts, mapper=CheckedDatasetMapper(self.det_cfg, is_train=True),
-            sampler=TrainingSampler(len(self.train_dicts), shuffle=True, seed=self.child.seed * 7919 + epoch),
+        return build_detection_train_loader(  # endless: the trainer takes one epoch of it
+            dataset=self.train_set, mapper=CheckedDatasetMapper(self.det_cfg, is_train=True),
+            sampler=TrainingSampler(len(self.train_set), shuffle=True, seed=self.child.seed * 7919 + epoch),
             total_batch_size=self.child.batch_size, aspect_ratio_grouping=False, num_workers=0)
-        for i, batch in enumerate(loader):  # the loader is endless: one epoch's worth
-            if i >= self.steps_per_epoch:
-                return
-            yield batch
 
     def loss(self, batch, genotype: genotypes.Genotype) -> torch.Tensor:
         _bottom_up(self.net).genotype = genotype

@@ -18,12 +18,13 @@ filesystem.
 """
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import random
 import time
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, Iterable, List, Optional, Sequence
 
 import torch
 import torch.distributed as dist
@@ -113,17 +114,23 @@ class SupernetTrainer:
 
     # -- task hooks ----------------------------------------------------------------------------
     def build(self) -> nn.Module:
+        """The network to train; also sets ``train_set`` (a sized dataset) and ``train_name``."""
         raise NotImplementedError
 
-    def count_steps(self) -> int:
-        raise NotImplementedError
-
-    def batches(self, epoch: int):
-        """The minibatches of one epoch, in a seeded order."""
+    def batches(self, epoch: int) -> Iterable:
+        """The minibatches of ``train_set`` in epoch ``epoch``'s seeded order (may be endless: an
+        epoch takes the first ``steps_per_epoch``)."""
         raise NotImplementedError
 
     def loss(self, batch, genotype: genotypes.Genotype) -> torch.Tensor:
         raise NotImplementedError
+
+    def count_steps(self) -> int:
+        n = len(self.train_set) // self.child.batch_size
+        if n < 1:
+            raise SearchError(f"{self.train_name} has {len(self.train_set)} training images, fewer than one batch "
+                              f"of {self.child.batch_size}: lower --child-batch-size")
+        return n if self.child.max_train_batches is None else min(n, self.child.max_train_batches)
 
     # -- schedule --------------------------------------------------------------------------------
     def due(self, started: int) -> bool:
@@ -161,10 +168,9 @@ class SupernetTrainer:
         self.net.train()
         try:
             while self.round_step < length:
+                # from where this epoch stands (mid-epoch after a resume, or after a round that ended there)
                 epoch, position = divmod(self.step, self.steps_per_epoch)
-                for i, batch in enumerate(self.batches(epoch)):
-                    if i < position:
-                        continue  # resumed mid-epoch: this epoch's earlier batches are done
+                for batch in itertools.islice(self.batches(epoch), position, self.steps_per_epoch):
                     start = time.perf_counter()
                     self._train_step(batch, sampler)
                     self.seconds += time.perf_counter() - start
@@ -172,7 +178,8 @@ class SupernetTrainer:
                         bar.update(1)
                     if self.round_step >= length:
                         break
-                self.save()  # every epoch: a kill loses at most one epoch
+                if self.round_step < length:
+                    self.save()  # every epoch: a kill loses at most one epoch (the round's end saves below)
         finally:
             if bar is not None:
                 bar.close()
@@ -245,25 +252,15 @@ class ClassificationSupernet(SupernetTrainer):
 
     def build(self) -> SuperNet:
         self.data = child_data(self.child.dataset, self.child.img_size)
+        self.train_set, self.train_name = self.data.train, self.child.dataset
         return build_supernet(self.space, self.child, self.data.num_classes, self.data.img_size,
                               self.oneshot.share_inputs)
-
-    def count_steps(self) -> int:
-        n = len(self.data.train) // self.child.batch_size
-        if n < 1:
-            raise SearchError(f"{self.child.dataset} has {len(self.data.train)} training images, fewer than "
-                              f"one batch of {self.child.batch_size}: lower --child-batch-size")
-        return n if self.child.max_train_batches is None else min(n, self.child.max_train_batches)
 
     def batches(self, epoch: int):
         torch.manual_seed(self.child.seed * 7919 + epoch)  # the augmentation's draws
         generator = torch.Generator().manual_seed(self.child.seed * 7919 + epoch)
-        loader = DataLoader(self.data.train, batch_size=self.child.batch_size, shuffle=True, drop_last=True,
-                            generator=generator)
-        for i, batch in enumerate(loader):
-            if i >= self.steps_per_epoch:
-                return
-            yield batch
+        return DataLoader(self.train_set, batch_size=self.child.batch_size, shuffle=True, drop_last=True,
+                          generator=generator)
 
     def shard(self, batch):
         x, y = batch

@@ -44,6 +44,7 @@ from ..io import tensorboard_writer, torch_save, write_json
 from .backends import build_backend
 from .child import ChildConfig
 from .oneshot import OneShotConfig
+from .supernet import check_shareable
 from .space import SearchSpace
 from .strategies import STRATEGIES, build_strategy, sep_conv_fraction
 from .report import plot_search_curve, write_report
@@ -90,9 +91,8 @@ class SearchConfig:
             raise SearchError(f"unknown method {self.method!r}; use one of {', '.join(METHODS)}")
         if self.task not in TASKS:
             raise SearchError(f"unknown task {self.task!r}; use one of {', '.join(TASKS)}")
-        if self.method == "oneshot" and "concat" in self.combines:
-            raise SearchError("--method oneshot supports add combines only (add, add_layernorm, add_instancenorm): "
-                              "drop concat from --combines")
+        if self.method == "oneshot":
+            check_shareable(self.combines)
         if self.task == "detection":
             if self.method != "oneshot":
                 raise SearchError("--task detection needs --method oneshot (a detector per child is beyond any budget "

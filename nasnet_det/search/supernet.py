@@ -35,6 +35,13 @@ from ..modeling.ops import ConvBN, FactorizedReduction, build_op, combine_norm
 from .space import SearchSpace
 
 
+def check_shareable(combines) -> None:
+    """The combines a supernet can share weights across: those whose output is F wide."""
+    if "concat" in combines:
+        raise SearchError("--method oneshot supports add combines only (add, add_layernorm, add_instancenorm): "
+                          "a concat block changes widths inside the cell; drop concat from --combines")
+
+
 def widest_genotype(num_blocks: int) -> genotypes.Genotype:
     """A genotype whose cells concatenate every state: the widths the supernet is built for."""
     cell = genotypes.Cell(tuple(genotypes.Block((0, 0), ("identity", "identity"), "add")
@@ -124,9 +131,7 @@ class SuperNet(nn.Module):
     def __init__(self, space: SearchSpace, cfg: NASNetConfig, share_inputs: bool = False):
         super().__init__()
         cfg = cfg.validate()
-        if "concat" in space.combines:
-            raise SearchError("the one-shot supernet supports add combines only (add, add_layernorm, "
-                              "add_instancenorm): a concat block changes widths inside the cell")
+        check_shareable(space.combines)
         if cfg.aux_head or cfg.drop_path_keep_prob < 1.0:
             raise SearchError("the one-shot supernet has no auxiliary head and no drop path: build it with "
                               "aux_head=False and drop_path_keep_prob=1.0")
