@@ -10,6 +10,7 @@
 """
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
@@ -50,7 +51,7 @@ def benchmark_oneshot(cells: int = 16, scored: int = 200, supernet_epochs: int =
     """Run the comparison; returns (and writes to ``out``/oneshot.json) every figure."""
     import torch
 
-    from ..search.child import ChildConfig, child_data, train_child
+    from ..search.child import ChildConfig, train_child
     from ..search.oneshot import ClassificationSupernet, OneShotConfig, calibration_batches, score_child
     from ..search.runner import SearchConfig
     from ..search.space import SearchSpace
@@ -77,7 +78,7 @@ def benchmark_oneshot(cells: int = 16, scored: int = 200, supernet_epochs: int =
     os.makedirs(cfg.out, exist_ok=True)
     start = time.perf_counter()
     trainer = ClassificationSupernet(cfg, space, progress=progress)
-    data = child_data(child.dataset, child.img_size)
+    data = trainer.data
     calibration = calibration_batches(data, child, cfg.oneshot.calibration_batches)
     standalone_rewards = [r for r, _ in per_child]
     tau_by_epochs = []  # how rank fidelity grows with the supernet's training (not timed)
@@ -92,7 +93,6 @@ def benchmark_oneshot(cells: int = 16, scored: int = 200, supernet_epochs: int =
         start += time.perf_counter() - pause
     trainer.train_round()
     train_s = time.perf_counter() - start
-    torch.set_num_threads(child.threads)
     candidates = sample + [space.decode(space.random(rng), name=f"cell_{i}") for i in range(len(sample), scored)]
     inherited, score_start = [], time.perf_counter()
     for g in _bar(candidates, progress, "one-shot scoring"):
@@ -100,18 +100,18 @@ def benchmark_oneshot(cells: int = 16, scored: int = 200, supernet_epochs: int =
     score_s = time.perf_counter() - score_start
     oneshot_s = train_s + score_s
 
-    tau = kendall_tau([r for r, _ in per_child], inherited[: len(sample)])
-    plot_rank_fidelity([r for r, _ in per_child], inherited[: len(sample)], tau, os.path.join(out, "rank_fidelity.png"))
+    sample_inherited = inherited[: len(sample)]
+    tau = kendall_tau(standalone_rewards, sample_inherited)
+    plot_rank_fidelity(standalone_rewards, sample_inherited, tau, os.path.join(out, "rank_fidelity.png"))
 
     best = max(range(len(candidates)), key=lambda i: inherited[i])
     best_standalone = per_child[best][0] if best < len(sample) else standalone(candidates[best])[0]
     # per-child random search with the one-shot run's wall time
-    spent, rewards, extra = 0.0, [], 0
-    for i in range(10 ** 6):
+    spent, rewards = 0.0, []
+    for i in itertools.count():
         if spent >= oneshot_s:
             break
         reward, seconds = per_child[i] if i < len(per_child) else standalone(space.decode(space.random(rng)))
-        extra += i >= len(per_child)
         spent += seconds
         rewards.append(reward)
     child_s = sum(s for _, s in per_child) / len(per_child)
@@ -119,7 +119,7 @@ def benchmark_oneshot(cells: int = 16, scored: int = 200, supernet_epochs: int =
     result = {
         "cells": len(sample), "scored": len(candidates), "supernet_epochs": supernet_epochs, "child": asdict(child),
         "share_inputs": share_inputs, "tau_by_epochs": tau_by_epochs,
-        "kendall_tau": tau, "standalone": [r for r, _ in per_child], "inherited": inherited[: len(sample)],
+        "kendall_tau": tau, "standalone": standalone_rewards, "inherited": sample_inherited,
         "per_child_s_per_cell": child_s, "supernet_train_s": train_s, "scoring_s_per_cell": score_s / len(candidates),
         "oneshot_s_per_cell": oneshot_per_cell, "cost_ratio": child_s / oneshot_per_cell,
         # the ratio as the supernet's training spreads over more cells, and where it reaches 10x

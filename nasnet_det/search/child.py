@@ -92,11 +92,16 @@ def train_child(genotype_dict: dict, cfg: ChildConfig) -> dict:
             optimizer.step()
             scheduler.step()
     model.eval()
-    correct = total_seen = 0
-    with torch.no_grad():
-        for x, y in DataLoader(data.val, batch_size=256):
-            correct += (model(x).argmax(1) == y).sum().item()
-            total_seen += len(y)
-    return {"reward": correct / total_seen, "params": sum(p.numel() for p in model.parameters()),
+    return {"reward": held_out_accuracy(model, data.val), "params": sum(p.numel() for p in model.parameters()),
             "seconds": time.perf_counter() - start}
+
+
+@torch.no_grad()
+def held_out_accuracy(forward, dataset, batch_size: int = 256) -> float:
+    """Top-1 accuracy of ``forward(images)`` on ``dataset``: the search's reward, per-child or one-shot."""
+    correct = seen = 0
+    for x, y in DataLoader(dataset, batch_size=batch_size):
+        correct += (forward(x).argmax(1) == y).sum().item()
+        seen += len(y)
+    return correct / seen
 

@@ -36,7 +36,7 @@ from .. import genotypes
 from ..errors import SearchError, require_ints
 from ..io import torch_save
 from ..modeling.nasnet import NASNetConfig, decay_param_groups
-from .child import ChildConfig, child_data, child_options
+from .child import ChildConfig, child_data, child_options, held_out_accuracy
 from .space import SearchSpace
 from .supernet import SuperNet, recalibrate_batch_norm
 
@@ -290,17 +290,11 @@ def calibration_batches(data, child: ChildConfig, count: int) -> List[torch.Tens
     return out
 
 
-@torch.no_grad()
-def score_child(net: SuperNet, genotype: genotypes.Genotype, data, calibration: Sequence[torch.Tensor],
-                batch_size: int = 256) -> float:
+def score_child(net: SuperNet, genotype: genotypes.Genotype, data, calibration: Sequence[torch.Tensor]) -> float:
     """Held-out accuracy of ``genotype`` with the supernet's weights, after BN recalibration."""
     recalibrate_batch_norm(net, calibration, lambda model, x: model(x, genotype))
     net.eval()
-    correct = seen = 0
-    for x, y in DataLoader(data.val, batch_size=batch_size):
-        correct += (net(x, genotype).argmax(1) == y).sum().item()
-        seen += len(y)
-    return correct / seen
+    return held_out_accuracy(lambda x: net(x, genotype), data.val)
 
 
 def child_params(net: SuperNet, genotype: genotypes.Genotype) -> int:

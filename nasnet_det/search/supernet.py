@@ -74,9 +74,13 @@ class SuperCell(nn.Module):
         for k in range(space.num_blocks):
             # the block's two inputs choose among the same (state, op) candidates: a child that picks
             # one twice holds two copies of its weights
-            self.blocks.append(nn.ModuleDict({
-                self._key(i, op): build_op(op, widths[i], c, 2 if (self.reduction and i < 2) else 1, avg_pool_pad)
-                for i in range(k + 2) for op in space.ops}))
+            candidates = nn.ModuleDict()
+            for i in range(k + 2):
+                for op in space.ops:
+                    if self._key(i, op) not in candidates:  # with share_inputs, block outputs share one
+                        stride = 2 if (self.reduction and i < 2) else 1
+                        candidates[self._key(i, op)] = build_op(op, widths[i], c, stride, avg_pool_pad)
+            self.blocks.append(candidates)
             self.norms.append(nn.ModuleDict({name: norm for name in space.combines
                                              if (norm := combine_norm(name, c)) is not None}))
             widths.append(c)
