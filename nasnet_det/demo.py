@@ -71,17 +71,18 @@ def _stage(title: str):
 DETECTION_CONFIG = "demo_fpn_cpu.yaml"  # configs/: the detector's settings; the demo adds the rest
 
 
-def _detection_opts(cfg: DemoConfig, genotype_path: str, arch: str, weights: str, train: str, test: str,
-                    iters: int, out: str, size: int):
-    """What the demo sets on top of :data:`DETECTION_CONFIG`: its cell, weights, data and schedule."""
+def detection_opts(genotype_path: str, arch: str, weights: str, train: str, test: str, iters: int, out: str,
+                   size: int, batch: int, seed: int, checkpoints: int = 5):
+    """What a short run sets on top of :data:`DETECTION_CONFIG` (the demo's, the one-shot detection
+    benchmark's): its cell, weights, data, square image size and schedule."""
     return ["MODEL.NASNET.GENOTYPE", genotype_path, "MODEL.NASNET.ARCH", arch, "MODEL.WEIGHTS", weights,
             "DATASETS.TRAIN", f"('{train}',)", "DATASETS.TEST", f"('{test}',)",
             "INPUT.MIN_SIZE_TRAIN", f"({size},)", "INPUT.MAX_SIZE_TRAIN", str(size),
             "INPUT.MIN_SIZE_TEST", str(size), "INPUT.MAX_SIZE_TEST", str(size),
-            "SOLVER.IMS_PER_BATCH", str(cfg.detection_batch),
+            "SOLVER.IMS_PER_BATCH", str(batch),
             "SOLVER.MAX_ITER", str(iters), "SOLVER.STEPS", f"({int(iters * 0.8)},)",
-            "SOLVER.WARMUP_ITERS", str(min(50, iters // 4)), "SOLVER.CHECKPOINT_PERIOD", str(max(1, iters // 5)),
-            "SEED", str(cfg.seed), "OUTPUT_DIR", out]
+            "SOLVER.WARMUP_ITERS", str(min(50, iters // 4)),
+            "SOLVER.CHECKPOINT_PERIOD", str(max(1, iters // checkpoints)), "SEED", str(seed), "OUTPUT_DIR", out]
 
 
 def _train_detector(opts, resume: bool):
@@ -203,9 +204,9 @@ def run_demo(cfg: DemoConfig) -> dict:
     _stage(f"3/4 detection: Faster R-CNN (FPN) on generated shapes, {cfg.detection_iters} iterations")
     t = time.time()
     shapes = generate(os.path.join(cfg.out, "shapes"), cfg.shapes_train, cfg.shapes_val, cfg.shapes_size, cfg.seed)
-    det_cfg, model, shapes_bbox = _train_detector(_detection_opts(
-        cfg, genotype_path, arch, weights, shapes["train"], shapes["val"], cfg.detection_iters,
-        os.path.join(cfg.out, "detection_shapes"), cfg.shapes_size), cfg.resume)
+    det_cfg, model, shapes_bbox = _train_detector(detection_opts(
+        genotype_path, arch, weights, shapes["train"], shapes["val"], cfg.detection_iters,
+        os.path.join(cfg.out, "detection_shapes"), cfg.shapes_size, cfg.detection_batch, cfg.seed), cfg.resume)
     draw_detections(det_cfg, model, shapes["val"], os.path.join(cfg.out, "detections.png"))
     metrics = {"shapes": {"dataset": shapes["val"], "bbox": shapes_bbox}}
     timings["detection_shapes"] = time.time() - t
@@ -214,9 +215,9 @@ def run_demo(cfg: DemoConfig) -> dict:
     if raccoon and cfg.raccoon_iters > 0:
         _stage(f"3b/4 detection: the raccoon photos, {cfg.raccoon_iters} iterations")
         t = time.time()
-        _, _, raccoon_bbox = _train_detector(_detection_opts(
-            cfg, genotype_path, arch, weights, raccoon[0], raccoon[1], cfg.raccoon_iters,
-            os.path.join(cfg.out, "detection_raccoon"), 256), cfg.resume)
+        _, _, raccoon_bbox = _train_detector(detection_opts(
+            genotype_path, arch, weights, raccoon[0], raccoon[1], cfg.raccoon_iters,
+            os.path.join(cfg.out, "detection_raccoon"), 256, cfg.detection_batch, cfg.seed), cfg.resume)
         metrics["raccoon"] = {"dataset": raccoon[1], "bbox": raccoon_bbox}
         timings["detection_raccoon"] = time.time() - t
 

@@ -21,17 +21,13 @@ def train_detector_on_shapes(genotype_path: str, num_cells: int, filters: int, s
                              out: str, seed: int, batch: int = 4, size: int = 128) -> float:
     """AP50 of Faster R-CNN (FPN) with this cell, trained from scratch (``train_net.py``'s trainer)."""
     from .. import genotypes
+    from ..demo import DETECTION_CONFIG, detection_opts
     from ..detection.train import Trainer, get_config, results_by_dataset
     from ..modeling import format_arch
 
     arch = format_arch(genotypes.get(genotype_path), num_cells, filters)
-    cfg = get_config("demo_fpn_cpu.yaml", [
-        "MODEL.NASNET.GENOTYPE", genotype_path, "MODEL.NASNET.ARCH", arch, "MODEL.WEIGHTS", "",
-        "DATASETS.TRAIN", f"('{shapes['train']}',)", "DATASETS.TEST", f"('{shapes['val']}',)",
-        "INPUT.MIN_SIZE_TRAIN", f"({size},)", "INPUT.MAX_SIZE_TRAIN", str(size), "INPUT.MIN_SIZE_TEST", str(size),
-        "INPUT.MAX_SIZE_TEST", str(size), "SOLVER.IMS_PER_BATCH", str(batch), "SOLVER.MAX_ITER", str(iters),
-        "SOLVER.STEPS", f"({int(iters * 0.8)},)", "SOLVER.WARMUP_ITERS", str(min(50, iters // 4)),
-        "SOLVER.CHECKPOINT_PERIOD", str(iters), "SEED", str(seed), "OUTPUT_DIR", out,
+    cfg = get_config(DETECTION_CONFIG, detection_opts(genotype_path, arch, "", shapes["train"], shapes["val"], iters, out,
+                                                      size, batch, seed, checkpoints=1) + [
         # from scratch, as the scratch configs: a normalised FPN, and the gradient clipping the supernet had
         "MODEL.FPN.NORM", "BN", "SOLVER.CLIP_GRADIENTS.ENABLED", "True", "SOLVER.CLIP_GRADIENTS.CLIP_TYPE", "norm",
         "SOLVER.CLIP_GRADIENTS.CLIP_VALUE", "5.0"])

@@ -28,6 +28,7 @@ from detectron2.modeling.backbone.fpn import FPN, LastLevelMaxPool
 from detectron2.utils.events import EventStorage
 
 from .. import genotypes
+from ..demo import DETECTION_CONFIG  # the detector around the supernet: the demo's
 from ..data.specs import format_spec, parse_spec
 from ..errors import SearchError
 from ..io import write_text
@@ -39,7 +40,6 @@ from ..search.supernet import SuperNet, recalibrate_batch_norm
 from .datasets import CheckedDatasetMapper, ensure_registered, register_image_ids
 from .train import ImageIdCOCOEvaluator, _has_compiled_ops, get_config
 
-DETECTION_CONFIG = "demo_fpn_cpu.yaml"  # the detector around the supernet (configs/)
 SHAPES = dict(train=400, val=80)
 
 
