@@ -14,7 +14,7 @@ One-shot (shared weights; nasnet_det.search.oneshot):
     python tools/search.py --method oneshot --strategy evolution --budget 200 --oneshot-epochs 20   # SPOS
     python tools/search.py --method oneshot --strategy ppo --budget 400                             # ENAS
     python tools/search.py --method oneshot --task detection --dataset shapes --budget 50           # DetNAS
-    torchrun --nproc_per_node 8 tools/search.py --method oneshot ...   # the supernet trains data-parallel
+    torchrun --standalone --nproc_per_node 8 tools/search.py --method oneshot ...   # data-parallel supernet
 
 With --resume, the settings stored in OUT/search.json are used; options given on the command line
 may change the budget and how the work runs (workers, backend), and any other difference is refused.

@@ -21,7 +21,6 @@ from __future__ import annotations
 import itertools
 import math
 import os
-import random
 import time
 from dataclasses import dataclass
 from typing import Callable, Dict, Iterable, List, Optional, Sequence
@@ -71,7 +70,7 @@ class OneShotConfig:
 
 def uniform_sampler(space: SearchSpace, seed: int) -> Callable[[int], List[int]]:
     """Step -> decisions, uniform and reproducible (a resumed run samples the same paths)."""
-    return lambda step: space.random(random.Random(seed * 1_000_003 + step))
+    return lambda step: space.random_at(seed, step)
 
 
 class SupernetTrainer:

@@ -7,6 +7,7 @@ has a single combine op. The controller predicts 2 x 5B decisions.
 """
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
 from typing import List, Optional, Sequence, Tuple
 
@@ -96,3 +97,12 @@ class SearchSpace:
 
     def random(self, rng) -> List[int]:
         return [rng.randrange(n) for n in self.sizes]
+
+    def random_at(self, seed: int, step: int) -> List[int]:
+        """Uniform decisions that depend on (seed, step) only: a resumed run draws the same ones."""
+        return self.random(random.Random(step_seed(seed, step)))
+
+
+def step_seed(seed: int, step: int) -> int:
+    """One integer seed per (seed, step) pair, for draws that must repeat after a resume."""
+    return seed * 1_000_003 + step

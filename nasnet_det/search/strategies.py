@@ -21,7 +21,7 @@ import torch
 import torch.nn as nn
 
 from ..errors import SearchError
-from .space import SearchSpace
+from .space import SearchSpace, step_seed
 
 
 class Strategy:
@@ -40,7 +40,7 @@ class Strategy:
     def sample(self, step: int) -> List[int]:
         """Decisions of a path to train a one-shot supernet on at ``step`` (the policy's, where the
         strategy has one; else uniform). Reproducible from ``step``; the ask stream is not touched."""
-        return self.space.random(random.Random(self.seed * 1_000_003 + step))
+        return self.space.random_at(self.seed, step)
 
     def state_dict(self) -> dict:
         return {"rng": self.rng.getstate()}
@@ -153,7 +153,7 @@ class PPOController(Strategy):
 
     @torch.no_grad()
     def sample(self, step: int) -> List[int]:
-        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + step)
+        generator = torch.Generator().manual_seed(step_seed(self.seed, step))
         actions, _, _ = self.controller(generator=generator)
         return actions[0].tolist()
 
