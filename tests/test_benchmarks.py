@@ -52,3 +52,16 @@ def test_oneshot_benchmarks_quick_write_their_figures(tmp_path):
     result = json.load(open(out / "oneshot_detection.json"))
     assert set(result["ap50"]) == {"detection reward", "classification reward", "NASNet-A"}
     assert all(len(v) == 1 and 0 <= v[0] <= 100 for v in result["ap50"].values())
+
+
+def test_kernels_benchmark_quick_times_every_op_and_the_network(tmp_path):
+    out = tmp_path / "kernels.json"
+    done = subprocess.run([sys.executable, TOOL, "kernels", "--quick", "--model-iters", "1", "--json", str(out)],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = json.load(open(out))
+    names = list(results)
+    assert any(n.startswith("depthwise") for n in names) and any(n.startswith("pointwise") for n in names)
+    assert any(n.startswith("avg pool") for n in names) and names[-1].startswith("NASNet-A Large train step")
+    assert all(r["pytorch_s"] > 0 and r["ours_s"] > 0 for r in results.values())
+    assert "speed-up" in done.stdout

@@ -5,6 +5,7 @@
     python tools/benchmark.py pretrain [--batch 32 --size 224]
     python tools/benchmark.py search [--budget 10 --workers 2]
     python tools/benchmark.py inference [--size 320 --width 480]   # eager vs TorchScript vs onnxruntime
+    python tools/benchmark.py kernels [--iters 20]   # the fast CPU training paths vs PyTorch's kernels
     python tools/benchmark.py all --out DIR [--device cpu --quick]  # everything, one report (make bench-gpu)
     python tools/benchmark.py oneshot [--cells 16 --scored 200 --supernet-epochs 20 --out DIR]  # vs per-child
     python tools/benchmark.py oneshot-detection [--seeds 0 1 --iters 600]  # detection vs classification reward
@@ -56,6 +57,12 @@ def main(argv=None):
     inference.add_argument("--iters", type=int, default=5)
     inference.add_argument("--warmup", type=int, default=2)
     inference.add_argument("--json", help="also write the results to this file")
+    kernels = sub.add_parser("kernels", help="the fast CPU training paths vs PyTorch's kernels: op by op, "
+                                             "then NASNet-A Large's train step with them off and on")
+    kernels.add_argument("--iters", type=int, default=20)
+    kernels.add_argument("--model-iters", type=int, default=5, help="train steps of the network (0: skip it)")
+    kernels.add_argument("--quick", action="store_true", help="tiny sizes: checks the command, measures nothing")
+    kernels.add_argument("--json", help="also write the results to this file")
     search = sub.add_parser("search", help="children/s with 1 and K local workers, and with Ray")
     search.add_argument("--budget", type=int, default=10)
     search.add_argument("--workers", type=int, default=2)
@@ -105,6 +112,13 @@ def main(argv=None):
     if args.what == "all":
         from ..benchmarks.all import benchmark_all
         benchmark_all(args.out, args.device, args.quick, args.workers)
+        return None
+    if args.what == "kernels":
+        from ..benchmarks.kernels import benchmark_kernels
+        from ..io import write_json
+        results = benchmark_kernels(args.iters, args.model_iters, args.quick)
+        if args.json:
+            write_json(args.json, results)
         return None
     if args.what == "inference":
         from ..detection.inference_benchmark import benchmark_inference

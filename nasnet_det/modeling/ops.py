@@ -28,6 +28,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..errors import ConfigError
+from .fast_cpu import avg_pool_same, depthwise_conv2d, pointwise_conv2d
 
 BN_EPS = 1e-3
 AVG_POOL_PAD = ("exclude", "include")
@@ -73,10 +74,18 @@ class Conv2dSame(nn.Conv2d):
         super().__init__(in_channels, out_channels, kernel_size, stride, static or 0, dilation, groups,
                          bias=False)
         self.dynamic_pad = static is None and kernel_size != (1, 1)
+        # the separable units' convs, the bulk of a training step, have fast CPU paths (.fast_cpu)
+        self.is_depthwise = groups == in_channels == out_channels and groups > 1
+        self.is_pointwise = kernel_size == stride == (1, 1) and groups == 1
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.dynamic_pad:
             x = pad_same(x, self.kernel_size, self.stride, self.dilation)
+        if self.bias is None:  # BN folding adds a bias; those convs run as plain convs
+            if self.is_depthwise:
+                return depthwise_conv2d(x, self.weight, self.stride, self.padding, self.dilation)
+            if self.is_pointwise:
+                return pointwise_conv2d(x, self.weight)
         return super().forward(x)
 
 
@@ -186,7 +195,7 @@ class Pool(Op):
         if s == 1:  # symmetric padding is exact; PyTorch excludes it from averages, as TF does
             if self.kind == "max":
                 return F.max_pool2d(x, k, 1, k // 2)
-            return F.avg_pool2d(x, k, 1, k // 2, count_include_pad=False)
+            return avg_pool_same(x, k)
         if self.kind == "max":
             return F.max_pool2d(pad_same(x, (k, k), (s, s), value=float("-inf")), k, s)
         out = F.avg_pool2d(pad_same(x, (k, k), (s, s)), k, s)
