@@ -11,7 +11,7 @@ def _grads(module, x, double=False):
     """Output and gradients (input, then parameters) of ``module(x)`` against a fixed cotangent."""
     if double:
         module, x = module.double(), x.double()
-    x = x.detach().clone().requires_grad_()
+    x = x.detach().clone(memory_format=torch.preserve_format).requires_grad_()
     module.zero_grad(set_to_none=True)
     y = module(x)
     torch.manual_seed(1)
@@ -38,10 +38,25 @@ def test_depthwise_conv_matches_pytorch_in_float64(kernel, stride, dilation, siz
     _assert_close_to_float64(conv, torch.randn(3, 6, size, size + 1), "_DepthwiseConv2dBackward")
 
 
+def test_depthwise_conv_in_channels_last():
+    torch.manual_seed(0)
+    x = torch.randn(2, 6, 9, 9).to(memory_format=torch.channels_last)
+    _assert_close_to_float64(Conv2dSame(6, 6, 5, 2, groups=6), x, "_DepthwiseConv2dBackward")
+    # oneDNN's own 3x3 weight gradient is the fast one in channels_last
+    _assert_close_to_float64(Conv2dSame(6, 6, 3, groups=6), x, "ConvolutionBackward0")
+
+
 @pytest.mark.parametrize("batch", [1, 3])
 def test_pointwise_conv_matches_pytorch_in_float64(batch):
     torch.manual_seed(0)
     _assert_close_to_float64(Conv2dSame(5, 7, 1), torch.randn(batch, 5, 6, 9), "_PointwiseConv2dBackward")
+
+
+def test_pointwise_conv_in_channels_last_keeps_the_layout():
+    torch.manual_seed(0)
+    conv, x = Conv2dSame(5, 7, 1), torch.randn(3, 5, 6, 9).to(memory_format=torch.channels_last)
+    _assert_close_to_float64(conv, x, "PermuteBackward0")
+    assert conv(x).is_contiguous(memory_format=torch.channels_last)
 
 
 def test_pointwise_conv_without_input_gradient():

@@ -4,18 +4,20 @@ A CPU training step of NASNet spends its time in oneDNN kernels that are slow fo
 uses. Three are replaced here by equal computations that run through faster kernels
 (``tools/benchmark.py kernels`` times each against PyTorch's, shape by shape):
 
-- **Depthwise weight gradient.** oneDNN computes it 5-15x slower than the conv's forward pass. It
-  is itself a depthwise convolution, one channel per (sample, channel) pair, with the output
+- **Depthwise weight gradient.** oneDNN computes it 5-15x slower than the conv's forward pass.
+  It is itself a depthwise convolution, one channel per (sample, channel) pair, with the output
   gradient as the kernel::
 
       dW[c, i, j] = sum_{n, h, w} x_pad[n, c, i*d + h*s, j*d + w*s] * dY[n, c, h, w]
 
-  so :func:`depthwise_weight_grad` runs the forward kernel on views of the NCHW tensors and sums
-  over the batch. The input gradient stays with PyTorch's kernel.
+  so :func:`depthwise_weight_grad` runs the forward kernel on views of the NCHW tensors (copies
+  of channels_last ones) and sums over the batch. The input gradient stays with PyTorch's kernel,
+  and so does the whole backward of 3x3 kernels in channels_last, where oneDNN's is fast.
 - **Pointwise (1x1) convs** are one matrix product per image, ``W @ x[n]`` with ``x[n]`` a
   (C, H*W) view, and so are both gradients. :class:`_PointwiseConv2d` writes each result
   contiguous: autograd's own ``matmul`` backward returns transposed gradients, and the ReLU
-  backward that reads them gets slower than the products saved.
+  backward that reads them gets slower than the products saved. In channels_last the whole batch
+  is one (N*H*W, C) matrix, and autograd's products keep that layout.
 - **Stride-1 average pooling** (padding not counted, as TF) is a depthwise conv with a box of ones,
   times the inverse count of real cells under each window (:func:`avg_pool_same`).
 
@@ -90,10 +92,15 @@ class _DepthwiseConv2d(torch.autograd.Function):
         return grad_x, grad_w, None, None, None
 
 
+def _onednn_fast(x: torch.Tensor, weight: torch.Tensor) -> bool:
+    # oneDNN's own depthwise weight gradient is fast in one case: channels_last with a 3x3 kernel
+    return weight.shape[-1] <= 3 and x.is_contiguous(memory_format=torch.channels_last)
+
+
 def depthwise_conv2d(x: torch.Tensor, weight: torch.Tensor, stride: _Int2, padding: _Int2,
                      dilation: _Int2) -> torch.Tensor:
     """``F.conv2d(x, weight, groups=C)`` (bias-free, one filter per channel)."""
-    if weight.requires_grad and fast_path(x):
+    if weight.requires_grad and fast_path(x) and not _onednn_fast(x, weight):
         return _DepthwiseConv2d.apply(x, weight, tuple(stride), tuple(padding), tuple(dilation))
     return F.conv2d(x, weight, None, stride, padding, dilation, weight.shape[0])
 
@@ -133,8 +140,15 @@ class _PointwiseConv2d(torch.autograd.Function):
 
 def pointwise_conv2d(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     """``F.conv2d(x, weight)`` for a bias-free 1x1 conv of stride 1."""
-    if fast_path(x) and x.is_contiguous() and (weight.requires_grad or x.requires_grad):
-        return _PointwiseConv2d.apply(x, weight)
+    if fast_path(x) and (weight.requires_grad or x.requires_grad):
+        if x.is_contiguous():
+            return _PointwiseConv2d.apply(x, weight)
+        if x.is_contiguous(memory_format=torch.channels_last):
+            # channels_last: the whole batch is one (N*H*W, C) matrix; autograd's products keep the layout
+            n, c, h, w = x.shape
+            pixels = x.permute(0, 2, 3, 1).reshape(n * h * w, c)
+            out = torch.mm(pixels, weight.view(weight.shape[0], c).t())
+            return out.view(n, h, w, -1).permute(0, 3, 1, 2)
     return F.conv2d(x, weight)
 
 
