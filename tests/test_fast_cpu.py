@@ -1,4 +1,8 @@
 """The fast CPU training paths compute what PyTorch's kernels compute, and only where they apply."""
+import os
+import subprocess
+import sys
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -117,3 +121,11 @@ def test_network_gradients_equal_with_and_without_the_fast_paths():
     for name in plain:
         torch.testing.assert_close(fast[name], plain[name], rtol=1e-3, atol=1e-4 * plain[name].abs().max().item(),
                                    msg=name)
+
+
+def test_environment_variable_turns_the_paths_off_in_a_new_process():
+    code = ("import torch; from nasnet_det.modeling.ops import Conv2dSame; "
+            "print(type(Conv2dSame(4, 4, 3, groups=4)(torch.randn(1, 4, 6, 6)).grad_fn).__name__)")
+    names = [subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                            env={**os.environ, "NASNET_DET_FAST_CPU": value}).stdout.strip() for value in ("0", "1")]
+    assert names == ["ConvolutionBackward0", "_DepthwiseConv2dBackward"]

@@ -24,18 +24,20 @@ uses. Three are replaced here by equal computations that run through faster kern
 They apply only to a CPU fp32 step with autograd on, outside tracing, scripting,
 ``torch.compile`` and autocast (:func:`fast_path`). Everywhere else the ops run PyTorch's own
 modules, so exports, FLOP counts, channels_last + bf16 and GPU runs see ordinary convolutions.
-:func:`fast_cpu_paths` turns them off (for comparisons and for bisecting a numerical question).
+:func:`fast_cpu_paths` turns them off within a block, and ``NASNET_DET_FAST_CPU=0`` in every process
+(for comparisons and for bisecting a numerical question).
 """
 from __future__ import annotations
 
 import contextlib
+import os
 from typing import Iterator, Tuple
 
 import torch
 import torch.nn.functional as F
 
 _Int2 = Tuple[int, int]
-_enabled = True
+_enabled = os.environ.get("NASNET_DET_FAST_CPU", "1") != "0"
 
 
 @contextlib.contextmanager
