@@ -18,6 +18,16 @@ def cell_out_channels(genotype: CellGenotype, channels: int) -> int:
                for i in genotype.output_states())
 
 
+def concat_adapter(width: int, channels: int, reduction: bool) -> Optional[nn.Module]:
+    """What a concatenated cell input of ``width`` needs to match the cell's output: a factorized
+    reduction in a reduction cell, else a 1x1 conv where the width differs, else nothing."""
+    if reduction:
+        return FactorizedReduction(width, channels, relu_input=False)
+    if width != channels:
+        return ConvBN(width, channels, relu_input=False)
+    return None
+
+
 class BlockModule(nn.Module):
     """One block's two ops and its combine (the cell runs them, sharing ReLUs between ops)."""
 
@@ -76,9 +86,8 @@ class CellModule(nn.Module):
         self.concat = tuple(genotype.output_states())
         self.concat_adapters = nn.ModuleDict()
         for i in self.concat:
-            if i < 2 and (reduction or widths[i] != channels):
-                adapter = FactorizedReduction if reduction else ConvBN
-                self.concat_adapters[str(i)] = adapter(widths[i], channels, relu_input=False)
+            if i < 2 and (adapter := concat_adapter(widths[i], channels, reduction)) is not None:
+                self.concat_adapters[str(i)] = adapter
                 widths[i] = channels
         self.out_channels = sum(widths[i] for i in self.concat)
         assert self.out_channels == cell_out_channels(genotype, channels)

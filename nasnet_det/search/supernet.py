@@ -29,7 +29,7 @@ import torch.nn.functional as F
 
 from .. import genotypes
 from ..errors import SearchError
-from ..modeling.cell import run_blocks
+from ..modeling.cell import concat_adapter, run_blocks
 from ..modeling.nasnet import CellSpec, NASNetConfig, build_stem, cell_plan, init_weights
 from ..modeling.ops import ConvBN, FactorizedReduction, build_op, combine_norm
 from .space import SearchSpace
@@ -49,17 +49,14 @@ def widest_genotype(num_blocks: int) -> genotypes.Genotype:
     return genotypes.make(cell, cell, name="widest")
 
 
-def _key(state: int, op: str) -> str:
-    return f"{state}_{op}"
-
-
 class SuperCell(nn.Module):
     """Every cell of one position of the network: all candidate ops on all candidate inputs."""
 
     def __init__(self, spec: CellSpec, space: SearchSpace, avg_pool_pad: str, share_inputs: bool = False):
         super().__init__()
         self.share_inputs = share_inputs
-        c, self.reduction, self.filters = spec.filters, spec.reduction, spec.filters
+        c = self.filters = spec.filters
+        self.reduction = spec.reduction
         self.num_states = space.num_blocks + 2
         self.pre0 = ConvBN(spec.in_channels, c, 1)
         if spec.prev_channels is None:  # the first cell reads the stem twice, unadjusted
@@ -84,9 +81,8 @@ class SuperCell(nn.Module):
             self.norms.append(nn.ModuleDict({name: norm for name in space.combines
                                              if (norm := combine_norm(name, c)) is not None}))
             widths.append(c)
-        self.concat_adapters = nn.ModuleDict({
-            str(i): (FactorizedReduction if self.reduction else ConvBN)(widths[i], c, relu_input=False)
-            for i in (0, 1) if self.reduction or widths[i] != c})
+        self.concat_adapters = nn.ModuleDict({str(i): adapter for i in (0, 1)
+                                              if (adapter := concat_adapter(widths[i], c, self.reduction)) is not None})
 
     def forward(self, x: torch.Tensor, prev: Optional[torch.Tensor], cell: genotypes.Cell,
                 prev_as_is: Optional[torch.Tensor] = None) -> torch.Tensor:
@@ -118,7 +114,7 @@ class SuperCell(nn.Module):
     def _key(self, state: int, op: str) -> str:
         # share_inputs: the block outputs a block may read share one op per op name (the cell inputs,
         # of other widths and strides, keep their own)
-        return _key(state if state < 2 or not self.share_inputs else 2, op)
+        return f"{state if state < 2 or not self.share_inputs else 2}_{op}"
 
     def columns(self, cell: genotypes.Cell) -> List[int]:
         """The widest layout's channels that the child's output holds, in the child's order."""
