@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import itertools
-import json
 import math
 import os
 import random
@@ -19,6 +18,8 @@ import tempfile
 import time
 from dataclasses import asdict
 from typing import List, Optional
+
+from ..io import write_json
 
 
 def kendall_tau(a: List[float], b: List[float]) -> float:
@@ -50,6 +51,7 @@ def benchmark_oneshot(cells: int = 16, scored: int = 200, supernet_epochs: int =
                       tau_every: Optional[int] = None, log=print) -> dict:
     """Run the comparison; returns (and writes to ``out``/oneshot.json) every figure."""
     import torch
+    from tqdm import tqdm
 
     from ..search.child import ChildConfig, train_child
     from ..search.oneshot import ClassificationSupernet, OneShotConfig, calibration_batches, score_child
@@ -71,7 +73,8 @@ def benchmark_oneshot(cells: int = 16, scored: int = 200, supernet_epochs: int =
 
     log(f"one-shot benchmark: {len(sample)} cells stand-alone, supernet {supernet_epochs} epochs"
         f"{' (inputs shared)' if share_inputs else ''}, {scored} cells scored; child {child}")
-    per_child = [standalone(g) for g in _bar(sample, progress, "per-child training")]
+    per_child = [standalone(g) for g in tqdm(sample, desc="per-child training", unit="cell", disable=not progress,
+                                             dynamic_ncols=True)]
 
     cfg = SearchConfig(strategy="random", method="oneshot", budget=scored, workers=1, out=os.path.join(out, "supernet"),
                        child=child, oneshot=OneShotConfig(epochs=supernet_epochs, share_inputs=share_inputs), progress=progress, seed=seed)
@@ -95,7 +98,7 @@ def benchmark_oneshot(cells: int = 16, scored: int = 200, supernet_epochs: int =
     train_s = time.perf_counter() - start
     candidates = sample + [space.decode(space.random(rng), name=f"cell_{i}") for i in range(len(sample), scored)]
     inherited, score_start = [], time.perf_counter()
-    for g in _bar(candidates, progress, "one-shot scoring"):
+    for g in tqdm(candidates, desc="one-shot scoring", unit="cell", disable=not progress, dynamic_ncols=True):
         inherited.append(score_child(trainer.net, g, data, calibration))
     score_s = time.perf_counter() - score_start
     oneshot_s = train_s + score_s
@@ -129,8 +132,7 @@ def benchmark_oneshot(cells: int = 16, scored: int = 200, supernet_epochs: int =
         "oneshot_wall_s": oneshot_s, "oneshot_best_standalone": best_standalone,
         "per_child_cells_in_same_time": len(rewards), "per_child_wall_s": spent, "per_child_best": max(rewards),
     }
-    with open(os.path.join(out, "oneshot.json"), "w") as f:
-        json.dump(result, f, indent=2)
+    write_json(os.path.join(out, "oneshot.json"), result)
     log(f"rank fidelity: Kendall tau {tau:.3f} over {len(sample)} random cells (aim >= 0.4); "
         f"plot: {os.path.join(out, 'rank_fidelity.png')}")
     log(f"cost per evaluated cell: per-child {child_s:.1f} s, one-shot {oneshot_per_cell:.2f} s "
@@ -141,11 +143,3 @@ def benchmark_oneshot(cells: int = 16, scored: int = 200, supernet_epochs: int =
     log(f"equal time ({oneshot_s:.0f} s): one-shot best cell {best_standalone:.4f} stand-alone; per-child random "
         f"search best {max(rewards):.4f} of {len(rewards)} cells ({spent:.0f} s)")
     return result
-
-
-def _bar(items, progress: bool, desc: str):
-    if not progress:
-        return items
-    from tqdm import tqdm
-
-    return tqdm(items, desc=desc, unit="cell", dynamic_ncols=True)

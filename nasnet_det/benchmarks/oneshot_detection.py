@@ -11,10 +11,11 @@ split, with the mean and spread over seeds.
 """
 from __future__ import annotations
 
-import json
 import os
 import statistics
 from typing import Dict, Sequence
+
+from ..io import write_json
 
 
 def train_detector_on_shapes(genotype_path: str, num_cells: int, filters: int, shapes: dict, iters: int,
@@ -45,7 +46,7 @@ def benchmark_oneshot_detection(out: str = "runs/benchmark_oneshot_detection", s
     import logging
 
     from ..detection.shapes import generate
-    from ..search.child import ChildConfig
+    from ..search.child import DETECTION_CHILD, ChildConfig
     from ..search.oneshot import OneShotConfig
     from ..search.runner import SearchConfig, run_search
 
@@ -55,8 +56,8 @@ def benchmark_oneshot_detection(out: str = "runs/benchmark_oneshot_detection", s
         seeds, budget, supernet_epochs, detection_iters = (0,), 2, 1, 4
     num_cells, filters = 3, 8
     capped = dict(max_train_batches=3) if quick else {}
-    det_child = ChildConfig(dataset="shapes", img_size=128, num_cells=num_cells, num_conv_filters=filters,
-                            stem_multiplier=1.0, batch_size=4, lr=0.02, **capped)
+    det_child = ChildConfig(dataset="shapes", **{**DETECTION_CHILD, "num_cells": num_cells}, num_conv_filters=filters,
+                            **capped)
     cls_child = ChildConfig(num_cells=num_cells, num_conv_filters=filters, **capped)
     cells: Dict[str, str] = {}
     for name, task, child in (("detection reward", "detection", det_child), ("classification reward", "classification", cls_child)):
@@ -79,8 +80,7 @@ def benchmark_oneshot_detection(out: str = "runs/benchmark_oneshot_detection", s
               "detection_iters": detection_iters, "cells": cells, "ap50": ap50,
               "mean": {k: statistics.mean(v) for k, v in ap50.items()},
               "spread": {k: (max(v) - min(v)) for k, v in ap50.items()}}
-    with open(os.path.join(out, "oneshot_detection.json"), "w") as f:
-        json.dump(result, f, indent=2)
+    write_json(os.path.join(out, "oneshot_detection.json"), result)
     log(f"shapes AP50 after {detection_iters} iterations from scratch, {len(seeds)} seed(s) (mean, max-min):")
     for name in cells:
         log(f"  {name:<22} {result['mean'][name]:5.1f}  ({result['spread'][name]:.1f})")

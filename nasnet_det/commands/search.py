@@ -35,7 +35,7 @@ import logging
 import os
 
 from .. import cli
-from ..search.child import ChildConfig
+from ..search.child import DETECTION_CHILD, ChildConfig
 from ..search.oneshot import OneShotConfig
 from ..search.runner import BACKENDS, METHODS, STRATEGIES, TASKS, SearchConfig, SearchError, run_search
 
@@ -58,10 +58,6 @@ def parser():
     cli.add_dataclass_options(p, OneShotConfig, prefix="oneshot-")
     p.add_argument("--resume", action="store_true", help="continue the search in --out with its stored settings")
     return p
-
-
-# --task detection: the supernet at the demo detector's size (3 cells of 8 filters, 128 px images)
-DETECTION_CHILD = dict(img_size=128, num_cells=3, stem_multiplier=1.0, batch_size=4, lr=0.02)
 
 
 def given_options(argv) -> set:

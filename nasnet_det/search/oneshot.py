@@ -344,12 +344,12 @@ def _scoring_state(settings: dict):
 
 def oneshot_evaluator(genotype_dict: dict, settings: dict) -> dict:
     """A child's reward with inherited weights (classification; detection in its own module)."""
-    start = time.perf_counter()
     torch.set_num_threads(max(1, settings["child"]["threads"]))
     if settings.get("task", "classification") == "detection":
         from ..detection.oneshot import detection_evaluator
 
         return detection_evaluator(genotype_dict, settings)
+    start = time.perf_counter()
     net, data, calibration = _scoring_state(settings)
     genotype = genotypes.Genotype.from_dict(genotype_dict)
     reward = score_child(net, genotype, data, calibration)
