@@ -11,6 +11,7 @@ from .. import cli
 # command -> (module, what it does); modules load on use, so `nasnet-det search` never imports Detectron2
 COMMANDS = {
     "search": ("search", "search a cell (ppo, random, evolution; local workers or Ray)"),
+    "rank": ("rank", "score a list of cells with a ranking method (proxies, per-child, one-shot), with tau"),
     "pretrain": ("pretrain", "train a NASNet classifier with the paper's recipe, export it for detection"),
     "train-net": ("train_net", "train or evaluate a NASNet Faster R-CNN with Detectron2"),
     "convert-pretrained": ("convert_pretrained", "timm/Cadene ImageNet weights -> MODEL.WEIGHTS"),

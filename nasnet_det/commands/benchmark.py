@@ -9,6 +9,8 @@
     python tools/benchmark.py all --out DIR [--device cpu --quick]  # everything, one report (make bench-gpu)
     python tools/benchmark.py oneshot [--cells 16 --scored 200 --supernet-epochs 20 --out DIR]  # vs per-child
     python tools/benchmark.py oneshot-detection [--seeds 0 1 --iters 600]  # detection vs classification reward
+    python tools/benchmark.py ground-truth [--out runs/ground_truth --cells 150 --workers 2]  # the ranking truth
+    python tools/benchmark.py ranking [--out runs/ranking]  # every ranking method against the ground truth
 """
 import os
 
@@ -84,7 +86,38 @@ def main(argv=None):
     det.add_argument("--iters", type=int, default=600, help="detector training iterations per cell and seed")
     det.add_argument("--out", default="runs/benchmark_oneshot_detection")
     det.add_argument("--quick", action="store_true", help="tiny sizes: checks the command, measures nothing")
+    truth = sub.add_parser("ground-truth", help="train the ranking ground truth's cells stand-alone with 3 seeds "
+                                                "(resumable: rerun the same command)")
+    truth.add_argument("--out", default="runs/ground_truth", help="run folder; OUT/cells.jsonl is the result")
+    truth.add_argument("--cells", type=int, default=150, help="cells in all (published, mutations, random)")
+    truth.add_argument("--mutations", type=int, default=27, help="mutants of NASNet-A among them")
+    truth.add_argument("--seed", type=int, default=0, help="draws the mutations and random cells")
+    truth.add_argument("--workers", type=int, default=2, help="parallel trainings, one thread each")
+    ranking = sub.add_parser("ranking", help="every ranking method against the ground truth: tau, rho, top-10%%, "
+                                             "regret, seconds per cell, equal-time pick (resumable)")
+    ranking.add_argument("--out", default="runs/ranking")
+    ranking.add_argument("--truth", help="a ground truth cells.jsonl (default: the shipped one)")
+    ranking.add_argument("--parts", nargs="+", default=["cheap", "per-child", "oneshot"],
+                         choices=["cheap", "per-child", "oneshot"])
+    ranking.add_argument("--stride", type=int, default=5, help="per-child budgets score every N-th cell")
+    ranking.add_argument("--supernet-epochs", type=int, default=45)
+    ranking.add_argument("--wall", type=float, default=600.0, help="seconds of the equal-time search comparison")
+    ranking.add_argument("--quick", action="store_true", help="tiny sizes: checks the command, measures nothing")
     args = parser.parse_args(argv)
+    if args.what == "ranking":
+        from ..benchmarks.ranking import benchmark_ranking
+        if args.stride < 1 or args.supernet_epochs < 1 or not args.wall > 0:
+            parser.error("--stride and --supernet-epochs must be positive integers and --wall positive")
+        benchmark_ranking(args.out, args.truth, args.stride, args.supernet_epochs, wall=args.wall, parts=args.parts,
+                          quick=args.quick)
+        return None
+    if args.what == "ground-truth":
+        from ..benchmarks.truth import generate
+        if min(args.cells, args.workers) < 1 or not 0 <= args.mutations <= args.cells - 3:
+            parser.error("--cells and --workers must be positive, --mutations in [0, cells - 3]")
+        records = generate(args.out, args.cells, args.mutations, args.seed, workers=args.workers)
+        print(f"{len(records)} cells: {os.path.join(args.out, 'cells.jsonl')}")
+        return None
     if args.what == "oneshot-detection":
         from ..benchmarks.oneshot_detection import benchmark_oneshot_detection
         benchmark_oneshot_detection(args.out, args.seeds, args.budget, args.supernet_epochs, args.iters, args.quick)

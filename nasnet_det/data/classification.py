@@ -3,6 +3,11 @@
 - ``digits``: scikit-learn's 1,797 real handwritten digits (8x8, 10 classes), shipped with the
   package, so training runs anywhere. A fixed stratified 80/20 split; images upsampled to
   ``img_size`` and repeated to three channels.
+- ``noisy-digits``: the same split made harder, so that cells of the search space differ in it by
+  more than seed noise (the ranking ground truth's task, :mod:`nasnet_det.benchmarks.ground_truth`):
+  training images shifted by up to 1/6 of the size and given Gaussian noise (sigma 0.4, in the
+  [-1, 1] scale) at every draw; the validation set is four fixed distorted copies of each held-out
+  image (1,440 images), the same for every run.
 - ``cifar10:PATH``: the python-pickle CIFAR-10 folder (``data_batch_1..5``, ``test_batch``). With
   ``holdout`` the paper's split is used: the last 5,000 training images are the validation set.
 - ``imagefolder:PATH``: an ImageNet-layout folder, ``PATH/train/<class>/*`` and ``PATH/val/<class>/*``.
@@ -75,6 +80,30 @@ def digits(img_size: int = 32, augment: bool = True, seed: int = 0) -> Classific
                               TensorDataset(images[val_idx], labels[val_idx]), 10, img_size, "digits")
 
 
+NOISE = 0.4  # noisy-digits: the Gaussian noise's standard deviation
+
+
+def _shift_and_noise(pad: int, noise: float, generator: Optional[torch.Generator] = None) -> Callable:
+    def distort(x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        x = F.pad(x, (pad, pad, pad, pad), value=-1.0)
+        top, left = (int(v) for v in torch.randint(0, 2 * pad + 1, (2,), generator=generator))
+        x = x[:, top:top + h, left:left + w]
+        return x + noise * torch.randn(x.shape, generator=generator)
+    return distort
+
+
+def noisy_digits(img_size: int = 12, augment: bool = True, seed: int = 0, copies: int = 4) -> ClassificationData:
+    clean = digits(img_size, augment=False, seed=seed)
+    pad = max(1, img_size // 6)
+    images, labels = clean.train.images, clean.train.labels
+    train = _Transformed(images, labels, _shift_and_noise(pad, NOISE) if augment else None)
+    x, y = clean.val.tensors
+    distort = _shift_and_noise(pad, NOISE, torch.Generator().manual_seed(123))
+    val = torch.stack([distort(img) for _ in range(copies) for img in x])
+    return ClassificationData(train, TensorDataset(val, y.repeat(copies)), 10, img_size, "noisy-digits")
+
+
 def _unpickle(path: str) -> dict:
     if not os.path.isfile(path):
         raise DataError(f"CIFAR-10 file not found: {path}")
@@ -137,7 +166,7 @@ def check_spec(text: str) -> DatasetSpec:
     spec = parse_spec(text)
     if spec.task != "classification" or (spec.args and not spec.args[0]):
         what = "a detection dataset" if spec.kind in ("coco", "voc", "ids") else "unknown dataset"
-        raise DataError(f"{what} {text!r}: classification takes digits, cifar10:PATH or imagefolder:PATH")
+        raise DataError(f"{what} {text!r}: classification takes digits, noisy-digits, cifar10:PATH or imagefolder:PATH")
     if spec.args and not os.path.isdir(spec.args[0]):
         raise DataError(f"{spec.kind} folder not found: {spec.args[0]}")
     return spec
@@ -153,4 +182,6 @@ def build(text: str, img_size: Optional[int] = None, augment: bool = True, holdo
     if spec.kind == "imagefolder" and spec.args[0]:
         return imagefolder(spec.args[0], img_size or 224, augment)
     check_spec(text)  # raises the error that names the problem
+    if spec.kind == "noisy-digits":
+        return noisy_digits(img_size or 12, augment)
     return digits(img_size or 32, augment)

@@ -5,6 +5,7 @@
 form                    task            what it names
 ======================  ==============  ===============================================================
 ``digits``              classification  scikit-learn's handwritten digits, shipped with the package
+``noisy-digits``        classification  the digits, shifted and with Gaussian noise (harder: the ranking task)
 ``cifar10:PATH``        classification  the CIFAR-10 python folder (``data_batch_1..5``, ``test_batch``)
 ``imagefolder:PATH``    classification  ``PATH/train/<class>/*`` and ``PATH/val/<class>/*``
 ``coco:IMAGES:JSON``    detection       a COCO-format detection set
@@ -19,7 +20,7 @@ import os
 from dataclasses import dataclass
 from typing import Tuple
 
-CLASSIFICATION = ("digits", "cifar10", "imagefolder")
+CLASSIFICATION = ("digits", "noisy-digits", "cifar10", "imagefolder")
 DETECTION = ("coco", "voc", "ids", "registered")
 
 
@@ -40,8 +41,8 @@ def parse_spec(text: str) -> DatasetSpec:
     if "@" in text:
         base, ids_file = text.rsplit("@", 1)
         return DatasetSpec("ids", (base, ids_file), text)
-    if text == "digits":
-        return DatasetSpec("digits", (), text)
+    if text in ("digits", "noisy-digits"):
+        return DatasetSpec(text, (), text)
     kind, sep, rest = text.partition(":")
     if sep and kind in ("cifar10", "imagefolder"):
         return DatasetSpec(kind, (rest,), text)
@@ -58,8 +59,8 @@ def parse_spec(text: str) -> DatasetSpec:
 
 def format_spec(kind: str, *args: str) -> str:
     """The inverse of :func:`parse_spec`: ``format_spec("coco", images, json)`` -> ``coco:images:json``."""
-    if kind == "digits":
-        return "digits"
+    if kind in ("digits", "noisy-digits"):
+        return kind
     if kind == "ids":
         return f"{args[0]}@{args[1]}"
     if kind == "registered":

@@ -36,7 +36,7 @@ from ..modeling.nasnet import NASNetConfig, feature_taps
 from ..search.child import ChildConfig, child_options
 from ..search.oneshot import SupernetTrainer, child_params, load_weights, load_when_changed
 from ..search.space import SearchSpace
-from ..search.supernet import SuperNet, recalibrate_batch_norm
+from ..search.supernet import parse_recipe, SuperNet, recalibrate_batch_norm
 from .datasets import CheckedDatasetMapper, ensure_registered, register_image_ids
 from .train import ImageIdCOCOEvaluator, _has_compiled_ops, get_config
 
@@ -123,7 +123,8 @@ def build_supernet_detector(settings: dict, space: SearchSpace):
     child = ChildConfig(**settings["child"])
     # the children's size with the ImageNet stem, as every detection backbone has
     options = {**child_options(child, 0, child.img_size), "stem": "imagenet"}
-    supernet = SuperNet(space, NASNetConfig(**options), share_inputs=settings["oneshot"].get("share_inputs", False))
+    supernet = SuperNet(space, NASNetConfig(**options), share_inputs=settings["oneshot"].get("share_inputs", False),
+                        recipe=parse_recipe(settings["oneshot"].get("recipe", "none")))
     model = build_model(cfg)
     model.backbone = FPN(bottom_up=SupernetBackbone(supernet), in_features=cfg.MODEL.FPN.IN_FEATURES,
                          out_channels=cfg.MODEL.FPN.OUT_CHANNELS, norm=cfg.MODEL.FPN.NORM,

@@ -107,6 +107,10 @@ def depthwise_conv2d(x: torch.Tensor, weight: torch.Tensor, stride: _Int2, paddi
     return F.conv2d(x, weight, None, stride, padding, dilation, weight.shape[0])
 
 
+# 1x1 convs on maps of at most this many pixels run as one batched product per call
+BATCHED_PIXELS = 256
+
+
 class _PointwiseConv2d(torch.autograd.Function):
 
     @staticmethod
@@ -114,6 +118,8 @@ class _PointwiseConv2d(torch.autograd.Function):
         ctx.save_for_backward(x, weight)
         n, c, h, w = x.shape
         matrix = weight.view(weight.shape[0], c)
+        if h * w <= BATCHED_PIXELS:  # small maps: one batched product (a loop of n tiny ones is all overhead)
+            return torch.matmul(matrix, x.view(n, c, h * w)).view(n, -1, h, w)
         out = x.new_empty(n, weight.shape[0], h * w)
         for i in range(n):
             torch.mm(matrix, x[i].view(c, h * w), out=out[i])
@@ -127,6 +133,12 @@ class _PointwiseConv2d(torch.autograd.Function):
         grad_out = grad_out.contiguous().view(n, -1, h * w)
         inputs = x.view(n, c, h * w)
         grad_x = grad_w = None
+        if h * w <= BATCHED_PIXELS:
+            if ctx.needs_input_grad[0]:
+                grad_x = torch.matmul(matrix.t(), grad_out).view(x.shape)
+            if ctx.needs_input_grad[1]:
+                grad_w = torch.bmm(grad_out, inputs.transpose(1, 2)).sum(0).view(weight.shape)
+            return grad_x, grad_w
         if ctx.needs_input_grad[0]:
             grad_x = x.new_empty(n, c, h * w)
             for i in range(n):

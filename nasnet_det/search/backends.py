@@ -56,7 +56,7 @@ def _run_evaluation(*args):
     return run_evaluation(*args)
 
 
-def _die_with_parent(parent_pid: int) -> None:
+def die_with_parent(parent_pid: int) -> None:
     """Worker initializer: end this worker when the search process dies, even by ``kill -9``.
 
     On Linux the kernel sends SIGKILL at the parent's death (PR_SET_PDEATHSIG); a watcher thread
@@ -100,7 +100,7 @@ class LocalBackend:
     def _new_pool(self):
         # spawn: a clean interpreter per worker (forking a process that has run torch threads can hang)
         return cf.ProcessPoolExecutor(self.workers, mp_context=mp.get_context("spawn"),
-                                      initializer=_die_with_parent, initargs=(os.getpid(),))
+                                      initializer=die_with_parent, initargs=(os.getpid(),))
 
     def _restart(self):
         """A worker died and broke the pool: start a fresh one. The old pool's futures resolve as

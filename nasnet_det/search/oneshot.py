@@ -18,9 +18,11 @@ filesystem.
 """
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 import os
+import random
 import time
 from dataclasses import dataclass
 from typing import Callable, Dict, Iterable, List, Optional, Sequence
@@ -36,10 +38,11 @@ from ..errors import SearchError, require_ints
 from ..io import torch_save
 from ..modeling.nasnet import NASNetConfig, decay_param_groups
 from .child import ChildConfig, child_data, child_options, held_out_accuracy
-from .space import SearchSpace
-from .supernet import SuperNet, recalibrate_batch_norm
+from .space import SearchSpace, step_seed
+from .supernet import SuperNet, parse_recipe, recalibrate_batch_norm
 
 METRICS = ("AP50", "AP")
+SAMPLING = ("uniform", "fair")
 
 
 @dataclass(frozen=True)
@@ -53,12 +56,17 @@ class OneShotConfig:
     calibration_batches: int = 2  # training batches that re-estimate a child's BN statistics
     metric: str = "AP50"  # detection reward
     share_inputs: bool = False  # a block's candidate ops on block outputs share weights (ENAS: one set per input)
+    recipe: str = "all"  # the supernet's initialisation (supernet.RECIPE): all, none or a comma list of parts
+    sampling: str = "uniform"  # warm-up paths: uniform (SPOS) or fair (FairNAS: every op once per step)
 
     def __post_init__(self):
         require_ints(self, dict(epochs=0, round_steps=0, round_children=1, calibration_batches=1), SearchError,
                      "oneshot ", optional=("round_steps",))
         if not 0 < self.round_lr <= 1:
             raise SearchError(f"oneshot round_lr must be in (0, 1], got {self.round_lr}")
+        parse_recipe(self.recipe)
+        if self.sampling not in SAMPLING:
+            raise SearchError(f"oneshot sampling must be one of {', '.join(SAMPLING)}, got {self.sampling!r}")
         if self.metric not in METRICS:
             raise SearchError(f"oneshot metric must be one of {', '.join(METRICS)}, got {self.metric!r}")
 
@@ -71,6 +79,22 @@ class OneShotConfig:
 def uniform_sampler(space: SearchSpace, seed: int) -> Callable[[int], List[int]]:
     """Step -> decisions, uniform and reproducible (a resumed run samples the same paths)."""
     return lambda step: space.random_at(seed, step)
+
+
+def fair_paths(space: SearchSpace, seed: int, step: int) -> List[List[int]]:
+    """FairNAS's strict fairness: as many paths as ops, every op decision taking each op exactly once
+    (a random permutation per decision); input decisions uniform. Reproducible per (seed, step)."""
+    rng = random.Random(step_seed(seed, step))
+    m = len(space.ops)
+    columns = []
+    for d in space.decisions:
+        if d.kind == "op":
+            perm = list(range(m))
+            rng.shuffle(perm)
+            columns.append(perm)
+        else:
+            columns.append([rng.randrange(len(d.choices)) for _ in range(m)])
+    return [[col[i] for col in columns] for i in range(m)]
 
 
 class SupernetTrainer:
@@ -191,20 +215,28 @@ class SupernetTrainer:
         if self.world > 1 and self.rank == 0:
             dist.broadcast_object_list(["stop"], src=0)
 
+    def _paths(self, sampler) -> List[List[int]]:
+        if self.rounds == 0 and self.oneshot.sampling == "fair":
+            return fair_paths(self.space, self.child.seed, self.step)
+        return [sampler(self.step)]
+
     def _train_step(self, batch, sampler) -> None:
-        decisions = [sampler(self.step) if self.rank == 0 else None]
+        paths = [self._paths(sampler) if self.rank == 0 else None]
         if self.world > 1:
-            dist.broadcast_object_list(decisions, src=0)  # one path for every process
+            dist.broadcast_object_list(paths, src=0)  # the same paths for every process
             batch = self.shard(batch)
-        genotype = self.space.decode(decisions[0])
         for group in self.optimizer.param_groups:
             group["lr"] = self._lr()
-        loss = self.loss(batch, genotype)
-        if not torch.isfinite(loss):
-            raise SearchError(f"supernet loss is {loss.item()} at step {self.step}: lower --child-lr "
-                              f"(now {self.child.lr}) and search into another --out")
-        self.optimizer.zero_grad(set_to_none=True)  # ops off the path keep no gradient and no decay
-        loss.backward()
+        self.optimizer.zero_grad(set_to_none=True)  # ops off the paths keep no gradient and no decay
+        total = 0.0
+        for decisions in paths[0]:  # FairNAS: one accumulated update over its paths
+            loss = self.loss(batch, self.space.decode(decisions))
+            if not torch.isfinite(loss):
+                raise SearchError(f"supernet loss is {loss.item()} at step {self.step}: lower --child-lr "
+                                  f"(now {self.child.lr}) and search into another --out")
+            (loss / len(paths[0])).backward()
+            total += loss.item()
+        self.last_loss = total / len(paths[0])
         nn.utils.clip_grad_norm_(self.net.parameters(), 5.0)
         self.optimizer.step()
         self.step += 1
@@ -220,20 +252,48 @@ class SupernetTrainer:
             return
         torch_save({"model": self.net.state_dict(), "optimizer": self.optimizer.state_dict(), "step": self.step,
                     "rounds": self.rounds, "round_step": self.round_step, "seconds": self.seconds,
-                    "space": self.space.describe()}, self.path)
+                    "space": self.space.describe(), "child": size_of(self.child),
+                    "share_inputs": self.oneshot.share_inputs, "recipe": self.oneshot.recipe}, self.path)
 
     def load(self) -> None:
-        try:
-            state = torch.load(self.path, map_location="cpu", weights_only=False)
-        except Exception as e:
-            raise SearchError(f"cannot read {self.path}: {type(e).__name__}: {e}; delete it to train the "
-                              "supernet again") from None
-        if state.get("space") != self.space.describe():
-            raise SearchError(f"{self.path} holds a supernet of another space ({state.get('space')})")
+        state = read_supernet(self.path, self.space, self.child)
         self.net.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.step, self.rounds, self.round_step = state["step"], state["rounds"], state["round_step"]
         self.seconds = state["seconds"]
+
+
+SIZE_FIELDS = ("dataset", "img_size", "num_cells", "num_conv_filters", "stem_multiplier")
+
+
+def size_of(child: ChildConfig) -> dict:
+    """The child settings that fix a supernet's shapes (stored in ``supernet.pt``)."""
+    return {k: getattr(child, k) for k in SIZE_FIELDS}
+
+
+def read_supernet(path: str, space: Optional[SearchSpace] = None, child: Optional[ChildConfig] = None) -> dict:
+    """``supernet.pt``'s contents, loaded as tensors and plain data only (``weights_only``: a crafted
+    file runs no code). With ``space`` / ``child``, a supernet of another space or size is one
+    :class:`SearchError` naming the difference."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise SearchError(f"supernet file not found: {path}") from None
+    except Exception as e:
+        raise SearchError(f"cannot read {path} as a supernet (tensors and plain data only): {type(e).__name__}: "
+                          f"{' '.join(str(e).split())[:300]}") from None
+    if not isinstance(state, dict) or "model" not in state or "space" not in state:
+        raise SearchError(f"{path} is not a supernet.pt (no 'model' and 'space' entries)")
+    if space is not None and state["space"] != space.describe():
+        diffs = [f"{k} {state['space'].get(k)!r} (this run: {v!r})" for k, v in space.describe().items()
+                 if state["space"].get(k) != v]
+        raise SearchError(f"{path} holds a supernet of another space: {'; '.join(diffs)}")
+    stored = state.get("child")
+    if child is not None and isinstance(stored, dict):
+        diffs = [f"{k} {stored.get(k)!r} (this run: {v!r})" for k, v in size_of(child).items() if stored.get(k) != v]
+        if diffs:
+            raise SearchError(f"{path} holds a supernet of another size: {'; '.join(diffs)}")
+    return state
 
 
 def follow_rounds(trainer: SupernetTrainer) -> None:
@@ -253,7 +313,7 @@ class ClassificationSupernet(SupernetTrainer):
         self.data = child_data(self.child.dataset, self.child.img_size)
         self.train_set, self.train_name = self.data.train, self.child.dataset
         return build_supernet(self.space, self.child, self.data.num_classes, self.data.img_size,
-                              self.oneshot.share_inputs)
+                              self.oneshot.share_inputs, self.oneshot.recipe)
 
     def batches(self, epoch: int):
         torch.manual_seed(self.child.seed * 7919 + epoch)  # the augmentation's draws
@@ -271,9 +331,10 @@ class ClassificationSupernet(SupernetTrainer):
 
 
 def build_supernet(space: SearchSpace, child: ChildConfig, num_classes: int, img_size: int,
-                   share_inputs: bool = False) -> SuperNet:
+                   share_inputs: bool = False, recipe: str = "all") -> SuperNet:
     """The supernet of ``space`` at the size of the search's children."""
-    return SuperNet(space, NASNetConfig(**child_options(child, num_classes, img_size)), share_inputs)
+    return SuperNet(space, NASNetConfig(**child_options(child, num_classes, img_size)), share_inputs,
+                    parse_recipe(recipe))
 
 
 def calibration_batches(data, child: ChildConfig, count: int) -> List[torch.Tensor]:
@@ -324,8 +385,27 @@ def load_when_changed(settings: dict, build: Callable[[Optional[tuple]], tuple])
 
 
 def load_weights(settings: dict, model: nn.Module) -> None:
-    path = os.path.join(settings["out"], SupernetTrainer.filename)
-    model.load_state_dict(torch.load(path, map_location="cpu", weights_only=False)["model"])
+    model.load_state_dict(read_supernet(os.path.join(settings["out"], SupernetTrainer.filename))["model"])
+
+
+def load_supernet_for_scoring(path: str, child: ChildConfig):
+    """(supernet, data, calibration batches) from a ``supernet.pt`` alone, for ``nasnet-det rank``:
+    the supernet's size is the one stored in the file (``child`` gives the rest: seed, batch size)."""
+    state = read_supernet(path)
+    stored = state.get("child")
+    if not isinstance(stored, dict):
+        raise SearchError(f"{path} does not record the size it was trained at (written by an older version): "
+                          "train it again")
+    child = dataclasses.replace(child, **stored)
+    space = SearchSpace.from_description(state["space"])
+    data = child_data(child.dataset, child.img_size)
+    net = build_supernet(space, child, data.num_classes, data.img_size, state.get("share_inputs", False),
+                         state.get("recipe", "none"))
+    try:
+        net.load_state_dict(state["model"])
+    except RuntimeError as e:
+        raise SearchError(f"{path} does not fit a supernet of its recorded size: {' '.join(str(e).split())[:300]}") from None
+    return net, data, calibration_batches(data, child, 2)
 
 
 def _scoring_state(settings: dict):
@@ -335,7 +415,7 @@ def _scoring_state(settings: dict):
         data = child_data(child.dataset, child.img_size)
         net = previous[0] if previous is not None else build_supernet(
             SearchSpace(settings["num_blocks"], settings["ops"], settings["combines"]), child, data.num_classes,
-            data.img_size, settings["oneshot"].get("share_inputs", False))
+            data.img_size, settings["oneshot"].get("share_inputs", False), settings["oneshot"].get("recipe", "none"))
         load_weights(settings, net)
         return net, data, calibration_batches(data, child, settings["oneshot"]["calibration_batches"])
 

@@ -18,6 +18,23 @@ columns are what :meth:`SuperNet.child_state_dict` exports.
 
 Only combines of width ``F`` (``add`` and its normalised forms) are supported: ``concat`` blocks
 would change widths inside the cell.
+
+**Why uniform-path training stalled, and the initialisation that fixes it** (:data:`RECIPE`, each
+part switchable for measurement; ``docs/search.md`` has the table). With independent random
+weights, a path that changes its wiring or its ops each step asks every reader to make sense of an
+unrelated set of channels each step: the gradients of consecutive steps do not add up, and the
+supernet stays near chance while any one path trained alone learns in tens of steps. Four parts:
+
+- ``equal_columns``: every reader of a widest layout (the cell input 1x1 convs, the factorized
+  reductions, the classifier) starts with the same weight columns for every state slot, so at
+  init it reads the *sum* of whichever states a child concatenates;
+- ``identity_ops``: every conv of a candidate op starts at the identity (a centre tap of 1, the
+  dirac kernel) plus small noise, so channels keep their meaning whichever op a path takes;
+- ``equal_candidates``: the candidates of one op and shape in a cell start equal (the same op on
+  another input state is the same function at init);
+- ``head_norm``: a non-affine BatchNorm on the pooled features before the classifier (the last
+  cell's scale varies with the path). :meth:`SuperNet.child_state_dict` folds it into the
+  classifier, so the inherited child is still exactly a child.
 """
 from __future__ import annotations
 
@@ -33,6 +50,24 @@ from ..modeling.cell import concat_adapter, run_blocks
 from ..modeling.nasnet import CellSpec, NASNetConfig, build_stem, cell_plan, init_weights
 from ..modeling.ops import ConvBN, FactorizedReduction, build_op, combine_norm
 from .space import SearchSpace
+
+
+RECIPE = ("equal_columns", "identity_ops", "equal_candidates", "head_norm")
+IDENTITY_NOISE = 0.05  # the std of the noise added to the identity kernels (identity_ops)
+
+
+def parse_recipe(text: str) -> tuple:
+    """``"all"``, ``"none"`` or a comma list of :data:`RECIPE` parts."""
+    if text == "all":
+        return RECIPE
+    if text in ("none", ""):
+        return ()
+    parts = tuple(p.strip() for p in text.split(","))
+    unknown = [p for p in parts if p not in RECIPE]
+    if unknown:
+        raise SearchError(f"supernet recipe: unknown part(s) {', '.join(unknown)}; use all, none or a comma list "
+                          f"of {', '.join(RECIPE)}")
+    return parts
 
 
 def check_shareable(combines) -> None:
@@ -128,7 +163,8 @@ class SuperNet(nn.Module):
     ReLU'd outputs of named cells in the widest layout, for a detector's feature pyramid.
     """
 
-    def __init__(self, space: SearchSpace, cfg: NASNetConfig, share_inputs: bool = False):
+    def __init__(self, space: SearchSpace, cfg: NASNetConfig, share_inputs: bool = False,
+                 recipe: Iterable[str] = RECIPE):
         super().__init__()
         cfg = cfg.validate()
         check_shareable(space.combines)
@@ -142,8 +178,45 @@ class SuperNet(nn.Module):
         self.cells = nn.ModuleDict({spec.name: SuperCell(spec, space, cfg.avg_pool_pad, share_inputs) for spec in self.plan})
         self.num_features = self.plan[-1].out_channels
         self.classifier = nn.Linear(self.num_features, cfg.num_classes) if cfg.num_classes else nn.Identity()
+        self.recipe = tuple(recipe)
+        self.head_norm = (nn.BatchNorm1d(self.num_features, affine=False)
+                          if "head_norm" in self.recipe and cfg.num_classes else None)
         self._routes: Dict[tuple, list] = {}
         init_weights(self)
+        self._init_recipe()
+
+    @torch.no_grad()
+    def _init_recipe(self) -> None:
+        slots = self.space.num_blocks + 2
+        for index, spec in enumerate(self.plan):
+            cell = self.cells[spec.name]
+            if "identity_ops" in self.recipe:
+                for candidates in cell.blocks:
+                    for op in candidates.values():
+                        for m in op.modules():
+                            if isinstance(m, nn.Conv2d):
+                                nn.init.dirac_(m.weight, groups=m.groups if m.groups > 1 else 1)
+                                m.weight.add_(IDENTITY_NOISE * torch.randn_like(m.weight))
+            if "equal_candidates" in self.recipe:
+                first: Dict[tuple, nn.Module] = {}
+                for candidates in cell.blocks:
+                    for key, op in candidates.items():
+                        shape = (key.split("_", 1)[1],) + tuple((k, tuple(v.shape)) for k, v in op.state_dict().items())
+                        if shape in first:
+                            op.load_state_dict(first[shape].state_dict())
+                        else:
+                            first[shape] = op
+            if "equal_columns" in self.recipe:
+                # the readers of the cell before (pre0) and of the one before that (pre1), unless the stem
+                readers = [cell.pre0] if index >= 1 else []
+                if cell.pre1 is not None and index >= spec.prev_offset:
+                    readers.append(cell.pre1)
+                for reader in readers:
+                    for m in reader.modules():
+                        if isinstance(m, nn.Conv2d):
+                            equalize_columns(m.weight, slots)
+        if "equal_columns" in self.recipe and isinstance(self.classifier, nn.Linear):
+            equalize_columns(self.classifier.weight, slots)
 
     def check(self, genotype: genotypes.Genotype) -> genotypes.Genotype:
         """The genotype, if it is a child of this supernet's space (else :class:`SearchError`)."""
@@ -197,7 +270,12 @@ class SuperNet(nn.Module):
 
     def forward(self, x: torch.Tensor, genotype: genotypes.Genotype) -> torch.Tensor:
         _, last = self.forward_taps(x, genotype)
-        return self.classifier(torch.flatten(F.adaptive_avg_pool2d(F.relu(last), 1), 1))
+        pooled = torch.flatten(F.adaptive_avg_pool2d(F.relu(last), 1), 1)
+        if self.head_norm is None:
+            return self.classifier(pooled)
+        # the child's columns only: running statistics of the others come from other paths
+        cols = self._columns(len(self.plan) - 1, genotype)
+        return F.linear(self.head_norm(pooled)[:, cols], self.classifier.weight[:, cols], self.classifier.bias)
 
     # ------------------------------------------------------------------------------------------
     def child_state_dict(self, genotype: genotypes.Genotype) -> Dict[str, torch.Tensor]:
@@ -227,9 +305,24 @@ class SuperNet(nn.Module):
                     out.update(sc.concat_adapters[str(i)].state_dict(prefix=f"{prefix}concat_adapters.{i}."))
             producers = producers[-2:] + [index]
         if isinstance(self.classifier, nn.Linear):
-            out["classifier.weight"] = self.classifier.weight.detach()[:, self._columns(len(self.plan) - 1, genotype)]
-            out["classifier.bias"] = self.classifier.bias.detach()
+            cols = self._columns(len(self.plan) - 1, genotype)
+            weight, bias = self.classifier.weight.detach()[:, cols], self.classifier.bias.detach()
+            if self.head_norm is not None:  # fold the head norm: W (x - m) / s + b = (W / s) x + (b - W m / s)
+                scale = (self.head_norm.running_var[cols] + self.head_norm.eps).rsqrt()
+                weight = weight * scale
+                bias = bias - weight @ self.head_norm.running_mean[cols]
+            out["classifier.weight"], out["classifier.bias"] = weight, bias
         return {k: v.clone() for k, v in out.items()}
+
+
+def equalize_columns(weight: torch.Tensor, slots: int) -> None:
+    """Give every state slot of a widest-layout reader the first slot's weight columns."""
+    width = weight.shape[1]
+    if width % slots:
+        return
+    per = width // slots
+    for s in range(1, slots):
+        weight[:, s * per:(s + 1) * per] = weight[:, :per]
 
 
 @torch.no_grad()

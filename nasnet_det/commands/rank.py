@@ -1,0 +1,125 @@
+"""Score a list of cells with one ranking method; with --truth, say how well it ranks them.
+
+    nasnet-det rank CELLS.jsonl --method synflow --out SCORES.jsonl
+    nasnet-det rank CELLS.jsonl --method per-child --seeds 2 --child-epochs 1 --out SCORES.jsonl
+    nasnet-det rank CELLS.jsonl --method oneshot --supernet runs/os/supernet.pt --out SCORES.jsonl
+    nasnet-det rank "$(python -c 'from nasnet_det.benchmarks.ground_truth import CELLS; print(CELLS)')" \\
+        --method params --truth accuracy --out runs/params.jsonl      # against the shipped ground truth
+
+CELLS.jsonl: one JSON object per line with a ``genotype`` key (a genotype object, a published
+name, or a path to a genotype file); every other key is copied to the output. SCORES.jsonl gets
+each input object plus ``score`` (larger: better), ``seconds`` and the method's details.
+Resumable: scored cells go to ``SCORES.jsonl.part`` as they finish, and the same command started
+again continues from there. The network scored is the search's child (``--dataset``, ``--child-*``,
+the same options as ``nasnet-det search``).
+
+Methods (nasnet_det.search.ranking):
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+
+from .. import cli, genotypes
+from ..errors import SearchError, UserError
+from ..io import write_text
+from ..search.child import ChildConfig
+from ..search.ranking import METHODS, RankConfig, Scorer, finish_scores, format_metrics, rank_metrics
+from ..search.ranking import METHOD_HELP
+from ..search.trials import TrialLog
+
+__doc__ += "\n".join(f"    {name:<11}{text}" for name, text in METHOD_HELP.items())
+
+
+def parser():
+    p = cli.ArgumentParser(description=__doc__)
+    p.add_argument("cells", metavar="CELLS.jsonl")
+    p.add_argument("--method", required=True, help=f"one of {', '.join(METHODS)}")
+    p.add_argument("--out", required=True, metavar="SCORES.jsonl")
+    p.add_argument("--truth", metavar="KEY", help="the input key holding each cell's true accuracy: print "
+                                                  "Kendall tau, Spearman rho, top-10%% precision and regret")
+    p.add_argument("--seeds", type=int, default=1, help="per-child: seeds averaged per cell")
+    p.add_argument("--supernet", metavar="PATH", help="oneshot: a search's OUT/supernet.pt")
+    p.add_argument("--proxy-batch", type=int, default=64, help="zero-cost proxies: images in the minibatch")
+    p.add_argument("--dataset", default="digits", help="the children's data: digits, noisy-digits, cifar10:PATH, ...")
+    cli.add_dataclass_options(p, ChildConfig, prefix="child-", skip=("dataset",))
+    p.add_argument("--no-progress", action="store_true")
+    return p
+
+
+def read_cells(path: str, truth=None) -> list:
+    """The cells file's objects; a malformed line is one error naming the file and the line."""
+    if not os.path.isfile(path):
+        raise UserError(f"cells file not found: {path}")
+    cells = []
+    with open(path) as f:
+        for number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            where = f"{path} line {number}"
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise UserError(f"{where}: not JSON ({e.msg}); expected one object per line with a 'genotype' key") from None
+            if not isinstance(record, dict) or "genotype" not in record:
+                raise UserError(f"{where}: expected a JSON object with a 'genotype' key")
+            try:
+                genotype = genotypes.get(record["genotype"])
+            except UserError as e:
+                raise UserError(f"{where}: {e}") from None
+            if truth is not None and not isinstance(record.get(truth), (int, float)):
+                raise UserError(f"{where}: no number under the truth key {truth!r}")
+            cells.append((record, genotype))
+    if not cells:
+        raise UserError(f"{path} holds no cells")
+    return cells
+
+
+def main(argv=None):
+    a = parser().parse_args(argv)
+    child = ChildConfig(dataset=a.dataset, **{f.name: getattr(a, "child_" + f.name)
+                                              for f in dataclasses.fields(ChildConfig) if f.name != "dataset"})
+    cfg = RankConfig(a.method, child, a.seeds, a.supernet, a.proxy_batch)
+    from ..data import check_spec
+    check_spec(child.dataset)
+    cells = read_cells(a.cells, a.truth)
+    part = TrialLog(a.out + ".part")
+    part.repair()
+    done = {r["line"]: r for r in part.read() if isinstance(r.get("line"), int)}
+    stored_method = {r.get("method") for r in done.values()}
+    if done and stored_method != {a.method}:
+        raise SearchError(f"{part.path} holds scores of --method {', '.join(map(str, stored_method))}: "
+                          f"use another --out or delete it")
+    scorer = Scorer(cfg)
+    bar = None
+    if not a.no_progress:
+        from tqdm import tqdm
+        bar = tqdm(total=len(cells), initial=len(done), unit="cell", desc=f"rank {a.method}")
+    for line, (record, genotype) in enumerate(cells):
+        if line in done:
+            continue
+        result = scorer(genotype)
+        done[line] = {"line": line, "method": a.method, **result}
+        part.append(done[line])
+        if bar is not None:
+            bar.update(1)
+    if bar is not None:
+        bar.close()
+    scored = finish_scores(a.method, [dict(done[i]) for i in range(len(cells))])
+    out = []
+    for (record, _), result in zip(cells, scored):
+        result.pop("line")
+        out.append({**record, **result})
+    write_text(a.out, "".join(json.dumps(r) + "\n" for r in out))
+    os.remove(part.path)
+    seconds = sum(r["seconds"] for r in out) / len(out)
+    print(f"{len(out)} cells scored with {a.method} ({seconds:.3f} s per cell): {a.out}")
+    if a.truth:
+        metrics = rank_metrics([r["score"] for r in out], [r[a.truth] for r in out])
+        print(f"against {a.truth}: {format_metrics(metrics)}")
+    return out
+
+
+if __name__ == "__main__":
+    cli.run(main)
