@@ -36,7 +36,7 @@ TRUTH_CHILD = ChildConfig(dataset="noisy-digits", img_size=12, num_cells=3, num_
 SEEDS = (0, 1, 2)
 
 
-def truth_cells(count: int = 150, mutations: int = 27, seed: int = 0) -> List[dict]:
+def truth_cells(count: int = 150, mutations: int = 15, seed: int = 0) -> List[dict]:
     """``count`` cells: the published ones of the paper's space, ``mutations`` mutants of NASNet-A,
     the rest uniform random; each ``{"id", "source", "genotype"}``."""
     space = SearchSpace()
@@ -117,7 +117,7 @@ def summarize(records: Sequence[dict]) -> dict:
             "cpu_seconds": round(float(sum(sum(r["seconds"]) for r in records)), 1)}
 
 
-def generate(out: str, count: int = 150, mutations: int = 27, seed: int = 0, seeds: Sequence[int] = SEEDS,
+def generate(out: str, count: int = 150, mutations: int = 15, seed: int = 0, seeds: Sequence[int] = SEEDS,
              workers: int = 2, child: ChildConfig = TRUTH_CHILD, progress: bool = True) -> List[dict]:
     """Train every (cell, seed) not yet in ``OUT/runs.jsonl``; returns the assembled cells."""
     os.makedirs(out, exist_ok=True)

@@ -90,7 +90,7 @@ def main(argv=None):
                                                 "(resumable: rerun the same command)")
     truth.add_argument("--out", default="runs/ground_truth", help="run folder; OUT/cells.jsonl is the result")
     truth.add_argument("--cells", type=int, default=150, help="cells in all (published, mutations, random)")
-    truth.add_argument("--mutations", type=int, default=27, help="mutants of NASNet-A among them")
+    truth.add_argument("--mutations", type=int, default=15, help="mutants of NASNet-A among them")
     truth.add_argument("--seed", type=int, default=0, help="draws the mutations and random cells")
     truth.add_argument("--workers", type=int, default=2, help="parallel trainings, one thread each")
     ranking = sub.add_parser("ranking", help="every ranking method against the ground truth: tau, rho, top-10%%, "

@@ -212,6 +212,7 @@ class SearchRunner:
         self.attempts: Dict[int, int] = {}  # failed attempts so far
         self.lost: Dict[int, int] = {}
         self.told: set = set()
+        self.results: Dict[int, float] = {}  # final rewards the strategy has not been told yet
         self.next_id = 0
         self._genotypes: Dict[int, dict] = {}
         if os.path.exists(cfg.out) and not os.path.isdir(cfg.out):
@@ -267,15 +268,34 @@ class SearchRunner:
         self.pending, self.attempts, self.lost = state["pending"], state["attempts"], state["lost"]
         self.told, self.next_id = set(state["told"]), state["next_id"]
         self.log.repair()  # before any append: a torn line would swallow the next record
-        # results logged after the last state save: the strategy learns them now
+        # results logged but not yet told (logged after the last save, or waiting for an earlier child)
         for trial in self.log.read():
             if trial["final"] and trial["id"] not in self.told and trial["id"] in self.pending:
-                self._learn(trial["id"], trial["reward"])
+                self.results[trial["id"]] = trial["reward"]
         self._save()
 
-    def _learn(self, child_id: int, reward: float) -> None:
-        self.strategy.tell(self.pending.pop(child_id), reward)
-        self.told.add(child_id)
+    def _told_prefix(self) -> int:
+        n = 0
+        while n in self.told:
+            n += 1
+        return n
+
+    def _tell_up_to(self, count: int) -> bool:
+        """Tell the strategy the results of children ``0 .. count-1`` in proposal order; False if one
+        of them has not finished yet.
+
+        A seeded search thus gives the same children whatever the timing: child ``k`` is proposed
+        after exactly the results of children ``0 .. k - workers`` were told, in that order (a free
+        worker waits for a slow earlier child rather than let the finishing order steer the
+        strategy). Changing ``--workers`` on ``--resume`` changes that lag from then on."""
+        n = self._told_prefix()
+        while n < count:
+            if n not in self.results:
+                return False
+            self.strategy.tell(self.pending.pop(n), self.results.pop(n))
+            self.told.add(n)
+            n += 1
+        return True
 
     # -- the loop -----------------------------------------------------------------------------
     def completed(self) -> List[dict]:
@@ -332,6 +352,8 @@ class SearchRunner:
                     if queue:
                         child_id = queue.pop(0)
                     else:
+                        if not self._tell_up_to(self.next_id - cfg.workers + 1):
+                            break  # the proposal waits for an earlier child's result (see _tell_up_to)
                         child_id, self.next_id = self.next_id, self.next_id + 1
                         self.pending[child_id] = self.strategy.ask()
                         self._save()
@@ -354,7 +376,7 @@ class SearchRunner:
                         queue.append(child_id)
                     self.log.append(trial)
                     if trial["final"]:
-                        self._learn(child_id, trial["reward"])
+                        self.results[child_id] = trial["reward"]
                         done.append(trial)
                         if trial["status"] == "ok" and not trial["reward"] <= best:
                             best = trial["reward"]
@@ -367,6 +389,8 @@ class SearchRunner:
                             board.add_scalar("search/best_reward", best, len(done))
                             board.add_scalar("search/failed", sum(t["status"] != "ok" for t in done), len(done))
                     self._save()
+            self._tell_up_to(self.next_id)  # the final strategy state has learned every child
+            self._save()
         finally:
             if supernet is not None:
                 supernet.close()
