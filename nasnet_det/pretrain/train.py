@@ -109,7 +109,10 @@ def _init_distributed() -> torch.device:
 
 
 def _rng_state() -> dict:
-    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    # tensors and plain data only: the checkpoint loads with weights_only=True (no pickled code)
+    numpy_state = [name, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached)]
+    state = {"torch": torch.get_rng_state(), "numpy": numpy_state, "python": random.getstate()}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -117,7 +120,9 @@ def _rng_state() -> dict:
 
 def _set_rng_state(state: dict) -> None:
     torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    keys = keys.numpy().astype(np.uint32) if isinstance(keys, torch.Tensor) else keys
+    np.random.set_state((name, keys, pos, has_gauss, cached))
     random.setstate(state["python"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -218,9 +223,11 @@ class PretrainRun:
                            self.checkpoint_path)
             return 0
         try:
-            state = torch.load(self.checkpoint_path, map_location=self.device, weights_only=False)
-        except Exception as e:  # a truncated or foreign file: say which, keep it for inspection
-            raise CheckpointError(f"cannot read checkpoint {self.checkpoint_path}: {type(e).__name__}: {e}") from None
+            # weights_only: a checkpoint handed to us loads tensors and plain data, never runs code
+            state = torch.load(self.checkpoint_path, map_location=self.device, weights_only=True)
+        except Exception as e:  # a truncated, foreign or crafted file: say which, keep it for inspection
+            raise CheckpointError(f"cannot read checkpoint {self.checkpoint_path} (tensors and plain data only): "
+                                  f"{type(e).__name__}: {' '.join(str(e).split())[:300]}") from None
         _check_resumable(state["config"], self.cfg, self.checkpoint_path)
         self.model.load_state_dict(state["model"])
         self.ema.module.load_state_dict(state["ema"])

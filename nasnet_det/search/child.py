@@ -36,6 +36,7 @@ class ChildConfig:
     threads: int = 1  # torch threads per child: workers run children in parallel
     seed: int = 0
     max_train_batches: Optional[int] = None  # cap per epoch (quick smoke searches)
+    channels_last: bool = True  # train in channels_last on the CPU: 1.5x faster at the search's small sizes
 
     def __post_init__(self):
         require_ints(self, dict(img_size=1, num_cells=1, num_conv_filters=1, epochs=1, batch_size=1, threads=1,
@@ -76,6 +77,8 @@ def train_child(genotype_dict: dict, cfg: ChildConfig) -> dict:
     genotype = genotypes.Genotype.from_dict(genotype_dict)
     data = child_data(cfg.dataset, cfg.img_size)
     model = build_nasnet(genotype, **child_options(cfg, data.num_classes, data.img_size))
+    layout = torch.channels_last if cfg.channels_last else torch.contiguous_format
+    model = model.to(memory_format=layout)
     optimizer = torch.optim.SGD(model.param_groups(cfg.weight_decay), lr=cfg.lr, momentum=cfg.momentum, nesterov=True)
     generator = torch.Generator().manual_seed(cfg.seed)
     loader = DataLoader(data.train, batch_size=cfg.batch_size, shuffle=True, drop_last=True, generator=generator)
@@ -88,7 +91,7 @@ def train_child(genotype_dict: dict, cfg: ChildConfig) -> dict:
         for i, (x, y) in enumerate(loader):
             if i >= steps_per_epoch:
                 break
-            loss = criterion(model(x), y)
+            loss = criterion(model(x.contiguous(memory_format=layout)), y)
             if not torch.isfinite(loss):
                 raise ChildFailed(f"loss is {loss.item()}")
             optimizer.zero_grad(set_to_none=True)

@@ -256,11 +256,13 @@ class SearchRunner:
 
     def _load(self) -> None:
         try:
-            state = torch.load(self.state_path, weights_only=False)
+            # weights_only: a run folder handed to us loads tensors and plain data, never runs code
+            state = torch.load(self.state_path, weights_only=True)
         except FileNotFoundError:
             raise SearchError(f"{self.cfg.out} has trials.jsonl but no state.pt: cannot resume") from None
         except Exception as e:
-            raise SearchError(f"cannot read {self.state_path}: {type(e).__name__}: {e}") from None
+            raise SearchError(f"cannot read {self.state_path} (tensors and plain data only): {type(e).__name__}: "
+                              f"{' '.join(str(e).split())[:300]}") from None
         if state["strategy_name"] != self.cfg.strategy or state["space"] != self.space.describe():
             raise SearchError(f"{self.cfg.out} was searched with strategy {state['strategy_name']!r} in space "
                               f"{state['space']}; now {self.cfg.strategy!r} in {self.space.describe()}")
