@@ -19,6 +19,7 @@ from . import genotypes
 from .errors import ConfigError, require_ints
 from .io import atomic_path, write_json, write_text
 from .modeling import format_arch
+from .detection.recipes import DETECTION_CONFIG, SHAPES, detection_opts
 from .search.child import ChildConfig
 
 logger = logging.getLogger("nasnet_det.demo")
@@ -45,9 +46,9 @@ class DemoConfig:
     num_conv_filters: int = 8
     pretrain_epochs: int = 3
     # 3. detection
-    shapes_train: int = 400
-    shapes_val: int = 80
-    shapes_size: int = 128
+    shapes_train: int = SHAPES["train"]
+    shapes_val: int = SHAPES["val"]
+    shapes_size: int = SHAPES["size"]
     detection_iters: int = 1000
     detection_batch: int = 4
     raccoon: Optional[str] = DEFAULT_RACCOON  # None or a missing folder: skipped
@@ -66,23 +67,6 @@ class DemoConfig:
 def _stage(title: str):
     logger.info("=" * 20 + f" {title}")
     print(f"\n==== {title}", flush=True)
-
-
-DETECTION_CONFIG = "demo_fpn_cpu.yaml"  # configs/: the detector's settings; the demo adds the rest
-
-
-def detection_opts(genotype_path: str, arch: str, weights: str, train: str, test: str, iters: int, out: str,
-                   size: int, batch: int, seed: int, checkpoints: int = 5):
-    """What a short run sets on top of :data:`DETECTION_CONFIG` (the demo's, the one-shot detection
-    benchmark's): its cell, weights, data, square image size and schedule."""
-    return ["MODEL.NASNET.GENOTYPE", genotype_path, "MODEL.NASNET.ARCH", arch, "MODEL.WEIGHTS", weights,
-            "DATASETS.TRAIN", f"('{train}',)", "DATASETS.TEST", f"('{test}',)",
-            "INPUT.MIN_SIZE_TRAIN", f"({size},)", "INPUT.MAX_SIZE_TRAIN", str(size),
-            "INPUT.MIN_SIZE_TEST", str(size), "INPUT.MAX_SIZE_TEST", str(size),
-            "SOLVER.IMS_PER_BATCH", str(batch),
-            "SOLVER.MAX_ITER", str(iters), "SOLVER.STEPS", f"({int(iters * 0.8)},)",
-            "SOLVER.WARMUP_ITERS", str(min(50, iters // 4)),
-            "SOLVER.CHECKPOINT_PERIOD", str(max(1, iters // checkpoints)), "SEED", str(seed), "OUTPUT_DIR", out]
 
 
 def _train_detector(opts, resume: bool):

@@ -60,18 +60,23 @@ PAPER_OPS: Tuple[str, ...] = (
 )
 
 
+# The op vocabulary, as data (DARTS keeps its PRIMITIVES the same way): the paper's 13, then
+# dil_conv_5x5 for DARTS cells. The op table (nasnet_det.modeling.ops.OPS) checks at import that it
+# builds exactly these names; a new op is one nasnet_det.modeling.ops.register_op call (its name
+# and its constructor), which extends both.
+OPS: Tuple[str, ...] = PAPER_OPS + ("dil_conv_5x5",)
+
+
 def op_names() -> Tuple[str, ...]:
-    """Every op a genotype may name: the keys of the op table, :data:`nasnet_det.modeling.ops.OPS`
-    (the paper's 13, then ``dil_conv_5x5`` for DARTS cells). A new op is one line there."""
-    from .modeling.ops import OPS as TABLE  # imported on use: the table's module needs torch
-
-    return tuple(TABLE)
+    """Every op a genotype may name (:data:`OPS`)."""
+    return OPS
 
 
-def __getattr__(name: str):
-    if name == "OPS":  # the vocabulary, as a module constant
-        return op_names()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+def add_op_name(name: str) -> None:
+    """Extend the vocabulary (what :func:`nasnet_det.modeling.ops.register_op` calls)."""
+    global OPS
+    if name not in OPS:
+        OPS = OPS + (name,)
 
 # add, concat (paper, NASNet-A space); add+LayerNorm, add+InstanceNorm (NASNet-B/C spaces).
 COMBINES: Tuple[str, ...] = ("add", "concat", "add_layernorm", "add_instancenorm")

@@ -1,8 +1,11 @@
 """Evaluators that misbehave on purpose, run inside the search's worker processes."""
 import os
+import random
+import time
 
 from nasnet_det import genotypes
-from nasnet_det.search.runner import synthetic_evaluator
+from nasnet_det.search.evaluators import synthetic_evaluator
+from nasnet_det.search.strategies import sep_conv_fraction
 
 
 def flaky(genotype_dict, options):
@@ -22,3 +25,9 @@ def dies_once(genotype_dict, options):
         open(marker, "w").close()
         os._exit(1)
     return synthetic_evaluator(genotype_dict, options)
+
+
+def jittered_evaluator(genotype_dict: dict, settings: dict) -> dict:
+    """The synthetic reward after a random wait: children finish in a different order every run."""
+    time.sleep(random.SystemRandom().uniform(0.0, 0.25))
+    return {"reward": sep_conv_fraction(genotypes.Genotype.from_dict(genotype_dict))}

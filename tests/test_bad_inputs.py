@@ -140,7 +140,9 @@ CLI_CASES = [
                                                           "--child-img-size", "16"], r"--child-img-size of at least 32"),
     ("search-oneshot-epochs-negative", "search", lambda f: ["--method", "oneshot", "--oneshot-epochs", "-1"],
      r"oneshot epochs must be an integer of at least 0"),
-    ("search-oneshot-metric", "search", lambda f: ["--oneshot-metric", "mAP"], r"oneshot metric must be one of AP50, AP"),
+    ("search-oneshot-metric", "search", lambda f: ["--task", "detection", "--method", "oneshot", "--oneshot-metric", "mAP"],
+     r"oneshot metric must be one of AP50, AP"),
+    ("search-oneshot-metric-classification", "search", lambda f: ["--oneshot-metric", "AP"], r"classification has one reward"),
     # pretrain
     ("pretrain-epochs-0", "pretrain", lambda f: ["--epochs", "0"], r"epochs must be an integer of at least 1, got 0"),
     ("pretrain-img-size-0", "pretrain", lambda f: ["--img-size", "0"], r"img_size must be an integer of at least 3"),

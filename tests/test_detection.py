@@ -18,8 +18,9 @@ from detectron2.utils.events import EventStorage  # noqa: E402
 
 import nasnet_det.detection  # noqa: E402,F401  (registers the backbones)
 from nasnet_det.detection.datasets import DatasetError, ensure_registered  # noqa: E402
-from nasnet_det.detection.train import (ConfigError, Trainer, argument_parser, get_config,  # noqa: E402
-                                        main, setup, shipped_configs)
+from nasnet_det.commands.train_net import argument_parser, setup  # noqa: E402
+from nasnet_det.commands.train_net import train as main  # noqa: E402
+from nasnet_det.detection.train import ConfigError, Trainer, get_config, shipped_configs  # noqa: E402
 from nasnet_det.modeling import build_nasnet  # noqa: E402
 from nasnet_det.modeling.convert import save_for_detectron2  # noqa: E402
 

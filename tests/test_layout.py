@@ -24,11 +24,13 @@ def test_importing_the_package_search_and_modeling_imports_neither_detectron2_no
     assert out.stdout.strip() == "[]"
 
 
-def test_the_op_table_is_the_genotype_vocabulary_and_a_new_op_is_one_line(monkeypatch):
+def test_the_op_table_is_the_genotype_vocabulary_and_a_new_op_is_one_call(monkeypatch):
     assert genotypes.OPS == tuple(ops.OPS)
     assert tuple(ops.OPS)[: len(genotypes.PAPER_OPS)] == genotypes.PAPER_OPS
-    # the one line a new op takes
-    monkeypatch.setitem(ops.OPS, "sep_conv_9x9", lambda c_in, c, stride, pad: ops.SeparableConv(c_in, c, 9, stride))
+    monkeypatch.setattr(genotypes, "OPS", genotypes.OPS)  # both restored after the test
+    monkeypatch.setattr(ops, "OPS", dict(ops.OPS))
+    # the one call a new op takes
+    ops.register_op("sep_conv_9x9", lambda c_in, c, stride, pad: ops.SeparableConv(c_in, c, 9, stride))
     g = genotypes.Genotype.from_dict({"normal": [[0, 1, "sep_conv_9x9", "identity"]],
                                       "reduction": [[0, 1, "sep_conv_9x9", "max_pool_3x3"]]})
     net = build_nasnet(g, num_cells=3, num_conv_filters=4, stem="cifar", num_classes=3).eval()
@@ -91,3 +93,87 @@ def test_one_dataset_grammar_for_every_stage(tmp_path):
 
     with pytest.raises(DataError, match="a detection dataset 'coco:/d/i:/d/a.json': classification takes"):
         build("coco:/d/i:/d/a.json")
+
+
+# ------------------------------------------------------------------------------------------------
+# One direction for every import (docs/design.md): each module's imports, top-level and inside
+# functions, must point down this order, or stay in their own floor.
+FLOORS = {"errors": 0, "io": 0, "config_files": 0, "genotypes": 1, "modeling": 2, "viz": 2, "data": 3, "search": 4,
+          "pretrain": 4, "detection": 5, "benchmarks": 6, "model_zoo": 6, "demo": 7, "commands": 8, "cli": 8,
+          "__main__": 8}
+PACKAGE = os.path.join(os.path.dirname(__file__), "..", "nasnet_det")
+
+
+def _imports():
+    """(module, imported nasnet_det module, line) for every import statement of the package."""
+    import ast
+
+    for folder, _, files in os.walk(PACKAGE):
+        for name in files:
+            if not name.endswith(".py"):
+                continue
+            path = os.path.join(folder, name)
+            parts = ["nasnet_det"] + os.path.relpath(path, PACKAGE)[:-3].split(os.sep)
+            module = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+            package = module.split(".") if name == "__init__.py" else module.split(".")[:-1]
+            for node in ast.walk(ast.parse(open(path).read())):
+                if isinstance(node, ast.ImportFrom):
+                    base = package[:len(package) - node.level + 1] if node.level else []
+                    target = ".".join(base + ([node.module] if node.module else []))
+                    if not target.startswith("nasnet_det"):
+                        continue
+                    for alias in node.names:  # `from . import x` names a module when x is one
+                        sub = f"{target}.{alias.name}"
+                        exists = os.path.exists(os.path.join(PACKAGE, "..", *sub.split("."))) or \
+                            os.path.exists(os.path.join(PACKAGE, "..", *sub.split(".")) + ".py")
+                        yield module, sub if exists else target, node.lineno
+                elif isinstance(node, ast.Import):
+                    for alias in node.names:
+                        if alias.name.startswith("nasnet_det"):
+                            yield module, alias.name, node.lineno
+
+
+def _floor(module: str):
+    parts = module.split(".")
+    return FLOORS.get(parts[1]) if len(parts) > 1 else None
+
+
+def test_every_import_points_down_the_pipeline():
+    upward = sorted({f"{m} -> {t} (line {n})" for m, t, n in _imports()
+                     if _floor(m) is not None and _floor(t) is not None and _floor(t) > _floor(m)})
+    assert upward == []
+
+
+def test_no_circle_of_imports_between_modules():
+    graph = {}
+    for m, t, _ in _imports():
+        if m != t and not t == "nasnet_det":
+            graph.setdefault(m, set()).add(t)
+    # a package's __init__ re-exporting its own modules is not a circle
+    def edges(m):
+        return {t for t in graph.get(m, ()) if not (m.startswith(t + ".") or t.startswith(m + "."))}
+
+    seen, stack, cycles = {}, [], []
+
+    def visit(m):
+        seen[m] = 1
+        stack.append(m)
+        for t in edges(m):
+            if seen.get(t) == 1:
+                cycles.append(" -> ".join(stack[stack.index(t):] + [t]))
+            elif t not in seen:
+                visit(t)
+        stack.pop()
+        seen[m] = 2
+
+    for m in sorted(graph):
+        if m not in seen:
+            visit(m)
+    assert cycles == []
+
+
+def test_importing_the_genotypes_or_the_search_space_needs_no_detector_and_the_library_no_demo():
+    modules = {t for m, t, _ in _imports() if not m.startswith(("nasnet_det.commands", "nasnet_det.demo"))}
+    assert "nasnet_det.demo" not in modules
+    search_imports = {t for m, t, _ in _imports() if m.startswith("nasnet_det.search")}
+    assert not any(t.startswith("nasnet_det.detection") for t in search_imports)

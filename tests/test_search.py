@@ -229,19 +229,11 @@ def test_search_writes_tensorboard_scalars_beside_its_files(tmp_path):
     assert [e.value for e in events.Scalars("search/best_reward")][-1] == pytest.approx(max(rewards))
 
 
-def jittered_evaluator(genotype_dict: dict, settings: dict) -> dict:
-    """The synthetic reward after a random wait: children finish in a different order every run."""
-    import random as _random
-
-    time.sleep(_random.SystemRandom().uniform(0.0, 0.25))
-    return {"reward": sep_conv_fraction(genotypes.Genotype.from_dict(genotype_dict))}
-
-
 def test_a_seeded_search_proposes_the_same_children_whatever_the_finishing_order(tmp_path):
     runs = []
     for name in ("a", "b"):
         cfg = SearchConfig(strategy="evolution", budget=14, workers=2, out=str(tmp_path / name), progress=False,
-                           evaluator="test_search:jittered_evaluator",
+                           evaluator="search_helpers:jittered_evaluator",
                            strategy_options={"population_size": 4, "sample_size": 2})
         done = run_search(cfg)
         runs.append({t["id"]: json.dumps(t["genotype"]["normal"]) + json.dumps(t["genotype"]["reduction"])

@@ -42,7 +42,7 @@ def _sections(device: str, quick: bool) -> List[tuple]:
     if not quick:  # compiling two NASNet-A Large takes minutes on a CPU; the quick run leaves it out
         sections.append(("backbone inference, torch.compile channels_last bf16", lambda log: compare(
             BACKBONES, cfg(batch=64, modes=("forward",), channels_last=True, dtype="bf16", compile=True, **large), log=log)))
-    from ..detection.benchmark import benchmark_detector
+    from .detector import benchmark_detector
 
     detector = cfg(batch=2, size=128 if quick else 800, width=160 if quick else 1216, modes=("train", "forward"))
     sections.append(("detector", lambda log: benchmark_detector(detector, log=log)))

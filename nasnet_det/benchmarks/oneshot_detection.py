@@ -22,7 +22,7 @@ def train_detector_on_shapes(genotype_path: str, num_cells: int, filters: int, s
                              out: str, seed: int, batch: int = 4, size: int = 128) -> float:
     """AP50 of Faster R-CNN (FPN) with this cell, trained from scratch (``train_net.py``'s trainer)."""
     from .. import genotypes
-    from ..demo import DETECTION_CONFIG, detection_opts
+    from ..detection.recipes import DETECTION_CONFIG, detection_opts
     from ..detection.train import Trainer, get_config, results_by_dataset
     from ..modeling import format_arch
 
@@ -46,7 +46,8 @@ def benchmark_oneshot_detection(out: str = "runs/benchmark_oneshot_detection", s
     import logging
 
     from ..detection.shapes import generate
-    from ..search.child import DETECTION_CHILD, ChildConfig
+    from ..detection.recipes import DETECTION_CHILD
+    from ..search.child import ChildConfig
     from ..search.oneshot import OneShotConfig
     from ..search.runner import SearchConfig, run_search
 

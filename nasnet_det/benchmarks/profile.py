@@ -20,7 +20,7 @@ def profile_steps(rows: int = 10, log=print) -> dict:
     from detectron2.utils.events import EventStorage
 
     from .. import model_zoo
-    from ..detection.benchmark import prepare_detector_batch
+    from .detector import prepare_detector_batch
     from .pretrain import build_ours_nasnet_a_mobile, prepare_classifier_batch, pretrain_step
     from .timing import BenchConfig
 

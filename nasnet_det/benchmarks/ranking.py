@@ -95,7 +95,6 @@ def train_supernet(out: str, child, recipe: str, sampling: str, epochs: int, pro
     inherited accuracy of 8 random paths. Returns its record (``OUT/supernet_<variant>/``)."""
     import torch
 
-    from .. import genotypes
     from ..search.oneshot import ClassificationSupernet, OneShotConfig, calibration_batches, score_child
     from ..search.runner import SearchConfig
     from ..search.space import SearchSpace

@@ -154,7 +154,7 @@ def main(argv=None):
             write_json(args.json, results)
         return None
     if args.what == "inference":
-        from ..detection.inference_benchmark import benchmark_inference
+        from ..benchmarks.inference import benchmark_inference
         benchmark_inference(args.size, args.width, args.iters, args.warmup, json_path=args.json)
         return None
 
@@ -167,7 +167,7 @@ def main(argv=None):
     elif args.what == "pretrain":
         benchmark_pretrain(cfg, json_path=args.json)
     else:
-        from ..detection.benchmark import benchmark_detector
+        from ..benchmarks.detector import benchmark_detector
         benchmark_detector(cfg, json_path=args.json)
 
 

@@ -35,7 +35,7 @@ import logging
 import os
 
 from .. import cli
-from ..search.child import DETECTION_CHILD, ChildConfig
+from ..search.child import ChildConfig
 from ..search.oneshot import OneShotConfig
 from ..search.runner import BACKENDS, METHODS, STRATEGIES, TASKS, SearchConfig, SearchError, run_search
 
@@ -112,9 +112,11 @@ def config_from_args(args, given=None) -> SearchConfig:
         return dataclasses.replace(stored, child=dataclasses.replace(stored.child, **child), **fields)
     dataset = a["dataset"] or ("shapes" if a["task"] == "detection" else "digits")
     child = {f.name: a["child_" + f.name] for f in dataclasses.fields(ChildConfig) if f.name != "dataset"}
-    if a["task"] == "detection":  # the detection supernet's defaults, where the command line is silent
+    if a["task"] != "classification":  # the task's child defaults, where the command line is silent
+        from ..search.tasks import load_task
+
         given = set(a) if given is None else given
-        child.update({k: v for k, v in DETECTION_CHILD.items() if "child_" + k not in given})
+        child.update({k: v for k, v in load_task(a["task"]).CHILD_DEFAULTS.items() if "child_" + k not in given})
     child = ChildConfig(dataset=dataset, **child)
     oneshot = OneShotConfig(**{f.name: a["oneshot_" + f.name] for f in dataclasses.fields(OneShotConfig)})
     return SearchConfig(**{k: a[k] for k in CONFIG_FIELDS}, ops=tuple(a["ops"] or SearchConfig.ops),

@@ -4,16 +4,61 @@
     python tools/train_net.py --config nasnet_a_large_frcnn.yaml --eval-only MODEL.WEIGHTS model.pth
     python tools/train_net.py --config-file path/to.yaml --resume OUTPUT_DIR runs/x SOLVER.MAX_ITER 1000
 """
+import logging
 import os
 
 import torch
 import torch.multiprocessing as mp
-from detectron2.engine import launch
+from detectron2.config import CfgNode
+from detectron2.engine import default_argument_parser, default_setup, launch
+from detectron2.utils import comm
+from detectron2.utils.logger import setup_logger
 
 from .. import cli
-from ..detection.train import argument_parser
-from ..detection.train import main as train
-from ..errors import UserError
+from ..detection.datasets import register_cfg_datasets
+from ..detection.train import NASNetCheckpointer, Trainer, get_config, shipped_configs, write_eval_results
+from ..errors import ConfigError, UserError
+
+
+def argument_parser():
+    parser = cli.one_line_errors(default_argument_parser())
+    parser.add_argument("--config", metavar="NAME",
+                        help="a config shipped in configs/ (e.g. nasnet_a_large_frcnn.yaml) or a path")
+    return parser
+
+
+def setup(args) -> CfgNode:
+    if args.config and args.config_file:
+        raise ConfigError("give --config or --config-file, not both")
+    if not (args.config or args.config_file):
+        raise ConfigError(f"no config: use --config NAME ({', '.join(shipped_configs())}) or --config-file PATH")
+    cfg = get_config(args.config or args.config_file, args.opts, register_datasets=False)
+    # the package's own log lines (e.g. NUM_CLASSES following the training set) go where Detectron2's go
+    setup_logger(cfg.OUTPUT_DIR or None, distributed_rank=comm.get_rank(), name="nasnet_det", abbrev_name="nd")
+    logging.getLogger("nasnet_det").propagate = True  # Detectron2 turns it off; pytest's caplog listens at the root
+    register_cfg_datasets(cfg)
+    cfg.freeze()
+    default_setup(cfg, args)  # logging, and OUTPUT_DIR/config.yaml so a run can be reproduced
+    return cfg
+
+
+def train(args):
+    """Train (``--resume`` to continue) or evaluate (``--eval-only``); returns the metrics."""
+    cfg = setup(args)
+    if args.eval_only:
+        if not cfg.MODEL.WEIGHTS and not (args.resume and os.path.isfile(os.path.join(cfg.OUTPUT_DIR, "last_checkpoint"))):
+            raise ConfigError("--eval-only needs weights to evaluate: give MODEL.WEIGHTS path/to/model_final.pth")
+        model = Trainer.build_model(cfg)
+        NASNetCheckpointer(model, cfg.OUTPUT_DIR, cfg=cfg, strict=True).resume_or_load(cfg.MODEL.WEIGHTS, resume=args.resume)
+        results = Trainer.test(cfg, model)
+    else:
+        trainer = Trainer(cfg)
+        trainer.resume_or_load(resume=args.resume)
+        results = trainer.train()
+    write_eval_results(cfg, results)
+    return results
+
+
 
 
 def _worker(args):

@@ -28,7 +28,6 @@ from detectron2.modeling.backbone.fpn import FPN, LastLevelMaxPool
 from detectron2.utils.events import EventStorage
 
 from .. import genotypes
-from ..demo import DETECTION_CONFIG  # the detector around the supernet: the demo's
 from ..data.specs import format_spec, parse_spec
 from ..errors import SearchError
 from ..io import write_text
@@ -38,9 +37,25 @@ from ..search.oneshot import SupernetTrainer, child_params, load_weights, load_w
 from ..search.space import SearchSpace
 from ..search.supernet import parse_recipe, SuperNet, recalibrate_batch_norm
 from .datasets import CheckedDatasetMapper, ensure_registered, register_image_ids
+from .recipes import DETECTION_CHILD, DETECTION_CONFIG, SHAPES
 from .train import ImageIdCOCOEvaluator, _has_compiled_ops, get_config
 
-SHAPES = dict(train=400, val=80)
+METRICS = ("AP50", "AP")
+CHILD_DEFAULTS = DETECTION_CHILD
+
+
+def check(cfg) -> None:
+    """The settings a detection search can run (the task table's ``check``)."""
+    if cfg.method != "oneshot":
+        raise SearchError("--task detection needs --method oneshot (a detector per child is beyond any budget "
+                          "this search runs at)")
+    if cfg.child.dataset != "shapes" and parse_spec(cfg.child.dataset).kind not in ("voc", "coco"):
+        raise SearchError(f"--task detection takes --dataset shapes, voc:ROOT or coco:DIR:JSON, "
+                          f"got {cfg.child.dataset!r}")
+    if cfg.child.img_size is None or cfg.child.img_size < 32:
+        raise SearchError(f"--task detection needs --child-img-size of at least 32, got {cfg.child.img_size}")
+    if cfg.oneshot.metric not in METRICS:
+        raise SearchError(f"oneshot metric must be one of {', '.join(METRICS)}, got {cfg.oneshot.metric!r}")
 
 
 class SupernetBackbone(Backbone):
@@ -200,3 +215,8 @@ def detection_evaluator(genotype_dict: dict, settings: dict) -> dict:
     reward = 0.0 if value != value else value / 100.0  # COCOeval's NaN: no detections at all
     return {"reward": reward, **metrics, "params": child_params(_bottom_up(model).supernet, genotype),
             "seconds": time.perf_counter() - start}
+
+
+# the task table's entries (nasnet_det.search.tasks)
+SUPERNET = DetectionSupernet
+evaluate = detection_evaluator

@@ -1,6 +1,7 @@
 """Training and evaluation with Detectron2's engine: DefaultTrainer, COCOEvaluator, launch.
 
-``tools/train_net.py`` is the command line; everything it does lives here, where tests reach it.
+The pieces the command line (:mod:`nasnet_det.commands.train_net`, ``tools/train_net.py``) and the
+demo put together: config loading, the checking checkpointer, the evaluator and the trainer.
 """
 from __future__ import annotations
 
@@ -11,14 +12,13 @@ from typing import List, Optional
 
 from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.config import CfgNode, get_cfg
-from detectron2.engine import DefaultTrainer, HookBase, default_argument_parser, default_setup
+from detectron2.engine import DefaultTrainer, HookBase
 from detectron2.evaluation import COCOEvaluator
 from detectron2.data import MetadataCatalog
 from detectron2.utils import comm
-from detectron2.utils.logger import setup_logger
 
-from .. import genotypes, model_zoo
-from ..cli import one_line_errors
+from .. import genotypes
+from ..config_files import get_config_file, list_configs
 from ..errors import CheckpointError, ConfigError, one_line
 from ..io import torch_save, write_json, write_text
 from ..modeling.nasnet import CellRunner, CellStack, NASNet, resolve
@@ -29,15 +29,15 @@ from .datasets import CheckedDatasetMapper, register_cfg_datasets
 logger = logging.getLogger("nasnet_det")
 
 def shipped_configs() -> List[str]:
-    return model_zoo.list_configs()
+    return list_configs()
 
 
 def resolve_config(name: str) -> str:
     """A path, or the name of a shipped config (:mod:`nasnet_det.model_zoo`)."""
     if os.path.isfile(name):
         return name
-    if name in model_zoo.list_configs():
-        return model_zoo.get_config_file(name)
+    if name in list_configs():
+        return get_config_file(name)
     raise ConfigError(f"config file not found: {name!r} (not a path, nor a shipped config: "
                       f"{', '.join(shipped_configs())})")
 
@@ -298,42 +298,3 @@ def write_eval_results(cfg, results) -> Optional[str]:
     write_json(path, results)
     logger.info("evaluation results written to %s", path)
     return path
-
-
-def argument_parser():
-    parser = one_line_errors(default_argument_parser())
-    parser.add_argument("--config", metavar="NAME",
-                        help="a config shipped in configs/ (e.g. nasnet_a_large_frcnn.yaml) or a path")
-    return parser
-
-
-def setup(args) -> CfgNode:
-    if args.config and args.config_file:
-        raise ConfigError("give --config or --config-file, not both")
-    if not (args.config or args.config_file):
-        raise ConfigError(f"no config: use --config NAME ({', '.join(shipped_configs())}) or --config-file PATH")
-    cfg = get_config(args.config or args.config_file, args.opts, register_datasets=False)
-    # the package's own log lines (e.g. NUM_CLASSES following the training set) go where Detectron2's go
-    setup_logger(cfg.OUTPUT_DIR or None, distributed_rank=comm.get_rank(), name="nasnet_det", abbrev_name="nd")
-    logging.getLogger("nasnet_det").propagate = True  # Detectron2 turns it off; pytest's caplog listens at the root
-    register_cfg_datasets(cfg)
-    cfg.freeze()
-    default_setup(cfg, args)  # logging, and OUTPUT_DIR/config.yaml so a run can be reproduced
-    return cfg
-
-
-def main(args):
-    """Train (``--resume`` to continue) or evaluate (``--eval-only``); returns the metrics."""
-    cfg = setup(args)
-    if args.eval_only:
-        if not cfg.MODEL.WEIGHTS and not (args.resume and os.path.isfile(os.path.join(cfg.OUTPUT_DIR, "last_checkpoint"))):
-            raise ConfigError("--eval-only needs weights to evaluate: give MODEL.WEIGHTS path/to/model_final.pth")
-        model = Trainer.build_model(cfg)
-        NASNetCheckpointer(model, cfg.OUTPUT_DIR, cfg=cfg, strict=True).resume_or_load(cfg.MODEL.WEIGHTS, resume=args.resume)
-        results = Trainer.test(cfg, model)
-    else:
-        trainer = Trainer(cfg)
-        trainer.resume_or_load(resume=args.resume)
-        results = trainer.train()
-    write_eval_results(cfg, results)
-    return results

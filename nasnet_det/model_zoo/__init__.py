@@ -6,34 +6,16 @@
     cfg = model_zoo.get_config("nasnet_a_mobile_fpn_frcnn.yaml")   # add_nasnet_config applied, _BASE_ merged
     model = detectron2.modeling.build_model(cfg)
 
-The repository keeps them in ``configs/`` (the layout Detectron2 users know); ``configs`` here links
-there, and a built wheel carries the files themselves, so an installed package finds them in any
-directory.
+The files themselves are found by :mod:`nasnet_det.config_files` (``configs`` here links to the
+repository's ``configs/``; a wheel carries copies).
 """
 from __future__ import annotations
 
-import os
 from typing import List, Optional
 
-from ..errors import ConfigError
+from ..config_files import CONFIG_DIR, get_config_file, list_configs
 
-CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
-
-
-def list_configs() -> List[str]:
-    """Names of the shipped configs (paths relative to the config folder), sorted."""
-    names = []
-    for root, _, files in os.walk(CONFIG_DIR, followlinks=True):
-        names += [os.path.relpath(os.path.join(root, f), CONFIG_DIR) for f in files if f.endswith(".yaml")]
-    return sorted(names)
-
-
-def get_config_file(name: str) -> str:
-    """The path of shipped config ``name`` (e.g. ``nasnet_a_large_frcnn.yaml``)."""
-    path = os.path.join(CONFIG_DIR, name)
-    if not name or not os.path.isfile(path):
-        raise ConfigError(f"{name!r} is not a shipped config; shipped: {', '.join(list_configs())}")
-    return path
+__all__ = ["CONFIG_DIR", "get_config", "get_config_file", "list_configs"]
 
 
 def get_config(name: str, opts: Optional[List[str]] = None, register_datasets: bool = False):

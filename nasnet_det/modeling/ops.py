@@ -1,7 +1,8 @@
 """The ops of the NASNet search space as modules, with TF 'SAME' padding.
 
-:data:`OPS` is the op table: op name -> constructor. It is the genotype vocabulary too
-(:data:`nasnet_det.genotypes.OPS` is its keys), so a new op is one line there.
+:data:`OPS` is the op table: op name -> constructor, for exactly the names of the genotype
+vocabulary (:data:`nasnet_det.genotypes.OPS`, checked at import); a new op is one
+:func:`register_op` call.
 
 Conventions shared with :mod:`.cell`:
 
@@ -27,6 +28,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .. import genotypes
 from ..errors import ConfigError
 from .fast_cpu import avg_pool_same, depthwise_conv2d, pointwise_conv2d
 
@@ -258,6 +260,17 @@ OPS: Dict[str, Callable[[int, int, int, str], nn.Module]] = {
     "sep_conv_7x7": lambda c_in, c, stride, pad: SeparableConv(c_in, c, 7, stride),
     "dil_conv_5x5": lambda c_in, c, stride, pad: SeparableConv(c_in, c, 5, stride, repeats=1, dilation=2),  # DARTS
 }
+
+
+if tuple(OPS) != genotypes.OPS:  # the table builds exactly the vocabulary genotypes may name
+    raise ImportError(f"the op table {tuple(OPS)} and the genotype vocabulary {genotypes.OPS} differ")
+
+
+def register_op(name: str, constructor: Callable[[int, int, int, str], nn.Module]) -> None:
+    """A new op: ``constructor(in_channels, channels, stride, avg_pool_pad) -> module`` under ``name``,
+    in the table and in the genotype vocabulary."""
+    OPS[name] = constructor
+    genotypes.add_op_name(name)
 
 
 def build_op(name: str, in_channels: int, channels: int, stride: int,

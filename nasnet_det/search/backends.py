@@ -1,7 +1,7 @@
 """Where children run: a pool of local processes, or Ray tasks, behind one protocol.
 
 A backend takes ``submit(child_id, args)`` calls, where ``args`` are those of
-:func:`nasnet_det.search.runner.run_evaluation`, and reports with ``wait()``: a list of
+:func:`nasnet_det.search.evaluators.run_evaluation`, and reports with ``wait()``: a list of
 ``(child_id, kind, payload)``, ``kind`` being ``ok`` (payload: the evaluator's result), ``error``
 (the child raised: payload is the message) or ``lost`` (its worker or node died: re-queue it).
 
@@ -22,6 +22,7 @@ import time
 from typing import Dict, List, Optional, Protocol, Tuple
 
 from ..errors import SearchError
+from .evaluators import run_evaluation
 
 Outcome = Tuple[int, str, object]  # (child id, "ok" / "error" / "lost", payload)
 
@@ -51,8 +52,6 @@ def build_backend(name: str, workers: int, ray_address: Optional[str] = None, gp
 
 
 def _run_evaluation(*args):
-    from .runner import run_evaluation  # imported in the worker: the runner imports this module
-
     return run_evaluation(*args)
 
 

@@ -46,11 +46,6 @@ class ChildConfig:
                               f"in [0, 1): got {self.lr}, {self.stem_multiplier}, {self.weight_decay}, {self.momentum}")
 
 
-# --task detection: the detection supernet at the demo detector's size (3 cells, 128 px images), where
-# the command line is silent
-DETECTION_CHILD = dict(img_size=128, num_cells=3, stem_multiplier=1.0, batch_size=4, lr=0.02)
-
-
 def child_options(cfg: ChildConfig, num_classes: int, img_size: int) -> dict:
     """The :class:`~nasnet_det.modeling.nasnet.NASNetConfig` fields of every child (and of the
     one-shot supernet, which holds them all)."""

@@ -41,7 +41,6 @@ from .child import ChildConfig, child_data, child_options, held_out_accuracy
 from .space import SearchSpace, step_seed
 from .supernet import SuperNet, parse_recipe, recalibrate_batch_norm
 
-METRICS = ("AP50", "AP")
 SAMPLING = ("uniform", "fair")
 
 
@@ -54,7 +53,7 @@ class OneShotConfig:
     round_children: int = 20  # children scored per round (ppo's default update batch)
     round_lr: float = 0.1  # the rounds' learning rate, as a fraction of child.lr (where the warm-up ends)
     calibration_batches: int = 2  # training batches that re-estimate a child's BN statistics
-    metric: str = "AP50"  # detection reward
+    metric: str = "AP50"  # the reward's metric, where the task has several (detection: AP50 or AP)
     share_inputs: bool = False  # a block's candidate ops on block outputs share weights (ENAS: one set per input)
     recipe: str = "all"  # the supernet's initialisation (supernet.RECIPE): all, none or a comma list of parts
     sampling: str = "uniform"  # warm-up paths: uniform (SPOS) or fair (FairNAS: every op once per step)
@@ -67,8 +66,6 @@ class OneShotConfig:
         parse_recipe(self.recipe)
         if self.sampling not in SAMPLING:
             raise SearchError(f"oneshot sampling must be one of {', '.join(SAMPLING)}, got {self.sampling!r}")
-        if self.metric not in METRICS:
-            raise SearchError(f"oneshot metric must be one of {', '.join(METRICS)}, got {self.metric!r}")
 
     def steps_per_round(self, strategy: str, steps_per_epoch: int) -> int:
         if self.round_steps is not None:
@@ -425,12 +422,27 @@ def _scoring_state(settings: dict):
 def oneshot_evaluator(genotype_dict: dict, settings: dict) -> dict:
     """A child's reward with inherited weights (classification; detection in its own module)."""
     torch.set_num_threads(max(1, settings["child"]["threads"]))
-    if settings.get("task", "classification") == "detection":
-        from ..detection.oneshot import detection_evaluator
+    task = settings.get("task", "classification")
+    if task != "classification":
+        from .tasks import load_task
 
-        return detection_evaluator(genotype_dict, settings)
+        return load_task(task).evaluate(genotype_dict, settings)
     start = time.perf_counter()
     net, data, calibration = _scoring_state(settings)
     genotype = genotypes.Genotype.from_dict(genotype_dict)
     reward = score_child(net, genotype, data, calibration)
     return {"reward": reward, "params": child_params(net, genotype), "seconds": time.perf_counter() - start}
+
+
+# the task table's entries (nasnet_det.search.tasks): classification is this module
+SUPERNET = ClassificationSupernet
+evaluate = oneshot_evaluator
+CHILD_DEFAULTS: dict = {}
+METRICS: tuple = ()  # one reward: held-out accuracy
+
+
+def check(cfg) -> None:
+    """Classification has one reward, so no ``--oneshot-metric`` (its dataset is checked by the search)."""
+    if cfg.oneshot.metric != OneShotConfig.metric:
+        raise SearchError(f"--oneshot-metric {cfg.oneshot.metric!r}: classification has one reward (held-out "
+                          "accuracy); the metric is for tasks with several (--task detection: AP50 or AP)")

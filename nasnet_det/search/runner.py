@@ -25,28 +25,28 @@ Failures:
 """
 from __future__ import annotations
 
-import importlib
 import inspect
 import json
 import logging
 import os
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import torch
 
 from .. import genotypes
 from ..data import check_spec
-from ..data.specs import parse_spec
 from ..errors import SearchError, require_ints
 from ..io import tensorboard_writer, torch_save, write_json
 from .backends import build_backend
+from .evaluators import resolve_evaluator
 from .child import ChildConfig
 from .oneshot import OneShotConfig
 from .supernet import check_shareable
 from .space import SearchSpace
-from .strategies import STRATEGIES, build_strategy, sep_conv_fraction
+from .tasks import TASKS as TASK_MODULES, load_task
+from .strategies import STRATEGIES, build_strategy
 from .report import plot_search_curve, write_report
 from .trials import TrialLog
 
@@ -93,15 +93,7 @@ class SearchConfig:
             raise SearchError(f"unknown task {self.task!r}; use one of {', '.join(TASKS)}")
         if self.method == "oneshot":
             check_shareable(self.combines)
-        if self.task == "detection":
-            if self.method != "oneshot":
-                raise SearchError("--task detection needs --method oneshot (a detector per child is beyond any budget "
-                                  "this search runs at)")
-            if self.child.dataset != "shapes" and parse_spec(self.child.dataset).kind not in ("voc", "coco"):
-                raise SearchError(f"--task detection takes --dataset shapes, voc:ROOT or coco:DIR:JSON, "
-                                  f"got {self.child.dataset!r}")
-            if self.child.img_size is None or self.child.img_size < 32:
-                raise SearchError(f"--task detection needs --child-img-size of at least 32, got {self.child.img_size}")
+        load_task(self.task).check(self)
         require_ints(self, dict(budget=1, workers=1, retries=0, top_k=1, num_blocks=1), SearchError)
         if self.gpus_per_child < 0 or self.synthetic_seconds < 0:
             raise SearchError("gpus_per_child and synthetic_seconds cannot be negative")
@@ -125,7 +117,7 @@ class SearchConfig:
 
 BACKENDS = ("local", "ray")
 METHODS = ("per-child", "oneshot")
-TASKS = ("classification", "detection")
+TASKS = tuple(TASK_MODULES)
 # Settings that a resumed search may change: how much work, and how it is run. Any other setting
 # changes what a reward means, and rewards of two settings must not be ranked together.
 RESUMABLE = ("budget", "workers", "backend", "ray_address", "gpus_per_child", "out", "progress", "top_k",
@@ -143,52 +135,6 @@ def config_differences(stored: dict, current: dict, prefix: str = "") -> list:
         elif name not in RESUMABLE and a != b:
             diffs.append(f"{name} {a!r} -> {b!r}")
     return diffs
-
-
-# ------------------------------------------------------------------------------------------------
-# Evaluators (run inside workers; module-level so they can be pickled by reference)
-
-def synthetic_evaluator(genotype_dict: dict, settings: dict) -> dict:
-    """A cheap pretend reward (the fraction of separable convs), after ``synthetic_seconds``."""
-    start = time.perf_counter()
-    time.sleep(settings.get("synthetic_seconds", 0.0))
-    reward = sep_conv_fraction(genotypes.Genotype.from_dict(genotype_dict))
-    return {"reward": reward, "seconds": time.perf_counter() - start}
-
-
-def training_evaluator(genotype_dict: dict, settings: dict) -> dict:
-    """The paper's reward: held-out accuracy of the child trained as ``settings["child"]`` says."""
-    from .child import train_child
-    return train_child(genotype_dict, ChildConfig(**settings["child"]))
-
-
-def resolve_evaluator(name: str) -> Callable[[dict, dict], dict]:
-    if name == "train":
-        return training_evaluator
-    if name == "synthetic":
-        return synthetic_evaluator
-    module, _, function = name.partition(":")
-    try:
-        return getattr(importlib.import_module(module), function)
-    except (ImportError, AttributeError, ValueError) as e:
-        raise SearchError(f"evaluator {name!r}: expected train, synthetic or module:function ({e})") from None
-
-
-def run_evaluation(evaluator: str, genotype_dict: dict, settings: dict) -> dict:
-    """Score one child in a worker. An evaluator is ``f(genotype_dict, settings)`` returning
-    ``{"reward": float, ...}``; ``settings`` is the search's configuration (``search.json``).
-    The ``train`` evaluator of ``--method oneshot`` scores with the supernet's weights."""
-    if evaluator == "train" and settings.get("method") == "oneshot":
-        from .oneshot import oneshot_evaluator
-
-        evaluator_fn = oneshot_evaluator
-    else:
-        evaluator_fn = resolve_evaluator(evaluator)
-    result = evaluator_fn(genotype_dict, settings)
-    reward = float(result["reward"])
-    if reward != reward:  # NaN
-        raise FloatingPointError("reward is NaN")
-    return {**result, "reward": reward}
 
 
 # ------------------------------------------------------------------------------------------------
@@ -436,13 +382,7 @@ def _build_strategy(cfg: SearchConfig, space: SearchSpace):
 
 def build_supernet_trainer(cfg: SearchConfig, space: SearchSpace):
     """The supernet of a one-shot search, for its task (loads ``supernet.pt`` where there is one)."""
-    if cfg.task == "detection":
-        from ..detection.oneshot import DetectionSupernet
-
-        return DetectionSupernet(cfg, space, progress=cfg.progress)
-    from .oneshot import ClassificationSupernet
-
-    return ClassificationSupernet(cfg, space, progress=cfg.progress)
+    return load_task(cfg.task).SUPERNET(cfg, space, progress=cfg.progress)
 
 
 def run_search(cfg: SearchConfig, resume: bool = False) -> List[dict]:

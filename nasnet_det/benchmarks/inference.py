@@ -13,8 +13,9 @@ from typing import Callable, Dict, Optional
 
 import torch
 
-from ..benchmarks.timing import BenchConfig, write_results
-from .export import export_detector_onnx, export_onnx, export_torchscript, onnx_session
+from .timing import BenchConfig, write_results
+
+from ..detection.export import export_detector_onnx, export_onnx, export_torchscript, onnx_session
 
 
 def _time_alternately(runners: Dict[str, Callable[[], object]], iters: int, warmup: int) -> Dict[str, float]:
@@ -64,8 +65,8 @@ def benchmark_inference(height: int = 320, width: int = 480, iters: int = 5, war
     from detectron2.modeling import build_model
 
     from .. import model_zoo
-    from ..benchmarks.backbone import build_ours_nasnet_a_large, build_timm_nasnetalarge
-    from ..benchmarks.pretrain import build_cadene_nasnetamobile, build_ours_nasnet_a_mobile
+    from .backbone import build_ours_nasnet_a_large, build_timm_nasnetalarge
+    from .pretrain import build_cadene_nasnetamobile, build_ours_nasnet_a_mobile
 
     cfg = model_zoo.get_config(config, ["MODEL.DEVICE", "cpu"])
     torch.manual_seed(0)

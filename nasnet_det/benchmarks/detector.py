@@ -13,8 +13,8 @@ from detectron2.modeling.backbone.fpn import FPN, LastLevelMaxPool
 from detectron2.structures import Boxes, Instances
 from detectron2.utils.events import EventStorage
 
-from ..benchmarks.timing import BenchConfig, autocast, compare, write_results
-from .train import get_config
+from ..detection.train import get_config
+from .timing import BenchConfig, autocast, compare, write_results
 
 
 class TimmFeaturesBackbone(Backbone):

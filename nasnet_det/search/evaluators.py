@@ -1,0 +1,63 @@
+"""Evaluators: how a child is scored, run inside the search's workers (module-level functions, so
+local processes and Ray tasks reach them by reference).
+
+An evaluator is ``f(genotype_dict, settings) -> {"reward": float, ...}``, ``settings`` being the
+search's configuration (``search.json``). ``--evaluator`` names one: ``train`` (the paper's reward,
+or with ``--method oneshot`` the supernet's score through the task table, :mod:`.tasks`),
+``synthetic`` (a cheap pretend reward, for tests and driver benchmarks), or ``module:function``.
+"""
+from __future__ import annotations
+
+import importlib
+import time
+from typing import Callable
+
+from .. import genotypes
+from ..errors import SearchError
+from .child import ChildConfig, train_child
+from .strategies import sep_conv_fraction
+
+
+
+def synthetic_evaluator(genotype_dict: dict, settings: dict) -> dict:
+    """A cheap pretend reward (the fraction of separable convs), after ``synthetic_seconds``."""
+    start = time.perf_counter()
+    time.sleep(settings.get("synthetic_seconds", 0.0))
+    reward = sep_conv_fraction(genotypes.Genotype.from_dict(genotype_dict))
+    return {"reward": reward, "seconds": time.perf_counter() - start}
+
+
+def training_evaluator(genotype_dict: dict, settings: dict) -> dict:
+    """The paper's reward: held-out accuracy of the child trained as ``settings["child"]`` says."""
+    return train_child(genotype_dict, ChildConfig(**settings["child"]))
+
+
+def resolve_evaluator(name: str) -> Callable[[dict, dict], dict]:
+    if name == "train":
+        return training_evaluator
+    if name == "synthetic":
+        return synthetic_evaluator
+    module, _, function = name.partition(":")
+    try:
+        return getattr(importlib.import_module(module), function)
+    except (ImportError, AttributeError, ValueError) as e:
+        raise SearchError(f"evaluator {name!r}: expected train, synthetic or module:function ({e})") from None
+
+
+def run_evaluation(evaluator: str, genotype_dict: dict, settings: dict) -> dict:
+    """Score one child in a worker. An evaluator is ``f(genotype_dict, settings)`` returning
+    ``{"reward": float, ...}``; ``settings`` is the search's configuration (``search.json``).
+    The ``train`` evaluator of ``--method oneshot`` scores with the supernet's weights."""
+    if evaluator == "train" and settings.get("method") == "oneshot":
+        from .oneshot import oneshot_evaluator
+
+        evaluator_fn = oneshot_evaluator
+    else:
+        evaluator_fn = resolve_evaluator(evaluator)
+    result = evaluator_fn(genotype_dict, settings)
+    reward = float(result["reward"])
+    if reward != reward:  # NaN
+        raise FloatingPointError("reward is NaN")
+    return {**result, "reward": reward}
+
+
