@@ -94,7 +94,11 @@ def test_demo_pipeline_with_a_tiny_budget(tmp_path):
     report = open(os.path.join(out, "report.md")).read()
     assert "cell_normal.png" in report and "AP50" in report
     assert set(result["metrics"]["shapes"]["bbox"]) == set(bbox)
-    assert all(math.isfinite(bbox[k]) and 0 <= bbox[k] <= 100 for k in ("AP", "AP50", "AP75"))
+    # a 6-iteration detector may find nothing (COCOeval's NaN, written as null): what is determined is
+    # that each value is a percentage or NaN, and that the JSON holds exactly what the run returned
+    returned = result["metrics"]["shapes"]["bbox"]
+    for k in ("AP", "AP50", "AP75"):
+        assert (math.isnan(returned[k]) and bbox[k] is None) or (0 <= returned[k] <= 100 and bbox[k] == returned[k])
 
     # an interrupted run continues: finished stages are kept, detection restarts from its checkpoint
     trials = open(os.path.join(out, "search", "trials.jsonl")).read()
