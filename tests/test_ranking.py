@@ -229,3 +229,17 @@ def test_ground_truth_generation_resumes_without_retraining(tmp_path):
     after = (tmp_path / "gt" / "runs.jsonl").read_text().splitlines()
     assert after[:6] == runs[:6] and len(after) == 8
     assert assemble(truth_cells(4, 1), [json.loads(line) for line in after], (0, 1))[3]["id"] == 3
+
+
+def test_a_search_scores_children_with_a_zero_cost_method_without_training(tmp_path):
+    from nasnet_det.modeling import build_nasnet
+    from nasnet_det.search.child import ChildConfig, child_options
+    from nasnet_det.search.runner import SearchConfig, run_search
+
+    child = ChildConfig(img_size=8, num_cells=3, num_conv_filters=4)
+    done = run_search(SearchConfig(strategy="random", method="params", budget=3, workers=1, out=str(tmp_path / "s"),
+                                   progress=False, child=child))
+    assert len(done) == 3
+    for trial in done:
+        net = build_nasnet(genotypes.Genotype.from_dict(trial["genotype"]), **child_options(child, 10, 8))
+        assert trial["reward"] == sum(p.numel() for p in net.parameters())

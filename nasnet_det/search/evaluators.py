@@ -44,14 +44,34 @@ def resolve_evaluator(name: str) -> Callable[[dict, dict], dict]:
         raise SearchError(f"evaluator {name!r}: expected train, synthetic or module:function ({e})") from None
 
 
+# --method NAME scores children with one of these instead of training them (nasnet_det.search.ranking)
+PROXY_METHODS = ("params", "flops", "synflow", "naswot", "jacob_cov", "snip", "grad_norm")
+_SCORERS: dict = {}  # per worker: (method, child settings) -> its scorer (which keeps the proxies' minibatch)
+
+
+def proxy_evaluator(genotype_dict: dict, settings: dict) -> dict:
+    """A child's reward without training: a zero-cost proxy or a size baseline of :mod:`.ranking`."""
+    from .ranking import RankConfig, Scorer
+
+    key = (settings["method"], tuple(sorted(settings["child"].items())))
+    if key not in _SCORERS:
+        _SCORERS.clear()
+        _SCORERS[key] = Scorer(RankConfig(settings["method"], ChildConfig(**settings["child"])))
+    result = _SCORERS[key](genotypes.Genotype.from_dict(genotype_dict))
+    return {"reward": result["score"], "seconds": result["seconds"]}
+
+
 def run_evaluation(evaluator: str, genotype_dict: dict, settings: dict) -> dict:
     """Score one child in a worker. An evaluator is ``f(genotype_dict, settings)`` returning
     ``{"reward": float, ...}``; ``settings`` is the search's configuration (``search.json``).
     The ``train`` evaluator of ``--method oneshot`` scores with the supernet's weights."""
-    if evaluator == "train" and settings.get("method") == "oneshot":
+    method = settings.get("method", "per-child")
+    if evaluator == "train" and method == "oneshot":
         from .oneshot import oneshot_evaluator
 
         evaluator_fn = oneshot_evaluator
+    elif evaluator == "train" and method in PROXY_METHODS:
+        evaluator_fn = proxy_evaluator
     else:
         evaluator_fn = resolve_evaluator(evaluator)
     result = evaluator_fn(genotype_dict, settings)

@@ -40,7 +40,7 @@ from ..data import check_spec
 from ..errors import SearchError, require_ints
 from ..io import tensorboard_writer, torch_save, write_json
 from .backends import build_backend
-from .evaluators import resolve_evaluator
+from .evaluators import PROXY_METHODS, resolve_evaluator
 from .child import ChildConfig
 from .oneshot import OneShotConfig
 from .supernet import check_shareable
@@ -60,7 +60,9 @@ class SearchConfig:
     """Everything a search is run with; ``search.json`` holds it (:meth:`to_dict`)."""
 
     strategy: str = "ppo"
-    method: str = "per-child"  # "per-child" (each child trained on its own) or "oneshot" (shared weights)
+    # "per-child" (each child trained on its own), "oneshot" (shared weights), or a zero-cost method
+    # (evaluators.PROXY_METHODS: params, flops, synflow, ...) that scores children without training
+    method: str = "per-child"
     task: str = "classification"  # the reward: "classification" accuracy or "detection" AP (oneshot)
     budget: int = 20
     workers: int = 2
@@ -116,7 +118,7 @@ class SearchConfig:
 
 
 BACKENDS = ("local", "ray")
-METHODS = ("per-child", "oneshot")
+METHODS = ("per-child", "oneshot") + PROXY_METHODS
 TASKS = tuple(TASK_MODULES)
 # Settings that a resumed search may change: how much work, and how it is run. Any other setting
 # changes what a reward means, and rewards of two settings must not be ranked together.
