@@ -13,10 +13,11 @@ setup(
                             "coco_minival_tf_ids.txt"],
     },
     entry_points={"console_scripts": ["nasnet-det = nasnet_det.commands:run"]},
-    python_requires=">=3.9",
+    # torch 2.4: torch.is_autocast_enabled(device_type) and torch.compiler.is_compiling (the fast CPU paths' checks)
+    python_requires=">=3.10",
     install_requires=[
-        "torch>=2.1",
-        "torchvision",
+        "torch>=2.4",
+        "torchvision>=0.19",
         "timm>=1.0",
         "fvcore",
         "iopath",
@@ -27,7 +28,7 @@ setup(
         "Pillow",
         "PyYAML",
         "scikit-learn",
-        "scipy",  # Kendall tau of the one-shot benchmark
+        "scipy",  # Kendall tau and Spearman rho of the ranking tools
         "tensorboard",
         "opencv-python-headless",  # Detectron2's Visualizer (the demo's detections.png)
     ],

@@ -20,6 +20,8 @@ from detectron2.modeling import build_model
 model = build_model(cfg)
 from nasnet_det.demo import DEFAULT_RACCOON
 assert DEFAULT_RACCOON.startswith(sys.argv[1]) and len(os.listdir(os.path.join(DEFAULT_RACCOON, "images"))) == 200
+from nasnet_det.benchmarks.ground_truth import CELLS
+assert CELLS.startswith(sys.argv[1]) and sum(1 for _ in open(CELLS)) >= 150
 print(type(model.backbone.bottom_up.net).__name__, len(names))
 """
 
@@ -34,6 +36,7 @@ def test_the_wheel_works_from_another_directory(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     assert "nasnet_det/model_zoo/configs/nasnet_a_large_frcnn.yaml" in names
     assert "nasnet_det/data/raccoon/LICENSE" in names and "nasnet_det/data/coco_minival_tf_ids.txt" in names
+    assert "nasnet_det/benchmarks/ground_truth/cells.jsonl" in names
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), str(wheel)],
                    check=True, capture_output=True, timeout=600)
     env = {**os.environ, "PYTHONPATH": str(target), "PYTHONWARNINGS": "ignore"}
@@ -44,3 +47,17 @@ def test_the_wheel_works_from_another_directory(tmp_path):
     script = subprocess.run([str(target / "bin" / "nasnet-det"), "search", "--budget", "0"], cwd=elsewhere, env=env,
                             capture_output=True, text=True, timeout=300)
     assert script.returncode == 1 and script.stderr.strip() == "error: budget must be an integer of at least 1, got 0"
+
+
+def test_the_declared_lower_bounds_have_the_apis_the_code_calls():
+    import re
+
+    import torch
+
+    setup = open(os.path.join(ROOT, "setup.py")).read()
+    assert 'python_requires=">=3.10"' in setup and sys.version_info >= (3, 10)
+    low = tuple(int(v) for v in re.search(r'"torch>=(\d+)\.(\d+)"', setup).groups())
+    assert low >= (2, 4)  # what the calls below need; the installed torch is at least that
+    assert tuple(int(v) for v in torch.__version__.split(".")[:2]) >= low
+    assert torch.is_autocast_enabled("cpu") is False  # the device_type form (torch 2.4)
+    assert torch.compiler.is_compiling() is False  # (torch 2.3)

@@ -102,14 +102,28 @@ def main(argv=None):
     ranking.add_argument("--stride", type=int, default=5, help="per-child budgets score every N-th cell")
     ranking.add_argument("--supernet-epochs", type=int, default=45)
     ranking.add_argument("--wall", type=float, default=600.0, help="seconds of the equal-time search comparison")
+    ranking.add_argument("--variants", nargs="+", metavar="RECIPE/SAMPLING",
+                         help="supernet variants (default: none/uniform all/uniform all/fair); RECIPE is all, none "
+                              "or a +-joined list of supernet.RECIPE parts, SAMPLING uniform or fair")
     ranking.add_argument("--quick", action="store_true", help="tiny sizes: checks the command, measures nothing")
     args = parser.parse_args(argv)
     if args.what == "ranking":
         from ..benchmarks.ranking import benchmark_ranking
         if args.stride < 1 or args.supernet_epochs < 1 or not args.wall > 0:
             parser.error("--stride and --supernet-epochs must be positive integers and --wall positive")
-        benchmark_ranking(args.out, args.truth, args.stride, args.supernet_epochs, wall=args.wall, parts=args.parts,
-                          quick=args.quick)
+        from ..benchmarks.ranking import VARIANTS
+        from ..search.oneshot import SAMPLING
+        from ..search.supernet import parse_recipe
+        variants = VARIANTS
+        if args.variants:
+            variants = tuple(tuple(v.split("/", 1)) for v in args.variants)
+            for v in variants:
+                if len(v) != 2 or v[1] not in SAMPLING:
+                    parser.error(f"--variants: expected RECIPE/SAMPLING with SAMPLING in {SAMPLING}, got {'/'.join(v)!r}")
+                parse_recipe(v[0].replace("+", ","))
+            variants = tuple((r.replace("+", ","), s) for r, s in variants)
+        benchmark_ranking(args.out, args.truth, args.stride, args.supernet_epochs, variants=variants, wall=args.wall,
+                          parts=args.parts, quick=args.quick)
         return None
     if args.what == "ground-truth":
         from ..benchmarks.truth import generate
