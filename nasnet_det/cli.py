@@ -27,12 +27,39 @@ def one_line_errors(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(BaseException):
+    """SIGTERM (what a cluster scheduler sends), raised in the main thread like Ctrl-C's KeyboardInterrupt."""
+
+
+def _terminate(signum, frame):
+    raise Terminated()
+
+
 def run(main: Callable[[Optional[Sequence[str]]], object], argv: Optional[Sequence[str]] = None):
-    """Call ``main(argv)``; a :class:`UserError` becomes ``error: <message>`` on stderr and exit 1."""
+    """Call ``main(argv)``; a :class:`UserError` becomes ``error: <message>`` on stderr and exit 1.
+
+    Ctrl-C (SIGINT) and SIGTERM stop the tool where it is: every file it writes is written
+    atomically, so the last checkpoint, trial log and state are intact. One line says so and how
+    to continue, and the exit status is 130 / 143 (128 + the signal), as a shell reports them.
+    """
+    import signal
+
+    try:
+        previous = signal.signal(signal.SIGTERM, _terminate)
+    except ValueError:  # not the main thread
+        previous = None
     try:
         return main(argv)
     except UserError as e:
         sys.exit(f"error: {one_line(e)}")
+    except (KeyboardInterrupt, Terminated) as e:
+        name, code = ("SIGTERM", 143) if isinstance(e, Terminated) else ("SIGINT", 130)
+        print(f"stopped by {name}: what was saved is intact; run the same command with --resume to continue",
+              file=sys.stderr)
+        sys.exit(code)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def add_dataclass_options(parser: argparse.ArgumentParser, cls, prefix: str = "", skip: Iterable[str] = (),

@@ -27,6 +27,7 @@ def list_configs() -> List[str]:
 def get_config_file(name: str) -> str:
     """The path of shipped config ``name`` (e.g. ``nasnet_a_large_frcnn.yaml``)."""
     path = os.path.join(CONFIG_DIR, name)
-    if not name or not os.path.isfile(path):
+    # names resolve inside the zoo only: '/etc/hostname' or '../Makefile' is not a shipped config
+    if not name or name not in list_configs() or not os.path.isfile(path):
         raise ConfigError(f"{name!r} is not a shipped config; shipped: {', '.join(list_configs())}")
     return path

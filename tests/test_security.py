@@ -51,3 +51,96 @@ def test_a_crafted_supernet_is_refused_without_running(tmp_path):
     with pytest.raises(SearchError, match="tensors and plain data only"):
         read_supernet(str(path))
     assert not (tmp_path / "ran").exists()
+
+
+def test_a_cifar_batch_loads_its_arrays_and_a_crafted_one_runs_nothing(tmp_path):
+    import pickle
+
+    import numpy as np
+
+    from nasnet_det.data.classification import cifar10
+    from nasnet_det.errors import DataError
+
+    good = tmp_path / "cifar"
+    good.mkdir()
+    rng = np.random.default_rng(0)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        with open(good / name, "wb") as f:
+            pickle.dump({"data": rng.integers(0, 255, (4, 3072), dtype=np.uint8), "labels": [0, 1, 2, 3],
+                         "batch_label": name, "filenames": [b"a.png"] * 4}, f)
+    data = cifar10(str(good), holdout=False)
+    assert len(data.train) == 20 and len(data.val) == 4
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    with open(bad / "data_batch_1", "wb") as f:
+        pickle.dump({"data": Payload(tmp_path / "ran")}, f)
+    with pytest.raises(DataError, match="not part of the CIFAR-10 format"):
+        cifar10(str(bad))
+    assert not (tmp_path / "ran").exists()
+
+
+def test_a_stored_foreign_evaluator_is_not_imported_on_resume(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    from nasnet_det.search.runner import SearchConfig
+
+    out = tmp_path / "run"
+    out.mkdir()
+    (tmp_path / "evil.py").write_text(f"open({str(tmp_path / 'ran')!r}, 'w').close()\ndef f(g, s): return {{'reward': 0}}\n")
+    cfg = SearchConfig(evaluator="evil:f", out=str(out)).to_dict()
+    (out / "search.json").write_text(json.dumps(cfg))
+    (out / "trials.jsonl").write_text("")
+    r = subprocess.run([sys.executable, "-m", "nasnet_det", "search", "--resume", "--out", str(out)], cwd=tmp_path,
+                       capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(tmp_path)})
+    assert r.returncode == 1 and "not one of ours" in r.stderr and "--evaluator evil:f" in r.stderr
+    assert not (tmp_path / "ran").exists()
+
+
+def test_shipped_config_names_resolve_inside_the_zoo_only():
+    from nasnet_det import model_zoo
+    from nasnet_det.errors import ConfigError
+
+    assert model_zoo.get_config_file("demo_fpn_cpu.yaml").endswith("demo_fpn_cpu.yaml")
+    for name in ("/etc/hostname", "../Makefile", "../../setup.py"):
+        with pytest.raises(ConfigError, match="not a shipped config"):
+            model_zoo.get_config_file(name)
+
+
+def test_pretraining_into_a_finished_run_without_resume_overwrites_nothing(tmp_path):
+    from nasnet_det.pretrain import PretrainConfig, train
+
+    out = tmp_path / "pt"
+    out.mkdir()
+    (out / "checkpoint.pth").write_bytes(b"earlier run")
+    cfg = PretrainConfig(genotype="nasnet_a", arch="1@192", stem="imagenet", stem_multiplier=1.0, data="digits",
+                         img_size=32, batch_size=32, workers=0, progress=False, epochs=1, out=str(out))
+    with pytest.raises(CheckpointError, match="use --resume"):
+        train(cfg)
+    assert (out / "checkpoint.pth").read_bytes() == b"earlier run"
+
+
+@pytest.mark.parametrize("signum,code", [(15, 143), (2, 130)])
+def test_sigterm_or_sigint_stops_a_search_in_one_line_and_resume_completes_it(tmp_path, signum, code):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from nasnet_det.search.trials import read_trials
+
+    out = str(tmp_path / "run")
+    cmd = [sys.executable, "-m", "nasnet_det", "search", "--strategy", "random", "--evaluator", "synthetic",
+           "--synthetic-seconds", "0.3", "--budget", "12", "--workers", "2", "--out", out, "--no-progress"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and len(read_trials(os.path.join(out, "trials.jsonl"))) < 3:
+        time.sleep(0.1)
+    proc.send_signal(signal.Signals(signum))
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == code
+    assert "Traceback" not in err and err.strip().splitlines()[-1].startswith(f"stopped by {signal.Signals(signum).name}")
+    done = subprocess.run(cmd + ["--resume"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert sorted(t["id"] for t in read_trials(os.path.join(out, "trials.jsonl")) if t["final"]) == list(range(12))

@@ -94,6 +94,10 @@ def config_from_args(args, given=None) -> SearchConfig:
         except (OSError, ValueError, KeyError, TypeError) as e:
             raise SearchError(f"cannot read the stored settings {stored_path}: {type(e).__name__}: {e}") from None
         given = set(a) if given is None else given
+        if stored.evaluator not in ("train", "synthetic") and "evaluator" not in given:
+            # importing a module named by a run folder handed to us would run its code
+            raise SearchError(f"{stored_path} names the evaluator {stored.evaluator!r}, which is not one of ours: "
+                              f"resume with --evaluator {stored.evaluator} to trust that module")
         fields = {k: a[k] for k in CONFIG_FIELDS if k in given}
         child = {f.name: a["child_" + f.name] for f in dataclasses.fields(ChildConfig)
                  if "child_" + f.name in given}

@@ -104,14 +104,28 @@ def noisy_digits(img_size: int = 12, augment: bool = True, seed: int = 0, copies
     return ClassificationData(train, TensorDataset(val, y.repeat(copies)), 10, img_size, "noisy-digits")
 
 
+class _CifarUnpickler(pickle.Unpickler):
+    """Admits only what CIFAR-10's python batches hold (numpy arrays, and the dicts, lists and
+    strings pickle builds without a class): a crafted batch file cannot run code."""
+
+    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+               ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"),
+               ("numpy._core.multiarray", "scalar")}
+
+    def find_class(self, module, name):
+        if (module, name) in self.ALLOWED:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"{module}.{name} is not part of the CIFAR-10 format")
+
+
 def _unpickle(path: str) -> dict:
     if not os.path.isfile(path):
         raise DataError(f"CIFAR-10 file not found: {path}")
     try:
         with open(path, "rb") as f:
-            return pickle.load(f, encoding="latin1")
-    except (pickle.UnpicklingError, EOFError, ValueError) as e:
-        raise DataError(f"corrupt CIFAR-10 file {path}: {e}") from None
+            return _CifarUnpickler(f, encoding="latin1").load()
+    except (pickle.UnpicklingError, EOFError, ValueError, AttributeError, ImportError) as e:
+        raise DataError(f"corrupt or foreign CIFAR-10 file {path}: {e}") from None
 
 
 def cifar10(path: str, img_size: int = 32, augment: bool = True, holdout: bool = True) -> ClassificationData:

@@ -310,6 +310,9 @@ def train(cfg: PretrainConfig, resume: bool = False,
 
     ``on_epoch_end(epoch, metrics)`` is called after each epoch's checkpoint is on disk.
     """
+    if not resume and os.path.isfile(os.path.join(cfg.out, "checkpoint.pth")):
+        raise CheckpointError(f"{cfg.out} already holds a pretraining run (checkpoint.pth): use --resume to continue "
+                              "it, or another --out (nothing was overwritten)")
     run = PretrainRun(cfg)
     start_epoch = run.resume() if resume else 0
     if _is_main():

@@ -75,6 +75,8 @@ def die_with_parent(parent_pid: int) -> None:
 
     if os.getppid() != parent_pid:
         os._exit(1)
+    # Ctrl-C reaches the whole process group: the search stops its workers itself (no traceback per worker)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
