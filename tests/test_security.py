@@ -144,3 +144,18 @@ def test_sigterm_or_sigint_stops_a_search_in_one_line_and_resume_completes_it(tm
     done = subprocess.run(cmd + ["--resume"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert sorted(t["id"] for t in read_trials(os.path.join(out, "trials.jsonl")) if t["final"]) == list(range(12))
+
+
+def test_pkl_weights_are_refused_unless_the_user_opts_in(tmp_path, monkeypatch):
+    import pickle
+
+    pytest.importorskip("detectron2")
+    from nasnet_det.detection.train import ALLOW_PICKLE, NASNetCheckpointer
+
+    path = tmp_path / "weights.pkl"
+    with open(path, "wb") as f:
+        pickle.dump({"model": Payload(tmp_path / "ran")}, f)
+    monkeypatch.delenv(ALLOW_PICKLE, raising=False)
+    with pytest.raises(CheckpointError, match="refusing a .pkl checkpoint .* --allow-pickle"):
+        NASNetCheckpointer(torch.nn.Linear(2, 2)).load(str(path))
+    assert not (tmp_path / "ran").exists()

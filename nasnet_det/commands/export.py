@@ -29,8 +29,12 @@ def main(argv=None):
     p.add_argument("--format", choices=FORMATS, required=True)
     p.add_argument("--output", required=True, metavar="DIR")
     p.add_argument("--sample-image", default=SAMPLE, help="the image to trace on (default: a shipped raccoon photo)")
+    p.add_argument("--allow-pickle", action="store_true",
+                   help="load .pkl weights (unpickling runs any code the file holds: trusted files only)")
     p.add_argument("opts", nargs=argparse.REMAINDER, metavar="KEY VALUE")
     args = p.parse_args(argv)
+    if getattr(args, "allow_pickle", False):
+        os.environ["NASNET_DET_ALLOW_PICKLE"] = "1"
     if bool(args.config) == bool(args.config_file):
         p.error("give --config NAME or --config-file PATH (one of them)")
     cfg = load_config(args.config or args.config_file, ["MODEL.DEVICE", "cpu"] + list(args.opts))  # traced on the CPU

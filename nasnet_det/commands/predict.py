@@ -10,6 +10,7 @@ reported in one line and skipped; the others are done (the exit status is then 1
 """
 import argparse
 import logging
+import os
 
 from .. import cli
 from ..detection.predict import RUNTIMES, Predictor, collect_inputs, load_config, predict, require_images
@@ -26,6 +27,8 @@ def main(argv=None):
     p.add_argument("--runtime", choices=RUNTIMES, default="eager")
     p.add_argument("--model-dir", metavar="DIR", help="with --runtime torchscript/onnxruntime: tools/export.py's --output")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--allow-pickle", action="store_true",
+                   help="load .pkl weights (unpickling runs any code the file holds: trusted files only)")
     p.add_argument("opts", nargs=argparse.REMAINDER, metavar="KEY VALUE", help="config overrides, e.g. MODEL.WEIGHTS x.pth")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
@@ -33,6 +36,10 @@ def main(argv=None):
         p.error("give --config NAME or --config-file PATH (one of them)")
     if args.batch_size < 1:
         p.error(f"--batch-size must be at least 1, got {args.batch_size}")
+    if not 0.0 <= args.confidence_threshold <= 1.0:  # also refuses nan
+        p.error(f"--confidence-threshold must be a score in [0, 1], got {args.confidence_threshold}")
+    if args.allow_pickle:
+        os.environ["NASNET_DET_ALLOW_PICKLE"] = "1"
     files, problems = collect_inputs(args.input)
     for problem in problems:
         print(f"error: {problem}", flush=True)

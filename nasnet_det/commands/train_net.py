@@ -16,7 +16,7 @@ from detectron2.utils.logger import setup_logger
 
 from .. import cli
 from ..detection.datasets import register_cfg_datasets
-from ..detection.train import NASNetCheckpointer, Trainer, get_config, shipped_configs, write_eval_results
+from ..detection.train import ALLOW_PICKLE, NASNetCheckpointer, Trainer, get_config, shipped_configs, write_eval_results
 from ..errors import ConfigError, UserError
 
 
@@ -24,6 +24,8 @@ def argument_parser():
     parser = cli.one_line_errors(default_argument_parser())
     parser.add_argument("--config", metavar="NAME",
                         help="a config shipped in configs/ (e.g. nasnet_a_large_frcnn.yaml) or a path")
+    parser.add_argument("--allow-pickle", action="store_true",
+                        help="load .pkl weights (unpickling runs any code the file holds: trusted files only)")
     return parser
 
 
@@ -43,6 +45,8 @@ def setup(args) -> CfgNode:
 
 
 def train(args):
+    if getattr(args, "allow_pickle", False):
+        os.environ[ALLOW_PICKLE] = "1"  # in the environment: launch's worker processes see it too
     """Train (``--resume`` to continue) or evaluate (``--eval-only``); returns the metrics."""
     cfg = setup(args)
     if args.eval_only:

@@ -125,6 +125,9 @@ def nasnet_state_keys(model) -> List[str]:
     return [k for k in model.state_dict() if k.startswith(prefixes)]
 
 
+ALLOW_PICKLE = "NASNET_DET_ALLOW_PICKLE"  # "1": .pkl weights are loaded (the tools' --allow-pickle sets it)
+
+
 class NASNetCheckpointer(DetectionCheckpointer):
     """DetectionCheckpointer that refuses weights that would leave the model silently wrong.
 
@@ -150,6 +153,10 @@ class NASNetCheckpointer(DetectionCheckpointer):
         return super().load(path, checkpointables)
 
     def _load_file(self, f):
+        if f.endswith(".pkl") and os.environ.get(ALLOW_PICKLE) != "1":
+            # Detectron2 reads .pkl weights with pickle.load, which runs whatever code the file holds
+            raise CheckpointError(f"{f}: refusing a .pkl checkpoint (unpickling runs code it may hold): convert it "
+                                  "to .pth, or pass --allow-pickle if you trust the file (docs/security.md)")
         try:
             return super()._load_file(f)
         except Exception as e:  # torch's unpickling advice is for trusted files; this is just not one
