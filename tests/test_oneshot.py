@@ -105,10 +105,17 @@ def test_oneshot_search_writes_the_outputs_and_its_rewards_are_the_supernets_sco
     assert len(done) == 4 and all(t["status"] == "ok" for t in done)
     for name in ("trials.jsonl", "genotype.json", "report.md", "search_curve.png", "supernet.pt", "search.json"):
         assert os.path.exists(os.path.join(cfg.out, name)), name
-    assert "method: oneshot" in open(os.path.join(cfg.out, "report.md")).read()
+    report = open(os.path.join(cfg.out, "report.md")).read()
+    assert "method: oneshot" in report
     # a reward is a function of the supernet's weights and the genotype: recompute it here
     trainer = ClassificationSupernet(cfg, SearchSpace())
     assert trainer.rounds == 1 and trainer.step == trainer.steps_per_epoch == 3
+    # the supernet's curve per epoch: its loss, and its probe paths' accuracy with the weights as saved
+    (entry,) = trainer.history
+    assert entry["epoch"] == 1 and entry["step"] == 3 and 0 < entry["loss"] < 10
+    probes = [SearchSpace().decode(SearchSpace().random_at(cfg.child.seed + 1, 10_000 + i)) for i in range(4)]
+    assert trainer.probe(probes) == pytest.approx(entry["inherited"], abs=1e-9)
+    assert f"| 1 | 3 | {entry['loss']:.4f} | {entry['inherited']:.4f} |" in report
     calibration = calibration_batches(trainer.data, cfg.child, cfg.oneshot.calibration_batches)
     for t in done[:2]:
         genotype = genotypes.Genotype.from_dict(t["genotype"])

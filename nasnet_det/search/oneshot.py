@@ -119,6 +119,9 @@ class SupernetTrainer:
         self.rounds = 0  # rounds finished (round 0: the warm-up epochs)
         self.round_step = 0  # steps of the current round
         self.seconds = 0.0  # training time so far
+        self.history: List[dict] = []  # per epoch: mean training loss, inherited accuracy of probe paths
+        self._epoch_losses: List[float] = []
+        self.board = None  # a TensorBoard writer, set by the search
         if os.path.exists(self.path):
             self.load()
         # torchrun: every process trains the same path on its share of each batch; rank 0 runs the
@@ -144,6 +147,10 @@ class SupernetTrainer:
 
     def loss(self, batch, genotype: genotypes.Genotype) -> torch.Tensor:
         raise NotImplementedError
+
+    def probe(self, paths: List[genotypes.Genotype]) -> Optional[float]:
+        """The mean held-out score of ``paths`` with the current weights (None: the task has no cheap one)."""
+        return None
 
     def count_steps(self) -> int:
         n = len(self.train_set) // self.child.batch_size
@@ -194,6 +201,9 @@ class SupernetTrainer:
                     start = time.perf_counter()
                     self._train_step(batch, sampler)
                     self.seconds += time.perf_counter() - start
+                    self._epoch_losses.append(self.last_loss)
+                    if self.step % self.steps_per_epoch == 0:
+                        self._end_epoch()
                     if bar is not None:
                         bar.update(1)
                     if self.round_step >= length:
@@ -206,6 +216,28 @@ class SupernetTrainer:
         if self.round_step >= full:
             self.rounds, self.round_step = self.rounds + 1, 0
         self.save()
+
+    PROBES = 4  # random paths whose inherited accuracy is reported per epoch
+
+    def _end_epoch(self) -> None:
+        """Record the epoch's mean loss and the inherited score of fixed random probe paths."""
+        if self.rank != 0:
+            self._epoch_losses = []
+            return
+        probes = [self.space.decode(self.space.random_at(self.child.seed + 1, 10_000 + i)) for i in range(self.PROBES)]
+        state = {k: v.clone() for k, v in self.net.state_dict().items()}
+        score = self.probe(probes)
+        self.net.load_state_dict(state)  # probing re-estimates BN statistics: training keeps its own
+        self.net.train()
+        epoch = self.step // self.steps_per_epoch
+        entry = {"epoch": epoch, "step": self.step, "loss": sum(self._epoch_losses) / max(1, len(self._epoch_losses)),
+                 "inherited": score}
+        self.history = [h for h in self.history if h["epoch"] < epoch] + [entry]
+        self._epoch_losses = []
+        if self.board is not None:
+            self.board.add_scalar("supernet/loss", entry["loss"], epoch)
+            if score is not None:
+                self.board.add_scalar("supernet/inherited_accuracy_random_paths", score, epoch)
 
     def close(self) -> None:
         """The search is over: release the processes that follow this one's rounds."""
@@ -250,7 +282,8 @@ class SupernetTrainer:
         torch_save({"model": self.net.state_dict(), "optimizer": self.optimizer.state_dict(), "step": self.step,
                     "rounds": self.rounds, "round_step": self.round_step, "seconds": self.seconds,
                     "space": self.space.describe(), "child": size_of(self.child),
-                    "share_inputs": self.oneshot.share_inputs, "recipe": self.oneshot.recipe}, self.path)
+                    "share_inputs": self.oneshot.share_inputs, "recipe": self.oneshot.recipe,
+                    "history": self.history}, self.path)
 
     def load(self) -> None:
         state = read_supernet(self.path, self.space, self.child)
@@ -258,6 +291,7 @@ class SupernetTrainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.step, self.rounds, self.round_step = state["step"], state["rounds"], state["round_step"]
         self.seconds = state["seconds"]
+        self.history = list(state.get("history", []))
 
 
 SIZE_FIELDS = ("dataset", "img_size", "num_cells", "num_conv_filters", "stem_multiplier")
@@ -321,6 +355,10 @@ class ClassificationSupernet(SupernetTrainer):
     def shard(self, batch):
         x, y = batch
         return x[self.rank::self.world], y[self.rank::self.world]
+
+    def probe(self, paths: List[genotypes.Genotype]) -> Optional[float]:
+        calibration = calibration_batches(self.data, self.child, self.oneshot.calibration_batches)
+        return sum(score_child(self.net, g, self.data, calibration) for g in paths) / len(paths)
 
     def loss(self, batch, genotype: genotypes.Genotype) -> torch.Tensor:
         x, y = batch

@@ -1,14 +1,15 @@
 """What a search leaves for a reader: ``report.md`` (the top-k table) and ``search_curve.png``."""
 from __future__ import annotations
 
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 from .. import genotypes
 from ..io import atomic_path, write_text
 
 
-def write_report(cfg, done: List[dict], path: str) -> None:
-    """The search's settings in brief and its top-k children, best first (``cfg``: a SearchConfig)."""
+def write_report(cfg, done: List[dict], path: str, supernet_history: Optional[List[dict]] = None) -> None:
+    """The search's settings in brief and its top-k children, best first (``cfg``: a SearchConfig);
+    for a one-shot search, the supernet's training loss and inherited accuracy per epoch."""
     ok = sorted((t for t in done if t["status"] == "ok"), key=lambda t: -t["reward"])
     lines = [f"# Search report: {cfg.strategy}", "",
              f"- children: {len(done)} completed, {len(done) - len(ok)} failed (reward {cfg.failure_reward})",
@@ -23,6 +24,14 @@ def write_report(cfg, done: List[dict], path: str) -> None:
         ops = lambda cell: ", ".join(f"{b.ops[0]}({b.inputs[0]})+{b.ops[1]}({b.inputs[1]})" for b in cell.blocks)
         lines.append(f"| {rank} | {t['id']} | {t['reward']:.4f} | {t.get('params') or '-'} | {t['seconds']:.1f} | "
                      f"{ops(g.normal)} | {ops(g.reduction)} |")
+    if supernet_history:
+        lines += ["", "## Supernet training", "",
+                  "Per epoch: the mean training loss, and the held-out accuracy of 4 fixed random paths with the "
+                  "supernet's weights (BN re-estimated; chance is 1 / classes).", "",
+                  "| epoch | step | loss | inherited accuracy, random paths |", "|---|---|---|---|"]
+        for h in supernet_history:
+            score = "-" if h.get("inherited") is None else f"{h['inherited']:.4f}"
+            lines.append(f"| {h['epoch']} | {h['step']} | {h['loss']:.4f} | {score} |")
     write_text(path, "\n".join(lines) + "\n")
 
 

@@ -292,6 +292,8 @@ class SearchRunner:
         running: Dict[int, float] = {}
         settings = cfg.to_dict()  # what every evaluator receives beside the genotype
         board = tensorboard_writer(cfg.out)  # TensorBoard scalars beside the run's files
+        if supernet is not None:
+            supernet.board = board
         try:
             while len(done) < cfg.budget:
                 if supernet is not None and backend.running() == 0 and supernet.due(len(done)):
@@ -367,7 +369,13 @@ class SearchRunner:
     def write_outputs(self, done: List[dict]) -> None:
         if self.write_best(done) is None:
             raise SearchError(f"every child failed ({len(done)}): see the errors in {self.trials_path}")
-        write_report(self.cfg, done, os.path.join(self.cfg.out, "report.md"))
+        supernet = os.path.join(self.cfg.out, "supernet.pt")
+        history = []
+        if self.cfg.method == "oneshot" and os.path.exists(supernet):
+            from .oneshot import read_supernet
+
+            history = read_supernet(supernet).get("history", [])
+        write_report(self.cfg, done, os.path.join(self.cfg.out, "report.md"), history)
         plot_search_curve({self.cfg.strategy: [t["reward"] for t in done]}, os.path.join(self.cfg.out, "search_curve.png"))
 
 
