@@ -67,15 +67,35 @@ def add_dataclass_options(parser: argparse.ArgumentParser, cls, prefix: str = ""
     """One ``--flag`` per dataclass field (``--prefix-field-name``), typed from its annotation;
     booleans get ``--x/--no-x``. ``choices`` maps field names to their allowed values."""
     hints = typing.get_type_hints(cls)
+    notes = field_comments(cls)
     for f in dataclasses.fields(cls):
         if f.name in skip:
             continue
         kind = hints[f.name]
         flag = "--" + prefix + f.name.replace("_", "-")
         default = f.default if f.default is not dataclasses.MISSING else None
+        text = f"{notes[f.name]} (default: {default})" if f.name in notes else f"default: {default}"
         if kind is bool:
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default)
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=text)
             continue
         base = typing.get_args(kind)[0] if typing.get_origin(kind) is typing.Union else kind
-        parser.add_argument(flag, type=base, default=default, choices=(choices or {}).get(f.name),
-                            help=f"default: {default}")
+        allowed = (choices or {}).get(f.name)
+        if allowed:
+            text += f"; one of {', '.join(map(str, allowed))}"
+        parser.add_argument(flag, type=base, default=default, choices=allowed, help=text)
+
+
+def field_comments(cls) -> dict:
+    """field name -> the comment beside it in the dataclass's source (what ``--help`` shows)."""
+    import inspect
+    import re
+
+    notes = {}
+    for klass in reversed(cls.__mro__):
+        try:
+            source = inspect.getsource(klass)
+        except (OSError, TypeError):
+            continue
+        for match in re.finditer(r"^\s+(\w+)\s*:[^#\n]*#\s*(.+)$", source, re.M):
+            notes[match.group(1)] = match.group(2).strip().replace("%", "%%")
+    return notes

@@ -177,3 +177,12 @@ def test_importing_the_genotypes_or_the_search_space_needs_no_detector_and_the_l
     assert "nasnet_det.demo" not in modules
     search_imports = {t for m, t, _ in _imports() if m.startswith("nasnet_det.search")}
     assert not any(t.startswith("nasnet_det.detection") for t in search_imports)
+
+
+def test_help_shows_each_fields_comment_its_default_and_its_choices():
+    from nasnet_det.commands.search import parser
+
+    text = " ".join(parser().format_help().split())
+    assert "--child-channels-last, --no-child-channels-last train in channels_last on the CPU" in text
+    assert "the supernet's initialisation (supernet.RECIPE): all, none or a comma list of parts (default: all)" in text
+    assert "(default: ppo; one of evolution, ppo, random)" in text
