@@ -105,6 +105,8 @@ def main(argv=None):
     ranking.add_argument("--variants", nargs="+", metavar="RECIPE/SAMPLING",
                          help="supernet variants (default: none/uniform all/uniform all/fair); RECIPE is all, none "
                               "or a +-joined list of supernet.RECIPE parts, SAMPLING uniform or fair")
+    ranking.add_argument("--budgets", nargs="+", metavar="EPOCHS:PX", help="per-child budgets (default: 1:12 2:12 1:8)")
+    ranking.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="per-child seeds")
     ranking.add_argument("--quick", action="store_true", help="tiny sizes: checks the command, measures nothing")
     args = parser.parse_args(argv)
     if args.what == "ranking":
@@ -122,8 +124,16 @@ def main(argv=None):
                     parser.error(f"--variants: expected RECIPE/SAMPLING with SAMPLING in {SAMPLING}, got {'/'.join(v)!r}")
                 parse_recipe(v[0].replace("+", ","))
             variants = tuple((r.replace("+", ","), s) for r, s in variants)
-        benchmark_ranking(args.out, args.truth, args.stride, args.supernet_epochs, variants=variants, wall=args.wall,
-                          parts=args.parts, quick=args.quick)
+        from ..benchmarks.ranking import BUDGETS
+        budgets = BUDGETS
+        if args.budgets:
+            try:
+                budgets = tuple(tuple(int(v) for v in b.split(":")) for b in args.budgets)
+                assert all(len(b) == 2 and min(b) >= 1 for b in budgets)
+            except (ValueError, AssertionError):
+                parser.error(f"--budgets: expected EPOCHS:PX pairs of positive integers, got {' '.join(args.budgets)}")
+        benchmark_ranking(args.out, args.truth, args.stride, args.supernet_epochs, budgets=budgets, variants=variants,
+                          wall=args.wall, parts=args.parts, quick=args.quick, seeds=args.seeds)
         return None
     if args.what == "ground-truth":
         from ..benchmarks.truth import generate
