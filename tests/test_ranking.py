@@ -243,3 +243,23 @@ def test_a_search_scores_children_with_a_zero_cost_method_without_training(tmp_p
     for trial in done:
         net = build_nasnet(genotypes.Genotype.from_dict(trial["genotype"]), **child_options(child, 10, 8))
         assert trial["reward"] == sum(p.numel() for p in net.parameters())
+
+
+def test_the_ranking_benchmark_joins_every_score_with_its_truth(tmp_path):
+    """A truth equal to each cell's parameter count: params must rank it perfectly, flops nearly."""
+    from nasnet_det.benchmarks.ranking import benchmark_ranking
+    from nasnet_det.modeling import build_nasnet
+    from nasnet_det.search.child import child_options
+
+    child = TRUTH_CHILD
+    truth = tmp_path / "truth.jsonl"
+    with open(truth, "w") as f:
+        for c in truth_cells()[:4]:
+            net = build_nasnet(genotypes.Genotype.from_dict(c["genotype"]), **child_options(child, 10, child.img_size))
+            acc = sum(p.numel() for p in net.parameters()) / 1e6
+            f.write(json.dumps({**c, "accuracy": acc, "accuracies": [acc] * 3, "seconds": [1.0] * 3}) + "\n")
+    result = benchmark_ranking(str(tmp_path / "out"), str(truth), parts=("cheap",), quick=True, progress=False)
+    rows = result["methods"]
+    assert rows["params"]["kendall_tau"] == pytest.approx(1.0) and rows["params"]["regret"] == 0.0
+    assert set(rows) >= {"params", "flops", "synflow", "naswot", "jacob_cov", "snip", "grad_norm", "vote"}
+    assert os.path.exists(tmp_path / "out" / "ranking.md") and os.path.exists(tmp_path / "out" / "scatter.png")

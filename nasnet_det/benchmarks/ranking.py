@@ -10,6 +10,8 @@ Two phases, both resumable:
    - ``oneshot`` for each supernet variant (initialisation recipe x path sampling), the supernet
      trained on the ground truth's task for ``supernet_epochs`` and its loss and the inherited
      accuracy of random paths recorded per epoch.
+   - ``ablation``: the supernet's recipe without each of its parts in turn, trained ``ablation_epochs``
+     epochs: the training curves only (loss, inherited accuracy of random paths).
 2. **Metrics** (:func:`ranking_table`): against the truth's mean accuracy, Kendall tau, Spearman
    rho, top-10% precision, top-1 regret and CPU seconds per cell; and the search outcome at equal
    wall time: a random search that can afford ``T / seconds per cell`` cells of the pool picks its
@@ -280,7 +282,7 @@ def plot_scatters(out: str, merged: Dict[str, Dict[int, dict]], truth: Dict[int,
 def benchmark_ranking(out: str = "runs/ranking", truth_path: Optional[str] = None, stride: int = 5,
                       supernet_epochs: int = 45, budgets=BUDGETS, variants=VARIANTS, wall: float = 600.0,
                       parts: Sequence[str] = ("cheap", "per-child", "oneshot"), quick: bool = False,
-                      progress: bool = True, seeds: Sequence[int] = (0, 1)) -> dict:
+                      progress: bool = True, seeds: Sequence[int] = (0, 1), ablation_epochs: int = 10) -> dict:
     """Score (resumably) and measure; ``truth_path``: a ground truth ``cells.jsonl`` (default: the shipped one)."""
     from .ground_truth import CELLS
     from .truth import TRUTH_CHILD, truth_cells
@@ -298,6 +300,12 @@ def benchmark_ranking(out: str = "runs/ranking", truth_path: Optional[str] = Non
         score_per_child(out, cells[::stride] if not quick else cells, child, budgets, progress, seeds)
     if "oneshot" in parts:
         score_oneshot(out, cells, child, supernet_epochs, variants, progress)
+    if "ablation" in parts:  # the recipe without each of its parts: the training curves only
+        from ..search.supernet import RECIPE
+
+        for part in RECIPE:
+            recipe = ",".join(p for p in RECIPE if p != part)
+            train_supernet(out, child, recipe, "uniform", ablation_epochs if not quick else 1, progress)
     result = ranking_table(out, truth_records, wall)
     if progress:
         print(markdown(result))

@@ -98,7 +98,8 @@ def main(argv=None):
     ranking.add_argument("--out", default="runs/ranking")
     ranking.add_argument("--truth", help="a ground truth cells.jsonl (default: the shipped one)")
     ranking.add_argument("--parts", nargs="+", default=["cheap", "per-child", "oneshot"],
-                         choices=["cheap", "per-child", "oneshot"])
+                         choices=["cheap", "per-child", "oneshot", "ablation"])
+    ranking.add_argument("--ablation-epochs", type=int, default=10, help="supernet epochs of each ablation")
     ranking.add_argument("--stride", type=int, default=5, help="per-child budgets score every N-th cell")
     ranking.add_argument("--supernet-epochs", type=int, default=45)
     ranking.add_argument("--wall", type=float, default=600.0, help="seconds of the equal-time search comparison")
@@ -133,7 +134,8 @@ def main(argv=None):
             except (ValueError, AssertionError):
                 parser.error(f"--budgets: expected EPOCHS:PX pairs of positive integers, got {' '.join(args.budgets)}")
         benchmark_ranking(args.out, args.truth, args.stride, args.supernet_epochs, budgets=budgets, variants=variants,
-                          wall=args.wall, parts=args.parts, quick=args.quick, seeds=args.seeds)
+                          wall=args.wall, parts=args.parts, quick=args.quick, seeds=args.seeds,
+                          ablation_epochs=args.ablation_epochs)
         return None
     if args.what == "ground-truth":
         from ..benchmarks.truth import generate
