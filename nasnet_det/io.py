@@ -97,3 +97,37 @@ def torch_save(obj, path: str) -> str:
     with atomic_path(path) as tmp:
         torch.save(obj, tmp)
     return path
+
+
+class FolderLock:
+    """One writer per run folder: an exclusive ``fcntl`` lock on ``FOLDER/.lock`` (holding the
+    writer's pid), released when the process ends, however it ends (the kernel drops it, so a
+    ``kill -9`` leaves no stale lock). :meth:`acquire` raises ``error(message)`` naming the holder."""
+
+    def __init__(self, folder: str, what: str = "run"):
+        self.path, self.what, self._file = os.path.join(folder, ".lock"), what, None
+
+    def acquire(self, error=RuntimeError) -> "FolderLock":
+        import fcntl
+
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        f = open(self.path, "a+")
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "unknown"
+            f.close()
+            raise error(f"cannot run this {self.what} in {os.path.dirname(self.path)}: another process (pid {holder}) "
+                        "is writing there; wait for it to end, or use another output folder") from None
+        f.seek(0)
+        f.truncate()
+        f.write(str(os.getpid()))
+        f.flush()
+        self._file = f
+        return self
+
+    def release(self) -> None:
+        if self._file is not None:
+            self._file.close()  # closing drops the lock
+            self._file = None

@@ -159,3 +159,27 @@ def test_pkl_weights_are_refused_unless_the_user_opts_in(tmp_path, monkeypatch):
     with pytest.raises(CheckpointError, match="refusing a .pkl checkpoint .* --allow-pickle"):
         NASNetCheckpointer(torch.nn.Linear(2, 2)).load(str(path))
     assert not (tmp_path / "ran").exists()
+
+
+def test_a_second_writer_into_a_run_folder_is_refused_naming_the_holder(tmp_path):
+    import subprocess
+    import sys
+
+    from nasnet_det.io import FolderLock
+
+    out = tmp_path / "run"
+    lock = FolderLock(str(out)).acquire()
+    try:
+        r = subprocess.run([sys.executable, "-m", "nasnet_det", "search", "--evaluator", "synthetic", "--budget", "2",
+                            "--out", str(out), "--no-progress"], capture_output=True, text=True, timeout=120)
+        assert r.returncode == 1 and f"cannot run this search in {out}: another process (pid {os.getpid()})" in r.stderr
+        r = subprocess.run([sys.executable, "-m", "nasnet_det", "pretrain", "--epochs", "1", "--out", str(out)],
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode == 1 and f"cannot run this pretraining in {out}: another process (pid {os.getpid()})" in r.stderr
+        assert sorted(os.listdir(out)) == [".lock"]  # nothing written
+    finally:
+        lock.release()
+    # released: the same search now runs
+    r = subprocess.run([sys.executable, "-m", "nasnet_det", "search", "--evaluator", "synthetic", "--budget", "2",
+                        "--workers", "1", "--out", str(out), "--no-progress"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr

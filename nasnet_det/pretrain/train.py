@@ -35,7 +35,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from .. import data as datasets
 from .. import genotypes
-from ..io import tensorboard_writer, torch_save, write_json
+from ..io import FolderLock, tensorboard_writer, torch_save, write_json
 from ..modeling import build_nasnet
 from ..errors import CheckpointError, ConfigError, DataError, require_ints
 from ..modeling.convert import save_for_detectron2
@@ -313,6 +313,15 @@ def train(cfg: PretrainConfig, resume: bool = False,
     if not resume and os.path.isfile(os.path.join(cfg.out, "checkpoint.pth")):
         raise CheckpointError(f"{cfg.out} already holds a pretraining run (checkpoint.pth): use --resume to continue "
                               "it, or another --out (nothing was overwritten)")
+    lock = FolderLock(cfg.out, "pretraining").acquire(CheckpointError) if _is_main() else None
+    try:
+        return _train(cfg, resume, on_epoch_end)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _train(cfg: PretrainConfig, resume: bool, on_epoch_end) -> dict:
     run = PretrainRun(cfg)
     start_epoch = run.resume() if resume else 0
     if _is_main():

@@ -38,7 +38,7 @@ import torch
 from .. import genotypes
 from ..data import check_spec
 from ..errors import SearchError, require_ints
-from ..io import tensorboard_writer, torch_save, write_json
+from ..io import FolderLock, tensorboard_writer, torch_save, write_json
 from .backends import build_backend
 from .evaluators import PROXY_METHODS, resolve_evaluator
 from .child import ChildConfig
@@ -172,10 +172,15 @@ class SearchRunner:
             raise SearchError(f"nothing to resume: {cfg.out} holds no search (no trials.jsonl or state.pt); "
                               "run without --resume to start one")
         os.makedirs(cfg.out, exist_ok=True)
-        if resume:
-            self._check_same_settings()
-            self._load()
-        write_json(self.config_path, cfg.to_dict())
+        self.lock = FolderLock(cfg.out, "search").acquire(SearchError)  # one writer per run folder
+        try:
+            if resume:
+                self._check_same_settings()
+                self._load()
+            write_json(self.config_path, cfg.to_dict())
+        except BaseException:
+            self.lock.release()
+            raise
 
     def _check_same_settings(self) -> None:
         try:
@@ -275,6 +280,12 @@ class SearchRunner:
                 "attempt": self.attempts[child_id], "final": final, "error": str(payload)}
 
     def run(self) -> List[dict]:
+        try:
+            return self._run()
+        finally:
+            self.lock.release()
+
+    def _run(self) -> List[dict]:
         cfg = self.cfg
         done = self.completed()
         completed_ids = {t["id"] for t in done}
