@@ -109,8 +109,11 @@ def summarize(records: Sequence[dict]) -> dict:
     acc = np.array([r["accuracies"] for r in records])
     k = acc.shape[1]
     pairs = [kendalltau(acc[:, i], acc[:, j])[0] for i in range(k) for j in range(i + 1, k)]
+    # one seed against the mean of the others: closer to how well a method can match a seed mean
+    rest = [kendalltau(acc[:, i], np.delete(acc, i, 1).mean(1))[0] for i in range(k)] if k > 2 else []
     return {"cells": len(records), "seeds": k, "tau_between_seeds": [round(float(t), 4) for t in pairs],
             "tau_between_seeds_mean": round(float(np.mean(pairs)), 4),
+            "tau_seed_vs_mean_of_others": [round(float(t), 4) for t in rest],
             "spread_between_cells": round(float(acc.mean(1).std(ddof=1)), 4),
             "seed_noise": round(float(acc.std(1, ddof=1).mean()), 4),
             "accuracy_range": [round(float(acc.mean(1).min()), 4), round(float(acc.mean(1).max()), 4)],
