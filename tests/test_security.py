@@ -183,3 +183,22 @@ def test_a_second_writer_into_a_run_folder_is_refused_naming_the_holder(tmp_path
     r = subprocess.run([sys.executable, "-m", "nasnet_det", "search", "--evaluator", "synthetic", "--budget", "2",
                         "--workers", "1", "--out", str(out), "--no-progress"], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
+
+
+def test_a_config_with_a_python_tag_is_refused_without_running(tmp_path):
+    pytest.importorskip("detectron2")
+    from nasnet_det.detection.train import get_config
+    from nasnet_det.errors import ConfigError
+
+    marker = tmp_path / "ran"
+    base = tmp_path / "base.yaml"
+    base.write_text(f"MODEL:\n  DEVICE: !!python/object/apply:os.system [\"touch {marker}\"]\n")
+    child = tmp_path / "child.yaml"
+    child.write_text("_BASE_: base.yaml\nSOLVER:\n  MAX_ITER: 3\n")
+    with pytest.raises(ConfigError, match=r"base.yaml: refusing a YAML tag that builds Python objects"):
+        get_config(str(child))
+    assert not marker.exists()
+    loop = tmp_path / "loop.yaml"
+    loop.write_text("_BASE_: loop.yaml\n")
+    with pytest.raises(ConfigError, match="_BASE_ loop"):
+        get_config(str(loop))

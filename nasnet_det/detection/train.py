@@ -42,9 +42,33 @@ def resolve_config(name: str) -> str:
                       f"{', '.join(shipped_configs())})")
 
 
+def check_yaml(path: str, chain: tuple = ()) -> None:
+    """Read ``path`` and its ``_BASE_`` chain with ``yaml.safe_load``: a tag that builds Python objects
+    (``!!python/object/apply``), invalid YAML or a ``_BASE_`` loop is one :class:`ConfigError`."""
+    import yaml
+
+    if path in chain:
+        raise ConfigError(f"{chain[-1]}: _BASE_ loop through {path}")
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = yaml.safe_load(f)
+    except yaml.constructor.ConstructorError as e:
+        raise ConfigError(f"{path}: refusing a YAML tag that builds Python objects ({e.problem}): a config is "
+                          "data (docs/security.md)") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML ({one_line(e)})") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"cannot read config {path}: {e}") from None
+    base = data.get("_BASE_") if isinstance(data, dict) else None
+    if isinstance(base, str) and "://" not in base:
+        base = os.path.expanduser(base)
+        check_yaml(base if os.path.isabs(base) else os.path.join(os.path.dirname(path), base), chain + (path,))
+
+
 def get_config(config_file: str, opts: Optional[List[str]] = None, register_datasets: bool = True) -> CfgNode:
     """Detectron2 defaults + ``MODEL.NASNET`` keys + the YAML (with its ``_BASE_`` chain) + overrides."""
     path = resolve_config(config_file)
+    check_yaml(path)  # before Detectron2 reads it: its loader falls back to yaml.unsafe_load
     cfg = add_nasnet_config(get_cfg())
     try:
         cfg.merge_from_file(path)
