@@ -104,12 +104,18 @@ class FolderLock:
     writer's pid), released when the process ends, however it ends (the kernel drops it, so a
     ``kill -9`` leaves no stale lock). :meth:`acquire` raises ``error(message)`` naming the holder."""
 
+    _held: dict = {}  # lock path -> [open file, count]: re-entrant within one process
+
     def __init__(self, folder: str, what: str = "run"):
-        self.path, self.what, self._file = os.path.join(folder, ".lock"), what, None
+        self.path, self.what, self._file = os.path.abspath(os.path.join(folder, ".lock")), what, None
 
     def acquire(self, error=RuntimeError) -> "FolderLock":
         import fcntl
 
+        if self.path in FolderLock._held:  # this process is already the folder's writer
+            FolderLock._held[self.path][1] += 1
+            self._file = FolderLock._held[self.path][0]
+            return self
         os.makedirs(os.path.dirname(self.path), exist_ok=True)
         f = open(self.path, "a+")
         try:
@@ -125,9 +131,16 @@ class FolderLock:
         f.write(str(os.getpid()))
         f.flush()
         self._file = f
+        FolderLock._held[self.path] = [f, 1]
         return self
 
     def release(self) -> None:
-        if self._file is not None:
-            self._file.close()  # closing drops the lock
-            self._file = None
+        if self._file is None:
+            return
+        self._file = None
+        entry = FolderLock._held.get(self.path)
+        if entry is not None:
+            entry[1] -= 1
+            if entry[1] <= 0:
+                del FolderLock._held[self.path]
+                entry[0].close()  # closing drops the lock

@@ -176,6 +176,9 @@ def test_a_second_writer_into_a_run_folder_is_refused_naming_the_holder(tmp_path
         r = subprocess.run([sys.executable, "-m", "nasnet_det", "pretrain", "--epochs", "1", "--out", str(out)],
                            capture_output=True, text=True, timeout=120)
         assert r.returncode == 1 and f"cannot run this pretraining in {out}: another process (pid {os.getpid()})" in r.stderr
+        r = subprocess.run([sys.executable, "-m", "nasnet_det", "train-net", "--config", "demo_fpn_cpu.yaml",
+                            "OUTPUT_DIR", str(out)], capture_output=True, text=True, timeout=300)
+        assert r.returncode == 1 and f"cannot run this detection run in {out}: another process" in r.stderr
         assert sorted(os.listdir(out)) == [".lock"]  # nothing written
     finally:
         lock.release()

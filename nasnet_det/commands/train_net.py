@@ -18,6 +18,7 @@ from .. import cli
 from ..detection.datasets import register_cfg_datasets
 from ..detection.train import ALLOW_PICKLE, NASNetCheckpointer, Trainer, get_config, shipped_configs, write_eval_results
 from ..errors import ConfigError, UserError
+from ..io import FolderLock
 
 
 def argument_parser():
@@ -35,6 +36,9 @@ def setup(args) -> CfgNode:
     if not (args.config or args.config_file):
         raise ConfigError(f"no config: use --config NAME ({', '.join(shipped_configs())}) or --config-file PATH")
     cfg = get_config(args.config or args.config_file, args.opts, register_datasets=False)
+    if comm.get_rank() == 0 and cfg.OUTPUT_DIR:
+        # one writer per OUTPUT_DIR, taken before anything is written there; held until the process ends
+        FolderLock(cfg.OUTPUT_DIR, "detection run").acquire(ConfigError)
     # the package's own log lines (e.g. NUM_CLASSES following the training set) go where Detectron2's go
     setup_logger(cfg.OUTPUT_DIR or None, distributed_rank=comm.get_rank(), name="nasnet_det", abbrev_name="nd")
     logging.getLogger("nasnet_det").propagate = True  # Detectron2 turns it off; pytest's caplog listens at the root
