@@ -126,7 +126,7 @@ def test_a_supernet_of_another_size_or_space_is_one_line(tmp_path):
     path = str(tmp_path / "supernet.pt")
     torch.save(state, path)
     with pytest.raises(SearchError, match=r"another size: num_cells 6 \(this run: 3\)"):
-        read_supernet(path, space, ChildConfig(num_cells=3))
+        read_supernet(path, space, ChildConfig(dataset="digits", img_size=16, num_cells=3))
     with pytest.raises(SearchError, match="another space: num_blocks 5"):
         read_supernet(path, SearchSpace(num_blocks=3), ChildConfig())
 

@@ -42,7 +42,7 @@ def parser():
     p.add_argument("--seeds", type=int, default=1, help="per-child: seeds averaged per cell")
     p.add_argument("--supernet", metavar="PATH", help="oneshot: a search's OUT/supernet.pt")
     p.add_argument("--proxy-batch", type=int, default=64, help="zero-cost proxies: images in the minibatch")
-    p.add_argument("--dataset", default="digits", help="the children's data: digits, noisy-digits, cifar10:PATH, ...")
+    p.add_argument("--dataset", default=ChildConfig.dataset, help="the children's data: noisy-digits (default), digits, cifar10:PATH, ...")
     cli.add_dataclass_options(p, ChildConfig, prefix="child-", skip=("dataset",))
     p.add_argument("--no-progress", action="store_true")
     return p

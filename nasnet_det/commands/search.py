@@ -1,6 +1,6 @@
 """Search a NASNet cell; writes OUT/genotype.json (usable as MODEL.NASNET.GENOTYPE).
 
-    python tools/search.py                                   # ppo on digits, 20 children, 2 local workers
+    python tools/search.py                                   # ppo on noisy-digits, 20 children, 2 local workers
     python tools/search.py --strategy evolution --budget 100 --workers 2 --out runs/evo
     python tools/search.py --resume --out runs/evo           # after a crash or kill -9
     python tools/search.py --resume --out runs/evo --budget 200   # continue to a larger budget
@@ -52,8 +52,8 @@ def parser():
     p.add_argument("--strategy-option", action="append", default=[], metavar="KEY=VALUE",
                    help="e.g. lr=0.003, population_size=50, sample_size=10 (JSON values)")
     p.add_argument("--dataset", default=None,
-                   help="classification: digits (default), cifar10:PATH or imagefolder:PATH; detection: shapes "
-                        "(default), voc:ROOT or coco:DIR:JSON")
+                   help="classification: noisy-digits (default), digits, cifar10:PATH or imagefolder:PATH; detection: "
+                        "shapes (default), voc:ROOT or coco:DIR:JSON")
     cli.add_dataclass_options(p, ChildConfig, prefix="child-", skip=("dataset",))
     cli.add_dataclass_options(p, OneShotConfig, prefix="oneshot-")
     p.add_argument("--resume", action="store_true", help="continue the search in --out with its stored settings")
@@ -114,7 +114,7 @@ def config_from_args(args, given=None) -> SearchConfig:
         if "strategy_option" in given:
             fields["strategy_options"] = _strategy_options(a["strategy_option"])
         return dataclasses.replace(stored, child=dataclasses.replace(stored.child, **child), **fields)
-    dataset = a["dataset"] or ("shapes" if a["task"] == "detection" else "digits")
+    dataset = a["dataset"] or ("shapes" if a["task"] == "detection" else ChildConfig.dataset)
     child = {f.name: a["child_" + f.name] for f in dataclasses.fields(ChildConfig) if f.name != "dataset"}
     if a["task"] != "classification":  # the task's child defaults, where the command line is silent
         from ..search.tasks import load_task

@@ -1,7 +1,11 @@
 """Train and score one child network: the search's reward.
 
-Children come from the generic builder with the CIFAR stem (paper: N = 2), trained for a fixed
-number of epochs with cosine lr, momentum 0.9 and L2; reward = held-out validation accuracy.
+Children come from the generic builder with the CIFAR stem, trained for a fixed number of epochs
+with cosine lr, momentum 0.9 and L2; reward = held-out validation accuracy.
+
+The defaults are the budget the ranking table chose (``docs/search.md``, "What the search uses by
+default"): the ground truth's task and child (``noisy-digits`` at 12 px, N = 1, F = 8, lr 0.1) at
+half its epochs. On plain 16 px digits most cells reach 0.96-0.98 and the reward ranks seed noise.
 """
 from __future__ import annotations
 
@@ -23,14 +27,14 @@ from ..modeling import build_nasnet
 
 @dataclass(frozen=True)
 class ChildConfig:
-    dataset: str = "digits"
-    img_size: Optional[int] = 16  # digits are 8x8 originally; CIFAR is 32
-    num_cells: int = 6  # N = num_cells / 3 = 2, the paper's search setting
-    num_conv_filters: int = 8
+    dataset: str = "noisy-digits"  # the ranking ground truth's task (digits saturate)
+    img_size: Optional[int] = 12  # pixels (digits are 8x8 originally; CIFAR is 32)
+    num_cells: int = 3  # normal cells: N = num_cells / 3 (the paper searched with N = 2 on CIFAR)
+    num_conv_filters: int = 8  # F, the first cells' width
     stem_multiplier: float = 3.0
-    epochs: int = 2
+    epochs: int = 2  # the reward's budget, chosen by the ranking table
     batch_size: int = 64
-    lr: float = 0.05
+    lr: float = 0.1  # initial learning rate (cosine decay to 0)
     momentum: float = 0.9
     weight_decay: float = 5e-4
     threads: int = 1  # torch threads per child: workers run children in parallel
