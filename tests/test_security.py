@@ -9,6 +9,11 @@ import torch
 from nasnet_det.errors import CheckpointError, SearchError
 
 
+# a tiny pretraining run (never reached: each test is refused before training)
+TINY_PRETRAIN = dict(genotype="nasnet_a", arch="1@192", stem="imagenet", stem_multiplier=1.0, data="digits",
+                     img_size=32, batch_size=32, workers=0, progress=False, epochs=1)
+
+
 class Payload:
     def __init__(self, marker):
         self.marker = str(marker)
@@ -35,8 +40,7 @@ def test_a_crafted_pretraining_checkpoint_is_refused_without_running(tmp_path):
     out = tmp_path / "pt"
     out.mkdir()
     torch.save({"model": Payload(tmp_path / "ran")}, out / "checkpoint.pth")
-    cfg = PretrainConfig(genotype="nasnet_a", arch="1@192", stem="imagenet", stem_multiplier=1.0, data="digits",
-                         img_size=32, batch_size=32, workers=0, progress=False, epochs=1, out=str(out))
+    cfg = PretrainConfig(**TINY_PRETRAIN, out=str(out))
     with pytest.raises(CheckpointError, match=r"checkpoint.pth \(tensors and plain data only\)"):
         train(cfg, resume=True)
     assert not (tmp_path / "ran").exists()
@@ -114,8 +118,7 @@ def test_pretraining_into_a_finished_run_without_resume_overwrites_nothing(tmp_p
     out = tmp_path / "pt"
     out.mkdir()
     (out / "checkpoint.pth").write_bytes(b"earlier run")
-    cfg = PretrainConfig(genotype="nasnet_a", arch="1@192", stem="imagenet", stem_multiplier=1.0, data="digits",
-                         img_size=32, batch_size=32, workers=0, progress=False, epochs=1, out=str(out))
+    cfg = PretrainConfig(**TINY_PRETRAIN, out=str(out))
     with pytest.raises(CheckpointError, match="use --resume"):
         train(cfg)
     assert (out / "checkpoint.pth").read_bytes() == b"earlier run"
