@@ -3,23 +3,34 @@
 Pipeline: search -> genotype (:mod:`nasnet_det.genotypes`) -> network (:mod:`nasnet_det.modeling`)
 -> pretrain -> detection (:mod:`nasnet_det.detection`).
 
-Importing the package imports neither Detectron2 nor Ray, so the networks, the search's worker
-processes and pretraining start fast. ``import nasnet_det.detection`` (or using
-``nasnet_det.add_nasnet_config``) registers the backbones and ROI heads in Detectron2.
+Importing the package imports only the data layer (genotypes, errors): no torch, no Detectron2, no
+Ray, so ``import nasnet_det.genotypes`` stays cheap for tools that only read cells. The networks are
+imported on first use (``nasnet_det.NASNet``, ``nasnet_det.nasnet_a_mobile()``, ...);
+``import nasnet_det.modeling`` registers them in timm's model registry, and
+``import nasnet_det.detection`` (or using ``nasnet_det.add_nasnet_config``) registers the backbones
+and ROI heads in Detectron2.
 """
+from importlib import import_module
+
 from . import genotypes
 from .errors import UserError
-from .modeling import (NASNet, NASNetConfig, build_nasnet, nasnet_a_cifar, nasnet_a_large,
-                       nasnet_a_mobile, pnasnet_5_large)
 
 __version__ = "0.1.0"
-__all__ = ["add_nasnet_config", "genotypes", "NASNet", "NASNetConfig", "UserError", "build_nasnet", "nasnet_a_cifar",
-           "nasnet_a_large", "nasnet_a_mobile", "pnasnet_5_large"]
+
+# name -> module that defines it, imported on first use (PEP 562)
+_LAZY = {name: ".modeling" for name in ("NASNet", "NASNetConfig", "build_nasnet", "nasnet_a_cifar",
+                                         "nasnet_a_large", "nasnet_a_mobile", "pnasnet_5_large")}
+_LAZY["add_nasnet_config"] = ".detection"
+__all__ = ["genotypes", "UserError", *_LAZY]
 
 
 def __getattr__(name):
-    if name == "add_nasnet_config":  # the Detectron2 side, imported (and registered) on first use
-        from .detection import add_nasnet_config
-
-        return add_nasnet_config
+    if name in _LAZY:
+        value = getattr(import_module(_LAZY[name], __name__), name)
+        globals()[name] = value
+        return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))

@@ -68,7 +68,9 @@ def _stage(title: str):
 
 
 def _train_detector(opts, resume: bool):
-    from .detection.train import Trainer, get_config, results_by_dataset
+    from .detection.config import get_config
+    from .detection.evaluation import results_by_dataset
+    from .detection.train import Trainer
 
     det_cfg = get_config(DETECTION_CONFIG, opts)
     det_cfg.freeze()

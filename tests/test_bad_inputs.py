@@ -22,7 +22,7 @@ from nasnet_det.modeling import build_nasnet
 
 TOOLS = os.path.join(os.path.dirname(__file__), "..", "tools")
 TINY_DET = ["MODEL.DEVICE", "cpu", "MODEL.NASNET.ARCH", "1@192", "MODEL.NASNET.STEM_MULTIPLIER", "1.0",
-            "MODEL.NASNET.NORM", "BN", "MODEL.NASNET.FREEZE_AT", "0", "MODEL.FPN.OUT_CHANNELS", "32",
+            "MODEL.NASNET.NORM", "BN", "MODEL.BACKBONE.FREEZE_AT", "0", "MODEL.FPN.OUT_CHANNELS", "32",
             "MODEL.ROI_BOX_HEAD.FC_DIM", "64", "INPUT.MIN_SIZE_TEST", "64", "INPUT.MAX_SIZE_TEST", "64",
             "DATALOADER.NUM_WORKERS", "0"]
 
@@ -175,7 +175,9 @@ CLI_CASES = [
     ("train-frozen-bn-from-scratch", "train_net", lambda f: ["--config", "nasnet_a_mobile_fpn_frcnn.yaml",
                                                              "MODEL.DEVICE", "cpu", "DATASETS.TRAIN", "()",
                                                              "OUTPUT_DIR", f["root"] + "/t1"],
-     r"MODEL.NASNET.NORM 'FrozenBN' and MODEL.NASNET.FREEZE_AT 2 with MODEL.WEIGHTS '' .* diverge: .*_scratch.yaml"),
+     r"MODEL.NASNET.NORM 'FrozenBN' and MODEL.BACKBONE.FREEZE_AT 2 with MODEL.WEIGHTS '' .* diverge: .*_scratch.yaml"),
+    ("train-old-freeze-key", "train_net", lambda f: ["--config", "Base-NASNet-FPN.yaml", "MODEL.NASNET.FREEZE_AT", "2"],
+     r"MODEL.NASNET.FREEZE_AT 2 is no longer read: set Detectron2's own key instead, MODEL.BACKBONE.FREEZE_AT 2"),
     ("train-eval-without-weights", "train_net", lambda f: ["--config", "Base-NASNet-FPN.yaml", "--eval-only"] + _det(f),
      r"--eval-only needs weights"),
     ("train-weights-missing", "train_net", lambda f: ["--config", "Base-NASNet-FPN.yaml", "--eval-only"]
@@ -340,7 +342,7 @@ def test_eval_only_with_a_checkpoint_of_another_class_count(files, capsys, tmp_p
     from detectron2.checkpoint import DetectionCheckpointer
     from detectron2.modeling import build_model
 
-    from nasnet_det.detection.train import get_config
+    from nasnet_det.detection.config import get_config
 
     cfg = get_config("Base-NASNet-FPN.yaml", TINY_DET + ["MODEL.ROI_HEADS.NUM_CLASSES", "3"], register_datasets=False)
     DetectionCheckpointer(build_model(cfg), str(tmp_path)).save("three_classes")
@@ -355,7 +357,7 @@ def test_eval_results_are_valid_json_when_ap_is_nan(tmp_path):
     pytest.importorskip("detectron2")
     from detectron2.config import get_cfg
 
-    from nasnet_det.detection.train import write_eval_results
+    from nasnet_det.detection.evaluation import write_eval_results
 
     cfg = get_cfg()
     cfg.OUTPUT_DIR, cfg.DATASETS.TEST = str(tmp_path), ("val",)
@@ -466,7 +468,7 @@ def test_a_shipped_scratch_config_trains_without_diverging():
     from detectron2.structures import Boxes, Instances
     from detectron2.utils.events import EventStorage
 
-    from nasnet_det.detection.train import check_trainable, get_config
+    from nasnet_det.detection.config import check_trainable, get_config
 
     cfg = get_config("nasnet_a_mobile_fpn_frcnn_scratch.yaml", [
         "MODEL.DEVICE", "cpu", "MODEL.RPN.POST_NMS_TOPK_TRAIN", "64", "MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE", "32"],

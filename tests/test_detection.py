@@ -11,7 +11,7 @@ pytest.importorskip("detectron2")
 
 from detectron2.checkpoint import DetectionCheckpointer  # noqa: E402
 from detectron2.data import DatasetCatalog, MetadataCatalog  # noqa: E402
-from detectron2.layers import FrozenBatchNorm2d  # noqa: E402
+from detectron2.layers import FrozenBatchNorm2d, ShapeSpec  # noqa: E402
 from detectron2.modeling import build_model  # noqa: E402
 from detectron2.structures import Boxes, Instances  # noqa: E402
 from detectron2.utils.events import EventStorage  # noqa: E402
@@ -20,7 +20,9 @@ import nasnet_det.detection  # noqa: E402,F401  (registers the backbones)
 from nasnet_det.detection.datasets import DatasetError, ensure_registered  # noqa: E402
 from nasnet_det.commands.train_net import argument_parser, setup  # noqa: E402
 from nasnet_det.commands.train_net import train as main  # noqa: E402
-from nasnet_det.detection.train import ConfigError, Trainer, get_config, shipped_configs  # noqa: E402
+from nasnet_det.config_files import get_config_file  # noqa: E402
+from nasnet_det.detection.config import ConfigError, get_config, shipped_configs  # noqa: E402
+from nasnet_det.detection.train import Trainer  # noqa: E402
 from nasnet_det.modeling import build_nasnet  # noqa: E402
 from nasnet_det.modeling.convert import save_for_detectron2  # noqa: E402
 
@@ -73,6 +75,29 @@ def test_every_shipped_config_trains_and_infers(name):
         assert not any(isinstance(m, FrozenBatchNorm2d) for m in model.modules())
     else:  # FREEZE_AT 2
         assert frozen and all(".net.stem." in f".{n}" or ".cells.cell_stem_0." in n for n in frozen)
+
+
+def test_the_backbones_honour_detectrons_freeze_at_and_input_shape():
+    from detectron2.config import get_cfg
+    from detectron2.modeling import build_backbone
+
+    from nasnet_det.detection import add_nasnet_config
+
+    cfg = get_config(FPN, TINY + ["MODEL.BACKBONE.FREEZE_AT", "3"], register_datasets=False)
+    backbone = build_backbone(cfg, ShapeSpec(channels=1))
+    units = {n.split(".")[2] if ".cells." in n else "stem" for n, p in backbone.bottom_up.named_parameters()
+             if not p.requires_grad}
+    assert units == {"stem", "cell_stem_0", "cell_stem_1"}  # Detectron2's key, three units
+    assert backbone.bottom_up.net.stem.conv.in_channels == 1  # from input_shape
+    for bad, message in (("-1", r"FREEZE_AT -1: this backbone has \d+ units"), ("99", r"FREEZE_AT 99")):
+        with pytest.raises(ConfigError, match=message):
+            build_model(get_config(FPN, TINY + ["MODEL.BACKBONE.FREEZE_AT", bad], register_datasets=False))
+    # Detectron2's own tools (get_cfg + add_nasnet_config) with the old key: one line, not a silent no-op
+    plain = add_nasnet_config(get_cfg())
+    plain.merge_from_file(get_config_file(FPN))
+    plain.merge_from_list(TINY + ["MODEL.NASNET.FREEZE_AT", "2"])
+    with pytest.raises(ConfigError, match=r"set Detectron2's own key instead, MODEL.BACKBONE.FREEZE_AT 2"):
+        build_model(plain)
 
 
 def test_paper_layout_matches_the_classification_network():

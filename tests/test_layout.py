@@ -9,7 +9,7 @@ import torch
 
 from nasnet_det import genotypes
 from nasnet_det.data.specs import format_spec, parse_spec
-from nasnet_det.modeling import PUBLISHED, build_nasnet, cell_plan, format_arch, parse_arch
+from nasnet_det.modeling import PUBLISHED, build_nasnet, cell_plan, format_arch, parse_arch, resolve
 from nasnet_det.modeling import nasnet as nasnet_module
 from nasnet_det.modeling import ops
 
@@ -22,6 +22,18 @@ def test_importing_the_package_search_and_modeling_imports_neither_detectron2_no
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_the_data_layer_imports_no_torch():
+    code = ("import sys, nasnet_det.genotypes as g; g.get('nasnet_a'); "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'timm', 'numpy', 'detectron2'}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+    # the networks still come on first use, registered in timm
+    code = "import nasnet_det, timm; n = nasnet_det.NASNet; print(timm.is_model('nasnet_a_mobile'))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "True", out.stderr
 
 
 def test_the_op_table_is_the_genotype_vocabulary_and_a_new_op_is_one_call(monkeypatch):
@@ -62,7 +74,7 @@ def test_the_paper_layout_builds_each_cell_once(monkeypatch):
     pytest.importorskip("detectron2")
     from detectron2.modeling import build_model
 
-    from nasnet_det.detection.train import get_config
+    from nasnet_det.detection.config import get_config
 
     built = []
     original = nasnet_module.build_cell
@@ -71,7 +83,7 @@ def test_the_paper_layout_builds_each_cell_once(monkeypatch):
                                                 "MODEL.NASNET.STEM_MULTIPLIER", "1.0", "MODEL.NASNET.HEAD_NORM", "BN"],
                      register_datasets=False)
     model = build_model(cfg)
-    genotype, net_cfg = nasnet_module.resolve(genotype="nasnet_a", arch="2@384", stem_multiplier=1.0, num_classes=0)
+    genotype, net_cfg = resolve(genotype="nasnet_a", arch="2@384", stem_multiplier=1.0, num_classes=0)
     assert sorted(built) == sorted(spec.name for spec in cell_plan(net_cfg, genotype))  # each once, none thrown away
     first, second = model.backbone.net, model.roi_heads.res5
     assert set(first.cell_names).isdisjoint(second.cell_names)

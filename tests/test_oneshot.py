@@ -13,7 +13,7 @@ import torch
 
 from nasnet_det import genotypes
 from nasnet_det.errors import SearchError
-from nasnet_det.modeling.nasnet import NASNet, NASNetConfig
+from nasnet_det.modeling import NASNet, NASNetConfig
 from nasnet_det.search.child import ChildConfig
 from nasnet_det.search.oneshot import (ClassificationSupernet, OneShotConfig, calibration_batches, child_params,
                                        score_child)

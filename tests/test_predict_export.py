@@ -15,7 +15,8 @@ from detectron2.modeling import build_model  # noqa: E402
 from nasnet_det import cli  # noqa: E402
 from nasnet_det.commands import export as export_command  # noqa: E402
 from nasnet_det.commands import predict as predict_command  # noqa: E402
-from nasnet_det.detection.train import NASNetCheckpointer, get_config  # noqa: E402
+from nasnet_det.detection.checkpoint import NASNetCheckpointer  # noqa: E402
+from nasnet_det.detection.config import get_config  # noqa: E402
 
 from conftest import RACCOON  # noqa: E402
 

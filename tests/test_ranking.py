@@ -15,7 +15,7 @@ from nasnet_det import genotypes
 from nasnet_det.benchmarks.ground_truth import CELLS
 from nasnet_det.benchmarks.truth import SEEDS, TRUTH_CHILD, assemble, summarize, truth_cells
 from nasnet_det.errors import SearchError
-from nasnet_det.modeling.nasnet import NASNetConfig
+from nasnet_det.modeling import NASNetConfig
 from nasnet_det.search import proxies
 from nasnet_det.search.oneshot import fair_paths, read_supernet
 from nasnet_det.search.ranking import rank_metrics

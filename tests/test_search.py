@@ -122,7 +122,7 @@ def test_search_with_child_training_writes_usable_outputs(tmp_path):
     pytest.importorskip("detectron2")
     from detectron2.modeling import build_model
 
-    from nasnet_det.detection.train import get_config
+    from nasnet_det.detection.config import get_config
 
     detector = build_model(get_config("Base-NASNet-FPN.yaml", [
         "MODEL.DEVICE", "cpu", "MODEL.NASNET.GENOTYPE", os.path.join(out, "genotype.json"),

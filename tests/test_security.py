@@ -153,7 +153,7 @@ def test_pkl_weights_are_refused_unless_the_user_opts_in(tmp_path, monkeypatch):
     import pickle
 
     pytest.importorskip("detectron2")
-    from nasnet_det.detection.train import ALLOW_PICKLE, NASNetCheckpointer
+    from nasnet_det.detection.checkpoint import ALLOW_PICKLE, NASNetCheckpointer
 
     path = tmp_path / "weights.pkl"
     with open(path, "wb") as f:
@@ -193,7 +193,7 @@ def test_a_second_writer_into_a_run_folder_is_refused_naming_the_holder(tmp_path
 
 def test_a_config_with_a_python_tag_is_refused_without_running(tmp_path):
     pytest.importorskip("detectron2")
-    from nasnet_det.detection.train import get_config
+    from nasnet_det.detection.config import get_config
     from nasnet_det.errors import ConfigError
 
     marker = tmp_path / "ran"

@@ -13,7 +13,7 @@ from detectron2.modeling.backbone.fpn import FPN, LastLevelMaxPool
 from detectron2.structures import Boxes, Instances
 from detectron2.utils.events import EventStorage
 
-from ..detection.train import get_config
+from ..detection.config import get_config
 from .timing import BenchConfig, autocast, compare, write_results
 
 
@@ -26,7 +26,7 @@ class TimmFeaturesBackbone(Backbone):
 
         self.body = timm.create_model("nasnetalarge", pretrained=False, features_only=True, out_indices=(1, 2, 3, 4))
         FrozenBatchNorm2d.convert_frozen_batchnorm(self.body)
-        for prefix in ("conv0", "cell_stem_0")[:freeze_at]:  # as our FREEZE_AT 2
+        for prefix in ("conv0", "cell_stem_0")[:freeze_at]:  # as MODEL.BACKBONE.FREEZE_AT 2 on ours
             for name, p in self.body.named_parameters():
                 if name.startswith(prefix):
                     p.requires_grad_(False)
@@ -45,7 +45,7 @@ class TimmFeaturesBackbone(Backbone):
 
 @BACKBONE_REGISTRY.register()
 def build_timm_nasnetalarge_fpn_backbone(cfg, input_shape):
-    bottom_up = TimmFeaturesBackbone(cfg.MODEL.NASNET.FREEZE_AT)
+    bottom_up = TimmFeaturesBackbone(cfg.MODEL.BACKBONE.FREEZE_AT)
     return FPN(bottom_up=bottom_up, in_features=cfg.MODEL.FPN.IN_FEATURES, out_channels=cfg.MODEL.FPN.OUT_CHANNELS,
                norm=cfg.MODEL.FPN.NORM, top_block=LastLevelMaxPool(), fuse_type=cfg.MODEL.FPN.FUSE_TYPE)
 

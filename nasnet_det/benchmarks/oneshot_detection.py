@@ -23,7 +23,9 @@ def train_detector_on_shapes(genotype_path: str, num_cells: int, filters: int, s
     """AP50 of Faster R-CNN (FPN) with this cell, trained from scratch (``train_net.py``'s trainer)."""
     from .. import genotypes
     from ..detection.recipes import DETECTION_CONFIG, detection_opts
-    from ..detection.train import Trainer, get_config, results_by_dataset
+    from ..detection.config import get_config
+    from ..detection.evaluation import results_by_dataset
+    from ..detection.train import Trainer
     from ..modeling import format_arch
 
     arch = format_arch(genotypes.get(genotype_path), num_cells, filters)

@@ -9,9 +9,8 @@ keys named. Weights ported from TF keep TF's average-pool padding semantics (our
 """
 from .. import cli
 from ..errors import CheckpointError
-from ..modeling import CONFIGS, PUBLISHED, build_nasnet
+from ..modeling import CONFIGS, PUBLISHED, build_nasnet, penultimate_width
 from ..modeling.convert import load_reference_weights, read_checkpoint, save_for_detectron2, unwrap_state_dict
-from ..modeling.nasnet import penultimate_width
 
 # the ImageNet networks, recognised by their classifier's input width
 GUESS = {penultimate_width(name): name for name, p in PUBLISHED.items() if p.options.get("stem", "imagenet") == "imagenet"}

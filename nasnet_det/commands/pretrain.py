@@ -13,7 +13,7 @@ import dataclasses
 import logging
 
 from .. import cli
-from ..modeling.nasnet import STEMS
+from ..modeling.layout import STEMS
 from ..pretrain import PretrainConfig, train
 
 

@@ -16,7 +16,10 @@ from detectron2.utils.logger import setup_logger
 
 from .. import cli
 from ..detection.datasets import register_cfg_datasets
-from ..detection.train import ALLOW_PICKLE, NASNetCheckpointer, Trainer, get_config, shipped_configs, write_eval_results
+from ..detection.checkpoint import ALLOW_PICKLE, NASNetCheckpointer
+from ..detection.config import get_config, shipped_configs
+from ..detection.evaluation import write_eval_results
+from ..detection.train import Trainer
 from ..errors import ConfigError, UserError
 from ..io import FolderLock
 

@@ -6,7 +6,7 @@ weight check go through it.
 from __future__ import annotations
 
 import logging
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 import torch
 import torch.nn as nn
@@ -16,21 +16,25 @@ from detectron2.modeling.backbone.fpn import FPN, LastLevelMaxPool
 
 from ..errors import ConfigError
 from ..modeling import NASNet, build_nasnet
-from ..modeling.nasnet import resolve, split_point
+from ..modeling.layout import resolve, split_point
+from .config import check_renamed_keys
 
 logger = logging.getLogger(__name__)
 
 PAIR_FEATURE = "pair16"  # the (previous, current) state pair at stride 16, concatenated
 
 
-def nasnet_options(cfg) -> dict:
-    """``build_nasnet`` arguments for the NASNet that ``cfg.MODEL.NASNET`` describes (no classifier)."""
+def nasnet_options(cfg, input_shape: Optional[ShapeSpec] = None) -> dict:
+    """``build_nasnet`` arguments for the NASNet that ``cfg.MODEL.NASNET`` describes (no classifier);
+    the input channels come from ``input_shape`` (Detectron2's contract), else from the pixel mean."""
     c = cfg.MODEL.NASNET
+    check_renamed_keys(cfg)
+    in_chans = input_shape.channels if input_shape is not None and input_shape.channels else len(cfg.MODEL.PIXEL_MEAN)
     return dict(genotype=c.GENOTYPE, arch=c.ARCH, stem=c.STEM, stem_multiplier=c.STEM_MULTIPLIER, num_classes=0,
                 skip_reduction_layer_input=c.SKIP_REDUCTION_LAYER_INPUT,
                 reductions_in_num_cells=c.REDUCTIONS_IN_NUM_CELLS, drop_path_keep_prob=c.DROP_PATH_KEEP_PROB,
                 dense_dropout_keep_prob=1.0, avg_pool_pad=c.AVG_POOL_PAD,
-                activation_checkpointing=c.ACTIVATION_CHECKPOINTING, in_chans=len(cfg.MODEL.PIXEL_MEAN))
+                activation_checkpointing=c.ACTIVATION_CHECKPOINTING, in_chans=in_chans)
 
 
 def paper_split(cfg) -> str:
@@ -80,6 +84,9 @@ class NASNetBackbone(Backbone):
     def freeze(self, freeze_at: int) -> None:
         """Fix the first ``freeze_at`` units of [stem, cell_stem_0, ...] (weights and BN)."""
         units = [("stem", self.net.stem)] + [(n, self.net.cells[n]) for n in self.net.cell_names]
+        if not 0 <= freeze_at <= len(units):
+            raise ConfigError(f"MODEL.BACKBONE.FREEZE_AT {freeze_at}: this backbone has {len(units)} units "
+                              f"(stem, {', '.join(self.net.cell_names[:2])}, ...); give 0 (train all) to {len(units)}")
         for name, unit in units[:freeze_at]:
             for p in unit.parameters():
                 p.requires_grad_(False)
@@ -108,17 +115,18 @@ def build_nasnet_backbone(cfg, input_shape: ShapeSpec) -> NASNetBackbone:
     """The paper's layout (TF Object Detection API): NASNet up to the last stride-16 cell, built
     alone (the second stage builds the rest)."""
     c = cfg.MODEL.NASNET
-    last_cell = paper_split(cfg) if "pair16" in c.OUT_FEATURES else None
-    net = convert_norm(build_nasnet(**nasnet_options(cfg), last_cell=last_cell), c.NORM)
-    return NASNetBackbone(net, list(c.OUT_FEATURES), c.FREEZE_AT)
+    options = nasnet_options(cfg, input_shape)
+    last_cell = split_point(*resolve(**options)) if PAIR_FEATURE in c.OUT_FEATURES else None
+    net = convert_norm(build_nasnet(**options, last_cell=last_cell), c.NORM)
+    return NASNetBackbone(net, list(c.OUT_FEATURES), cfg.MODEL.BACKBONE.FREEZE_AT)
 
 
 @BACKBONE_REGISTRY.register()
 def build_nasnet_fpn_backbone(cfg, input_shape: ShapeSpec) -> FPN:
     """NASNet taps at strides 4/8/16/32 into Detectron2's FPN (use with StandardROIHeads)."""
     c = cfg.MODEL.NASNET
-    bottom_up = NASNetBackbone(convert_norm(build_nasnet(**nasnet_options(cfg)), c.NORM),
-                               list(c.OUT_FEATURES), c.FREEZE_AT)
+    bottom_up = NASNetBackbone(convert_norm(build_nasnet(**nasnet_options(cfg, input_shape)), c.NORM),
+                               list(c.OUT_FEATURES), cfg.MODEL.BACKBONE.FREEZE_AT)
     return FPN(bottom_up=bottom_up, in_features=cfg.MODEL.FPN.IN_FEATURES,
                out_channels=cfg.MODEL.FPN.OUT_CHANNELS, norm=cfg.MODEL.FPN.NORM,
                top_block=LastLevelMaxPool(), fuse_type=cfg.MODEL.FPN.FUSE_TYPE)

@@ -1,5 +1,17 @@
-"""Config keys of the NASNet backbones, added to a Detectron2 config node."""
+"""The NASNet backbones' config keys (:func:`add_nasnet_config`) and config loading: a shipped name or a
+path, read safely with its ``_BASE_`` chain, merged over Detectron2's defaults (:func:`get_config`)."""
+from __future__ import annotations
+
+import os
+from typing import List, Optional
+
+from detectron2.config import CfgNode
 from detectron2.config import CfgNode as CN
+from detectron2.config import get_cfg
+
+from ..config_files import get_config_file, list_configs
+from ..errors import ConfigError, one_line
+from .datasets import register_cfg_datasets
 
 
 def add_nasnet_config(cfg: CN) -> CN:
@@ -23,9 +35,10 @@ def add_nasnet_config(cfg: CN) -> CN:
     cfg.MODEL.NASNET.AVG_POOL_PAD = "exclude"
     # Recompute each cell in the backward pass (less memory, more compute).
     cfg.MODEL.NASNET.ACTIVATION_CHECKPOINTING = False
-    # Freeze the first FREEZE_AT units of [stem, cell_stem_0, cell_stem_1, cell_0, ...]
-    # (weights fixed, BN frozen). 2 = stem + cell_stem_0 (stride 4), as Detectron2's ResNets.
-    cfg.MODEL.NASNET.FREEZE_AT = 0
+    # Renamed: the backbones honour Detectron2's own MODEL.BACKBONE.FREEZE_AT (the first N units of
+    # [stem, cell_stem_0, cell_stem_1, cell_0, ...] fixed, BN frozen; 2 = up to stride 4, as its
+    # ResNets). Left at None; a config that sets it is refused with one line naming the new key.
+    cfg.MODEL.NASNET.FREEZE_AT = None
     # Normalisation of the backbone and of the second stage: "BN", "FrozenBN" or "SyncBN".
     cfg.MODEL.NASNET.NORM = "BN"
     cfg.MODEL.NASNET.HEAD_NORM = "FrozenBN"
@@ -33,3 +46,88 @@ def add_nasnet_config(cfg: CN) -> CN:
     # (previous, current) state pair as one map, "pair16". FPN layout: taps at strides 4-32.
     cfg.MODEL.NASNET.OUT_FEATURES = ["pair16"]
     return cfg
+
+
+def shipped_configs() -> List[str]:
+    return list_configs()
+
+
+def resolve_config(name: str) -> str:
+    """A path, or the name of a shipped config (:mod:`nasnet_det.model_zoo`)."""
+    if os.path.isfile(name):
+        return name
+    if name in list_configs():
+        return get_config_file(name)
+    raise ConfigError(f"config file not found: {name!r} (not a path, nor a shipped config: "
+                      f"{', '.join(shipped_configs())})")
+
+
+def check_yaml(path: str, chain: tuple = ()) -> None:
+    """Read ``path`` and its ``_BASE_`` chain with ``yaml.safe_load``: a tag that builds Python objects
+    (``!!python/object/apply``), invalid YAML or a ``_BASE_`` loop is one :class:`ConfigError`."""
+    import yaml
+
+    if path in chain:
+        raise ConfigError(f"{chain[-1]}: _BASE_ loop through {path}")
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = yaml.safe_load(f)
+    except yaml.constructor.ConstructorError as e:
+        raise ConfigError(f"{path}: refusing a YAML tag that builds Python objects ({e.problem}): a config is "
+                          "data (docs/security.md)") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML ({one_line(e)})") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"cannot read config {path}: {e}") from None
+    base = data.get("_BASE_") if isinstance(data, dict) else None
+    if isinstance(base, str) and "://" not in base:
+        base = os.path.expanduser(base)
+        check_yaml(base if os.path.isabs(base) else os.path.join(os.path.dirname(path), base), chain + (path,))
+
+
+def get_config(config_file: str, opts: Optional[List[str]] = None, register_datasets: bool = True) -> CfgNode:
+    """Detectron2 defaults + ``MODEL.NASNET`` keys + the YAML (with its ``_BASE_`` chain) + overrides."""
+    path = resolve_config(config_file)
+    check_yaml(path)  # before Detectron2 reads it: its loader falls back to yaml.unsafe_load
+    cfg = add_nasnet_config(get_cfg())
+    try:
+        cfg.merge_from_file(path)
+    except KeyError as e:
+        raise ConfigError(f"{path}: {e.args[0] if e.args else e} (is it a key of MODEL.NASNET or Detectron2?)") from None
+    try:
+        cfg.merge_from_list(list(opts or []))
+    except (KeyError, AssertionError, ValueError) as e:
+        raise ConfigError(f"command-line override: {e}") from None
+    check_renamed_keys(cfg)
+    if register_datasets:
+        register_cfg_datasets(cfg)
+    return cfg
+
+
+def check_renamed_keys(cfg) -> None:
+    """A key of ours that Detectron2 has under its own name is refused, not silently ignored."""
+    old = cfg.MODEL.NASNET.get("FREEZE_AT")
+    if old is not None:
+        raise ConfigError(f"MODEL.NASNET.FREEZE_AT {old} is no longer read: set Detectron2's own key instead, "
+                          f"MODEL.BACKBONE.FREEZE_AT {old}")
+
+
+def check_trainable(cfg) -> None:
+    """Refuse a training run that cannot work: frozen BatchNorm with no weights to load.
+
+    FrozenBN (and the frozen units of FREEZE_AT) keep the statistics they start with; from random
+    initialisation those are meaningless and the loss diverges within a few iterations.
+    """
+    if cfg.MODEL.WEIGHTS:
+        return
+    c = cfg.MODEL.NASNET
+    frozen = [f"MODEL.NASNET.NORM {c.NORM!r}"] if c.NORM == "FrozenBN" else []
+    if c.HEAD_NORM == "FrozenBN" and cfg.MODEL.ROI_HEADS.NAME == "NASNetROIHeads":
+        frozen.append(f"MODEL.NASNET.HEAD_NORM {c.HEAD_NORM!r}")
+    if cfg.MODEL.BACKBONE.FREEZE_AT > 0:
+        frozen.append(f"MODEL.BACKBONE.FREEZE_AT {cfg.MODEL.BACKBONE.FREEZE_AT}")
+    if frozen:
+        raise ConfigError(f"{' and '.join(frozen)} with MODEL.WEIGHTS '' would train from random, frozen BatchNorm "
+                          "statistics and diverge: give MODEL.WEIGHTS (tools/convert_pretrained.py or tools/pretrain.py "
+                          "backbone.pth), or train from scratch with a *_scratch.yaml config (NORM BN or SyncBN, "
+                          "FREEZE_AT 0)")

@@ -31,14 +31,15 @@ from .. import genotypes
 from ..data.specs import format_spec, parse_spec
 from ..errors import SearchError
 from ..io import write_text
-from ..modeling.nasnet import NASNetConfig, feature_taps
+from ..modeling.layout import NASNetConfig, feature_taps
 from ..search.child import ChildConfig, child_options
 from ..search.oneshot import SupernetTrainer, child_params, load_weights, load_when_changed
 from ..search.space import SearchSpace
 from ..search.supernet import parse_recipe, SuperNet, recalibrate_batch_norm
+from .config import get_config
 from .datasets import CheckedDatasetMapper, ensure_registered, register_image_ids
+from .evaluation import ImageIdCOCOEvaluator, has_compiled_ops
 from .recipes import DETECTION_CHILD, DETECTION_CONFIG, SHAPES
-from .train import ImageIdCOCOEvaluator, _has_compiled_ops, get_config
 
 METRICS = ("AP50", "AP")
 CHILD_DEFAULTS = DETECTION_CHILD
@@ -200,7 +201,7 @@ def score_detection_child(model, cfg, genotype: genotypes.Genotype, calibration:
                            lambda module, batch: module(model.preprocess_image(batch).tensor))
     model.eval()
     evaluator = ImageIdCOCOEvaluator(cfg.DATASETS.TEST[0], tasks=("bbox",), output_dir=None,
-                                     use_fast_impl=_has_compiled_ops())
+                                     use_fast_impl=has_compiled_ops())
     with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints its tables per child
         results = inference_on_dataset(model, loader, evaluator)
     return {k: float(v) for k, v in results["bbox"].items() if k in ("AP", "AP50", "AP75")}

@@ -49,7 +49,7 @@ def collect_inputs(items: Sequence[str]) -> Tuple[List[str], List[str]]:
 def load_config(name: str, opts: Sequence[str] = ()):
     """A frozen config for inference: the GPU when there is one (``MODEL.DEVICE`` in ``opts`` wins).
     Datasets are not registered: predicting needs no training data on the machine."""
-    from .train import get_config
+    from .config import get_config
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     cfg = get_config(name, ["MODEL.DEVICE", device] + list(opts), register_datasets=False)
@@ -84,7 +84,7 @@ class Predictor:
         if runtime == "eager":
             from detectron2.modeling import build_model
 
-            from .train import NASNetCheckpointer
+            from .checkpoint import NASNetCheckpointer
 
             if not cfg.MODEL.WEIGHTS:
                 raise ConfigError("no weights to predict with: give MODEL.WEIGHTS path/to/model_final.pth")

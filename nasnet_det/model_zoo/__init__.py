@@ -21,6 +21,6 @@ __all__ = ["CONFIG_DIR", "get_config", "get_config_file", "list_configs"]
 def get_config(name: str, opts: Optional[List[str]] = None, register_datasets: bool = False):
     """Detectron2's defaults + ``MODEL.NASNET`` keys + shipped config ``name`` (its ``_BASE_`` chain)
     + ``opts`` overrides. Needs Detectron2; importing it registers the NASNet components."""
-    from ..detection.train import get_config as load
+    from ..detection.config import get_config as load
 
     return load(get_config_file(name), opts, register_datasets=register_datasets)

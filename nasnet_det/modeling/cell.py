@@ -8,14 +8,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..genotypes import Cell as CellGenotype
+from .layout import cell_out_channels
 from .ops import ConvBN, FactorizedReduction, build_op, combine_norm, drop_path, reads_relu
-
-
-def cell_out_channels(genotype: CellGenotype, channels: int) -> int:
-    """Width of a cell's output: its concatenated states, ``channels`` wide each (twice that for a
-    block whose combine is ``concat``; cell inputs are brought to ``channels`` first)."""
-    return sum(2 * channels if i >= 2 and genotype.blocks[i - 2].combine == "concat" else channels
-               for i in genotype.output_states())
 
 
 def concat_adapter(width: int, channels: int, reduction: bool) -> Optional[nn.Module]:

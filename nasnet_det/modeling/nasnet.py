@@ -1,195 +1,24 @@
-"""NASNet networks from genotypes: stems, cell stacking, heads, drop path, feature taps.
-
-Assembly follows tensorflow/models research/slim/nets/nasnet (nasnet.py, pnasnet.py):
-
-- ImageNet stem: conv0 (3x3, stride 2, VALID) + BN, then two reduction cells ``cell_stem_0/1``
-  with filter scaling 1/4 and 1/2. CIFAR stem: one 3x3 conv + BN.
-- ``num_cells`` counts the normal cells; reduction cells go before normal cells ``int(n/3)`` and
-  ``int(2n/3)`` (NASNet layout). The PNASNet layout counts reduction cells in ``num_cells`` and runs
-  the reduction cell in their place.
-- Each cell reads the previous two cell outputs. With ``skip_reduction_layer_input`` (NASNet-A
-  Large) the first normal cell after a reduction reads, as its previous input, the cell from two
-  steps before the reduction.
-- Head: ReLU -> global average pool -> dropout -> FC; optional auxiliary head on the normal cell
-  just before the second reduction.
-
-Cells are named as in the TF graph (``cell_stem_0``, ``cell_5``, ``reduction_cell_0``, ...).
+"""NASNet networks from genotypes: the stem, the cells stacked as :mod:`.layout` plans them, the
+heads, drop path and feature taps. Head: ReLU -> global average pool -> dropout -> FC; an optional
+auxiliary head on the normal cell just before the second reduction.
 """
 from __future__ import annotations
 
 import dataclasses
-import re
-import typing
-from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from timm.layers import create_classifier
 from torch.utils.checkpoint import checkpoint
 
 from .. import genotypes
 from ..errors import ConfigError, InputError
-from .cell import CellModule, cell_out_channels
-from .ops import AVG_POOL_PAD, batch_norm
-
-STEMS = ("imagenet", "cifar")
-
-
-@dataclass(frozen=True)
-class NASNetConfig:
-    """Everything about a NASNet except its genotype. Field names follow TF's hparams."""
-
-    num_cells: int = 18
-    num_conv_filters: int = 168
-    stem: str = "imagenet"
-    stem_multiplier: float = 3.0
-    num_classes: int = 1000
-    in_chans: int = 3
-    filter_scaling_rate: float = 2.0
-    num_reduction_layers: int = 2
-    skip_reduction_layer_input: bool = True
-    reductions_in_num_cells: bool = False  # True for the PNASNet layout
-    drop_path_keep_prob: float = 1.0
-    dense_dropout_keep_prob: float = 0.5
-    aux_head: bool = False
-    img_size: int = 331  # sizes the aux head's last conv, and goes into pretrained_cfg
-    avg_pool_pad: str = "exclude"  # "include" reproduces timm's port (see ops.py)
-    activation_checkpointing: bool = False
-
-    def validate(self) -> "NASNetConfig":
-        """Check every field's type and range; a bad one raises :class:`ConfigError` naming it."""
-        hints = typing.get_type_hints(NASNetConfig)
-        for f in dataclasses.fields(self):
-            value, kind = getattr(self, f.name), hints[f.name]
-            # bool is an int to Python; a string "6" or a float 4.5 must not slip into a layer width
-            ok = (isinstance(value, bool) if kind is bool else
-                  isinstance(value, int) and not isinstance(value, bool) if kind is int else
-                  isinstance(value, (int, float)) and not isinstance(value, bool) if kind is float else
-                  isinstance(value, kind))
-            if not ok:
-                raise ConfigError(f"NASNet option {f.name} must be {kind.__name__}, got {value!r} "
-                                  f"({type(value).__name__})")
-        if self.stem not in STEMS:
-            raise ConfigError(f"stem must be one of {STEMS}, got {self.stem!r}")
-        if self.avg_pool_pad not in AVG_POOL_PAD:
-            raise ConfigError(f"avg_pool_pad must be one of {AVG_POOL_PAD}, got {self.avg_pool_pad!r}")
-        for name, low in (("num_cells", 1), ("num_conv_filters", 1), ("num_classes", 0), ("in_chans", 1),
-                          ("num_reduction_layers", 0), ("img_size", 1)):
-            if getattr(self, name) < low:
-                raise ConfigError(f"NASNet option {name} must be at least {low}, got {getattr(self, name)}")
-        for name in ("stem_multiplier", "filter_scaling_rate"):
-            if not getattr(self, name) > 0:
-                raise ConfigError(f"NASNet option {name} must be positive, got {getattr(self, name)}")
-        for name in ("drop_path_keep_prob", "dense_dropout_keep_prob"):
-            if not 0.0 < getattr(self, name) <= 1.0:
-                raise ConfigError(f"NASNet option {name} must be in (0, 1], got {getattr(self, name)}")
-        narrow = [spec for spec in cell_plan(self) if spec.filters < 1]
-        if narrow:
-            # the ImageNet stem's cells get 1/4 and 1/2 of num_conv_filters
-            least = next(f for f in range(1, 1 << 16) if all(
-                s.filters >= 1 for s in cell_plan(dataclasses.replace(self, num_conv_filters=f))))
-            raise ConfigError(f"num_conv_filters {self.num_conv_filters} leaves {narrow[0].name} with no filters "
-                              f"(the {self.stem} stem scales it by {narrow[0].filters / self.num_conv_filters:g}); "
-                              f"use at least {least}")
-        return self
-
-    @property
-    def min_input_size(self) -> int:
-        """The smallest image side the network takes: the ImageNet stem's 3x3 VALID conv needs 3."""
-        return 3 if self.stem == "imagenet" else 1
-
-
-def format_arch(genotype: genotypes.Genotype, num_cells: int, num_conv_filters: int,
-                filter_scaling_rate: float = 2.0, num_reduction_layers: int = 2) -> str:
-    """The paper's "N @ F" of a network: the inverse of :func:`parse_arch`."""
-    per_filter = len(genotype.normal.output_states()) * filter_scaling_rate ** num_reduction_layers
-    return f"{num_cells // 3}@{int(num_conv_filters * per_filter)}"
-
-
-def parse_arch(arch: str, genotype: genotypes.Genotype, filter_scaling_rate: float = 2.0,
-               num_reduction_layers: int = 2) -> Tuple[int, int]:
-    """The paper's "N @ F" (e.g. "6@4032") -> (num_cells, num_conv_filters).
-
-    N is num_cells / 3; F is the penultimate width: num_conv_filters x the number of states the
-    normal cell concatenates x the filter scaling of the last stage (24 x num_conv_filters for
-    NASNet-A).
-    """
-    m = re.fullmatch(r"\s*(\d+)\s*@\s*(\d+)\s*", str(arch))
-    if not m:
-        raise ConfigError(f"arch must look like 'N@F' (e.g. '6@4032'), got {arch!r}")
-    n, width = int(m.group(1)), int(m.group(2))
-    per_filter = len(genotype.normal.output_states()) * filter_scaling_rate ** num_reduction_layers
-    filters = width / per_filter
-    if filters != int(filters) or filters < 1:
-        raise ConfigError(f"arch {arch!r}: width {width} is not a multiple of {per_filter:g} "
-                         f"({len(genotype.normal.output_states())} concatenated states x "
-                         f"{filter_scaling_rate:g}^{num_reduction_layers}) for genotype {genotype.name!r}")
-    return 3 * n, int(filters)
-
-
-def reduction_indices(num_cells: int, num_reduction_layers: int) -> List[int]:
-    """nasnet_utils.calc_reduction_layers."""
-    return [int(i / (num_reduction_layers + 1) * num_cells) for i in range(1, num_reduction_layers + 1)]
-
-
-@dataclass(frozen=True)
-class CellSpec:
-    """One cell's place in the network: its name, kind, width and inputs (no modules)."""
-
-    name: str
-    reduction: bool
-    filters: int
-    prev_offset: int  # previous input = states[-prev_offset]
-    index: int = 0  # position among all cells (ScheduledDropPath's depth scaling)
-    in_channels: int = 0  # width of the current input
-    prev_channels: Optional[int] = None  # width of the previous input (None: there is none)
-    prev_is_larger: bool = False  # the previous input has twice the resolution
-    out_channels: int = 0
-    stride: int = 1  # output stride of the network after this cell
-
-
-def cell_plan(cfg: NASNetConfig, genotype: Optional[genotypes.Genotype] = None) -> List[CellSpec]:
-    """The cells in forward order (TF's _build_nasnet_base / _build_pnasnet_base). With ``genotype``
-    each spec also carries its input and output widths, so any slice of the network can be built
-    without building the rest."""
-    rate, f = cfg.filter_scaling_rate, cfg.num_conv_filters
-    plan = []
-    if cfg.stem == "imagenet":
-        for i in range(2):
-            plan.append(CellSpec(f"cell_stem_{i}", True, int(f * rate ** (i - 2)), 2))
-    scaling, where = 1.0, reduction_indices(cfg.num_cells, cfg.num_reduction_layers)
-    for i in range(cfg.num_cells):
-        if i in where:
-            scaling *= rate
-            if cfg.reductions_in_num_cells:
-                plan.append(CellSpec(f"cell_{i}", True, int(f * scaling), 2))
-                continue
-            plan.append(CellSpec(f"reduction_cell_{where.index(i)}", True, int(f * scaling), 2))
-            plan.append(CellSpec(f"cell_{i}", False, int(f * scaling),
-                                 3 if cfg.skip_reduction_layer_input else 2))
-        else:
-            plan.append(CellSpec(f"cell_{i}", False, int(f * scaling), 2))
-    if genotype is None:
-        return plan
-    # walk the (channels, stride) of every state to size each cell
-    states = [(stem_width(cfg), 2 if cfg.stem == "imagenet" else 1)]
-    sized = []
-    for index, spec in enumerate(plan):
-        cur_c, cur_s = states[-1]
-        prev = states[-spec.prev_offset] if len(states) >= spec.prev_offset else None
-        out_c = cell_out_channels(genotype.reduction if spec.reduction else genotype.normal, spec.filters)
-        stride = cur_s * (2 if spec.reduction else 1)
-        sized.append(dataclasses.replace(spec, index=index, in_channels=cur_c, prev_channels=None if prev is None else prev[0],
-                                         prev_is_larger=prev is not None and prev[1] < cur_s, out_channels=out_c,
-                                         stride=stride))
-        states.append((out_c, stride))
-    return sized
-
-
-def stem_width(cfg: NASNetConfig) -> int:
-    return int(32 * cfg.stem_multiplier) if cfg.stem == "imagenet" else int(cfg.num_conv_filters * cfg.stem_multiplier)
-
+from .cell import CellModule
+from .layout import (CellSpec, NASNetConfig, cell_plan, feature_taps, pretrained_cfg, reduction_indices, resolve,
+                     spatial_after, split_point, stem_width)
+from .ops import batch_norm
 
 def build_stem(cfg: NASNetConfig) -> nn.Sequential:
     """The stem conv + BN: ImageNet's 3x3 stride-2 VALID conv, or CIFAR's 3x3 stride-1 one."""
@@ -206,19 +35,6 @@ def decay_param_groups(module: nn.Module, weight_decay: float) -> List[dict]:
     decay = [p for p in module.parameters() if p.ndim > 1]
     rest = [p for p in module.parameters() if p.ndim <= 1]
     return [{"params": decay, "weight_decay": weight_decay}, {"params": rest, "weight_decay": 0.0}]
-
-
-def feature_taps(plan: Sequence[CellSpec], cfg: NASNetConfig) -> List[dict]:
-    """timm's ``feature_info``: the last state at each stride (the stem's, then cells')."""
-    states = [(stem_width(cfg), 2 if cfg.stem == "imagenet" else 1, "stem")]
-    states += [(spec.out_channels, spec.stride, spec.name) for spec in plan]
-    return [dict(num_chs=c, reduction=s, module=name) for i, (c, s, name) in enumerate(states)
-            if i + 1 == len(states) or states[i + 1][1] != s]
-
-
-def split_point(genotype: genotypes.Genotype, cfg: NASNetConfig) -> str:
-    """Where the paper's detection first stage ends: the last cell before the last reduction."""
-    return feature_taps(cell_plan(cfg, genotype), cfg)[-2]["module"]
 
 
 def build_cell(spec: CellSpec, genotype: genotypes.Genotype, cfg: NASNetConfig, num_cells: int) -> CellModule:
@@ -259,14 +75,6 @@ class AuxHead(nn.Module):
             x = F.adaptive_avg_pool2d(x, self.kernel)  # inputs of another size than img_size
         x = F.relu(self.bn1(self.conv(x)))
         return self.fc(torch.flatten(x, 1))
-
-
-def _spatial_after(size: int, stem: str, num_reductions: int) -> int:
-    if stem == "imagenet":
-        size = (size - 3) // 2 + 1  # conv0, VALID
-    for _ in range(num_reductions):
-        size = -(-size // 2)  # stride-2 'SAME'
-    return size
 
 
 class CellRunner(nn.Module):
@@ -390,16 +198,12 @@ class NASNet(CellRunner):
             n_red = sum(1 for n in self.cell_names[: self.cell_names.index(self.aux_cell) + 1]
                         if self.plan[n].reduction)
             self.aux_head = AuxHead(self.plan[self.aux_cell].out_channels, num_classes,
-                                    _spatial_after(cfg.img_size, cfg.stem, n_red))
+                                    spatial_after(cfg.img_size, cfg.stem, n_red))
 
         self.head_drop = nn.Dropout(1.0 - cfg.dense_dropout_keep_prob)
         self.num_classes = num_classes
-        self.classifier = nn.Linear(self.num_features, num_classes) if num_classes else nn.Identity()
-        self.pretrained_cfg = dict(
-            input_size=(cfg.in_chans, cfg.img_size, cfg.img_size), interpolation="bicubic",
-            mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), crop_pct=0.911 if cfg.img_size == 331 else 0.875,
-            num_classes=num_classes, first_conv="stem.conv", classifier="classifier",
-            genotype=self.genotype.name)
+        self.global_pool, self.classifier = create_classifier(self.num_features, num_classes, pool_type=cfg.global_pool)
+        self.pretrained_cfg = {**pretrained_cfg(cfg, self.genotype.name), "num_classes": num_classes}
         init_weights(self)
 
     def param_groups(self, weight_decay: float) -> List[dict]:
@@ -426,9 +230,12 @@ class NASNet(CellRunner):
         return self.classifier
 
     def reset_classifier(self, num_classes: int, global_pool: Optional[str] = None) -> None:
-        """timm's contract; ``global_pool`` is accepted and unused (always average pooling)."""
+        """timm's contract: a new classifier for ``num_classes`` (0: none) after ``global_pool``
+        (None: keep the current pooling; "": none, forward_head returns the map)."""
+        pool = self.global_pool.pool_type if global_pool is None else global_pool
+        dataclasses.replace(self.cfg, num_classes=num_classes, global_pool=pool).validate()  # one line if bad
         self.num_classes = num_classes
-        self.classifier = nn.Linear(self.num_features, num_classes) if num_classes else nn.Identity()
+        self.global_pool, self.classifier = create_classifier(self.num_features, num_classes, pool_type=pool)
 
     # ------------------------------------------------------------------------------------
     # Forward
@@ -510,7 +317,7 @@ class NASNet(CellRunner):
         return states[-1], (taps or {}).get(self.aux_cell)
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = self.head_drop(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
+        x = self.head_drop(self.global_pool(x))
         return x if pre_logits else self.classifier(x)
 
     def forward(self, x: torch.Tensor):
@@ -523,23 +330,6 @@ class NASNet(CellRunner):
 
 # ------------------------------------------------------------------------------------------------
 # Builders
-
-def resolve(genotype: Union[str, genotypes.Genotype, dict] = "nasnet_a", arch: Optional[str] = None,
-            **options) -> Tuple[genotypes.Genotype, NASNetConfig]:
-    """The genotype and the checked :class:`NASNetConfig` that :func:`build_nasnet` would build."""
-    genotype = genotypes.get(genotype)
-    known = {f.name for f in dataclasses.fields(NASNetConfig)}
-    unknown = set(options) - known
-    if unknown:
-        raise TypeError(f"unknown NASNet options {sorted(unknown)}; known: {sorted(known)}")
-    if arch is not None:
-        if "num_cells" in options or "num_conv_filters" in options:
-            raise TypeError("give either arch or num_cells/num_conv_filters, not both")
-        num_cells, filters = parse_arch(arch, genotype, options.get("filter_scaling_rate", 2.0),
-                                        options.get("num_reduction_layers", 2))
-        options.update(num_cells=num_cells, num_conv_filters=filters)
-    return genotype, NASNetConfig(**options).validate()
-
 
 def build_nasnet(genotype: Union[str, genotypes.Genotype, dict] = "nasnet_a", arch: Optional[str] = None,
                  last_cell: Optional[str] = None, **options) -> NASNet:
@@ -563,66 +353,3 @@ def build_cell_stack(genotype: Union[str, genotypes.Genotype, dict] = "nasnet_a"
     return CellStack(genotype, cfg, after or split_point(genotype, cfg))
 
 
-@dataclass(frozen=True)
-class Published:
-    """A released configuration and what the released model measures (ports on CPU)."""
-
-    genotype: str
-    options: dict  # NASNetConfig fields (TF nasnet.py / pnasnet.py hparams)
-    params: float  # parameters of the released model with its classifier
-    mult_adds: Optional[float]  # conv + final linear, at options["img_size"]
-    reference: str
-
-    def arch(self) -> str:
-        return format_arch(genotypes.get(self.genotype), self.options["num_cells"], self.options["num_conv_filters"])
-
-
-# The one table of published sizes: the builders, the model table, the weight converter and the
-# config tests read it.
-PUBLISHED: Dict[str, Published] = {
-    "nasnet_a_large": Published("nasnet_a", dict(num_cells=18, num_conv_filters=168, stem_multiplier=3.0,
-                                                 drop_path_keep_prob=0.7, dense_dropout_keep_prob=0.5,
-                                                 skip_reduction_layer_input=True, img_size=331),
-                                88.753e6, 23.783e9, "timm nasnetalarge (TF weights)"),
-    "nasnet_a_mobile": Published("nasnet_a", dict(num_cells=12, num_conv_filters=44, stem_multiplier=1.0,
-                                                  drop_path_keep_prob=1.0, dense_dropout_keep_prob=0.5,
-                                                  skip_reduction_layer_input=False, img_size=224),
-                                 5.290e6, 563.6e6, "Cadene nasnetamobile (TF weights)"),
-    "nasnet_a_cifar": Published("nasnet_a", dict(num_cells=18, num_conv_filters=32, stem_multiplier=3.0, stem="cifar",
-                                                 drop_path_keep_prob=0.6, dense_dropout_keep_prob=1.0,
-                                                 skip_reduction_layer_input=False, img_size=32, num_classes=10),
-                                3.33e6, None, "paper, table 1"),
-    "pnasnet_5_large": Published("pnasnet_5", dict(num_cells=12, num_conv_filters=216, stem_multiplier=3.0,
-                                                   drop_path_keep_prob=0.6, dense_dropout_keep_prob=0.5,
-                                                   skip_reduction_layer_input=True, reductions_in_num_cells=True,
-                                                   img_size=331),
-                                 86.06e6, 24.94e9, "timm pnasnet5large (TF weights)"),
-}
-CONFIGS = {name: dict(genotype=p.genotype, **p.options) for name, p in PUBLISHED.items()}
-
-
-def penultimate_width(name: str) -> int:
-    """The classifier's input width of a published network (how the converter recognises one)."""
-    p = PUBLISHED[name]
-    genotype, cfg = resolve(p.genotype, **p.options)
-    return cell_plan(cfg, genotype)[-1].out_channels
-
-
-def _builder(name: str):
-    def build(num_classes: Optional[int] = None, aux_head: bool = False, **overrides) -> NASNet:
-        options = dict(CONFIGS[name])
-        genotype = options.pop("genotype")
-        if num_classes is not None:
-            options["num_classes"] = num_classes
-        options.update(aux_head=aux_head, **overrides)
-        return build_nasnet(genotype, **options)
-
-    build.__name__ = name
-    build.__doc__ = f"{name}: {CONFIGS[name]} (aux head off by default, as the paper counts parameters)."
-    return build
-
-
-nasnet_a_large = _builder("nasnet_a_large")
-nasnet_a_mobile = _builder("nasnet_a_mobile")
-nasnet_a_cifar = _builder("nasnet_a_cifar")
-pnasnet_5_large = _builder("pnasnet_5_large")

@@ -31,9 +31,9 @@ import torch.nn.functional as F
 from .. import genotypes
 from ..errors import ConfigError
 from .fast_cpu import avg_pool_same, depthwise_conv2d, pointwise_conv2d
+from .layout import AVG_POOL_PAD
 
 BN_EPS = 1e-3
-AVG_POOL_PAD = ("exclude", "include")
 
 _Int2 = Union[int, Tuple[int, int]]
 

@@ -1,6 +1,8 @@
-"""The published networks in timm's model registry, so timm's own tools build and wrap them:
+"""The published networks (the model zoo's one table of sizes) and their place in timm's model
+registry, as timm's own model files keep them: the table, one ``pretrained_cfg`` per name, the
+named builders, and the registration at the bottom.
 
-    import nasnet_det  # registers nasnet_a_large, nasnet_a_mobile, nasnet_a_cifar, pnasnet_5_large
+    import nasnet_det.modeling  # registers nasnet_a_large, nasnet_a_mobile, nasnet_a_cifar, pnasnet_5_large
     model = timm.create_model("nasnet_a_mobile", num_classes=10)
     backbone = timm.create_model("nasnet_a_large", features_only=True, out_indices=(1, 2, 3, 4))
 
@@ -10,21 +12,94 @@ timm's ``nasnetalarge`` or Cadene's files with ``nasnet_det.modeling.convert.loa
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Dict, Optional
+
+from .. import genotypes
 from ..errors import ConfigError
-from .nasnet import PUBLISHED, build_nasnet
+from .layout import cell_plan, format_arch, pretrained_cfg, resolve
+from .nasnet import NASNet, build_nasnet
+
+
+@dataclass(frozen=True)
+class Published:
+    """A released configuration and what the released model measures (ports on CPU)."""
+
+    genotype: str
+    options: dict  # NASNetConfig fields (TF nasnet.py / pnasnet.py hparams)
+    params: float  # parameters of the released model with its classifier
+    mult_adds: Optional[float]  # conv + final linear, at options["img_size"]
+    reference: str
+
+    def arch(self) -> str:
+        return format_arch(genotypes.get(self.genotype), self.options["num_cells"], self.options["num_conv_filters"])
+
+
+# The one table of published sizes: the builders, the model table, the weight converter and the
+# config tests read it.
+PUBLISHED: Dict[str, Published] = {
+    "nasnet_a_large": Published("nasnet_a", dict(num_cells=18, num_conv_filters=168, stem_multiplier=3.0,
+                                                 drop_path_keep_prob=0.7, dense_dropout_keep_prob=0.5,
+                                                 skip_reduction_layer_input=True, img_size=331),
+                                88.753e6, 23.783e9, "timm nasnetalarge (TF weights)"),
+    "nasnet_a_mobile": Published("nasnet_a", dict(num_cells=12, num_conv_filters=44, stem_multiplier=1.0,
+                                                  drop_path_keep_prob=1.0, dense_dropout_keep_prob=0.5,
+                                                  skip_reduction_layer_input=False, img_size=224),
+                                 5.290e6, 563.6e6, "Cadene nasnetamobile (TF weights)"),
+    "nasnet_a_cifar": Published("nasnet_a", dict(num_cells=18, num_conv_filters=32, stem_multiplier=3.0, stem="cifar",
+                                                 drop_path_keep_prob=0.6, dense_dropout_keep_prob=1.0,
+                                                 skip_reduction_layer_input=False, img_size=32, num_classes=10),
+                                3.33e6, None, "paper, table 1"),
+    "pnasnet_5_large": Published("pnasnet_5", dict(num_cells=12, num_conv_filters=216, stem_multiplier=3.0,
+                                                   drop_path_keep_prob=0.6, dense_dropout_keep_prob=0.5,
+                                                   skip_reduction_layer_input=True, reductions_in_num_cells=True,
+                                                   img_size=331),
+                                 86.06e6, 24.94e9, "timm pnasnet5large (TF weights)"),
+}
+CONFIGS = {name: dict(genotype=p.genotype, **p.options) for name, p in PUBLISHED.items()}
+
+
+def penultimate_width(name: str) -> int:
+    """The classifier's input width of a published network (how the converter recognises one)."""
+    p = PUBLISHED[name]
+    genotype, cfg = resolve(p.genotype, **p.options)
+    return cell_plan(cfg, genotype)[-1].out_channels
+
+
+def default_cfg(name: str) -> dict:
+    """The ``pretrained_cfg`` timm's registry holds for ``name`` (the same one the network carries)."""
+    p = PUBLISHED[name]
+    genotype, cfg = resolve(p.genotype, **p.options)
+    return pretrained_cfg(cfg)
+
+
+def _builder(name: str):
+    def build(num_classes: Optional[int] = None, aux_head: bool = False, **overrides) -> NASNet:
+        options = dict(CONFIGS[name])
+        genotype = options.pop("genotype")
+        if num_classes is not None:
+            options["num_classes"] = num_classes
+        options.update(aux_head=aux_head, **overrides)
+        return build_nasnet(genotype, **options)
+
+    build.__name__ = name
+    build.__doc__ = f"{name}: {CONFIGS[name]} (aux head off by default, as the paper counts parameters)."
+    return build
+
+
+nasnet_a_large = _builder("nasnet_a_large")
+nasnet_a_mobile = _builder("nasnet_a_mobile")
+nasnet_a_cifar = _builder("nasnet_a_cifar")
+pnasnet_5_large = _builder("pnasnet_5_large")
+
+
+# ------------------------------------------------------------------------------------------------
+# timm's registry
 
 default_cfgs: dict = {}
 
 
-def _default_cfg(name: str) -> dict:
-    options = PUBLISHED[name].options
-    size = options["img_size"]
-    return dict(num_classes=options.get("num_classes", 1000), input_size=(3, size, size), pool_size=None,
-                crop_pct=0.911 if size == 331 else 0.875, interpolation="bicubic", mean=(0.5, 0.5, 0.5),
-                std=(0.5, 0.5, 0.5), first_conv="stem.conv", classifier="classifier")
-
-
-def _create(name: str, pretrained: bool = False, **kwargs):
+def _create(name: str, pretrained: bool = False, **kwargs) -> NASNet:
     from timm.models import build_model_with_cfg
 
     if pretrained:
@@ -36,7 +111,6 @@ def _create(name: str, pretrained: bool = False, **kwargs):
         if kwargs.get(timm_name) is not None:
             kwargs[ours] = 1.0 - kwargs.pop(timm_name)
         kwargs.pop(timm_name, None)
-    kwargs.pop("global_pool", None)  # always average pooling, as released
 
     def build(**options):
         return build_nasnet(published.genotype, **{**published.options, **options})
@@ -49,7 +123,7 @@ def register() -> None:
     from timm.models import generate_default_cfgs, is_model, register_model
 
     global default_cfgs  # timm's register_model reads the entrypoint module's default_cfgs
-    default_cfgs = generate_default_cfgs({name: _default_cfg(name) for name in PUBLISHED})
+    default_cfgs = generate_default_cfgs({name: default_cfg(name) for name in PUBLISHED})
     for name in PUBLISHED:
         if is_model(name):
             continue
@@ -60,5 +134,4 @@ def register() -> None:
         entrypoint.__name__ = name
         entrypoint.__module__ = __name__
         entrypoint.__doc__ = f"{name}: {PUBLISHED[name].reference} layout, from nasnet_det's genotype interpreter."
-        globals()[name] = entrypoint
         register_model(entrypoint)

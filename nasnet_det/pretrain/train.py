@@ -75,7 +75,7 @@ class PretrainConfig:
     progress: bool = True
 
     def __post_init__(self):
-        from ..modeling.nasnet import STEMS
+        from ..modeling.layout import STEMS
 
         if self.stem not in STEMS:
             raise ConfigError(f"stem must be one of {', '.join(STEMS)}, got {self.stem!r}")

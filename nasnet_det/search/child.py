@@ -51,7 +51,7 @@ class ChildConfig:
 
 
 def child_options(cfg: ChildConfig, num_classes: int, img_size: int) -> dict:
-    """The :class:`~nasnet_det.modeling.nasnet.NASNetConfig` fields of every child (and of the
+    """The :class:`~nasnet_det.modeling.layout.NASNetConfig` fields of every child (and of the
     one-shot supernet, which holds them all)."""
     return dict(num_cells=cfg.num_cells, num_conv_filters=cfg.num_conv_filters, stem="cifar",
                 stem_multiplier=cfg.stem_multiplier, num_classes=num_classes, skip_reduction_layer_input=False,

@@ -36,7 +36,8 @@ from torch.utils.data import DataLoader
 from .. import genotypes
 from ..errors import SearchError, require_ints
 from ..io import torch_save
-from ..modeling.nasnet import NASNetConfig, decay_param_groups
+from ..modeling.layout import NASNetConfig
+from ..modeling.nasnet import decay_param_groups
 from .child import ChildConfig, child_data, child_options, held_out_accuracy
 from .space import SearchSpace, step_seed
 from .supernet import SuperNet, parse_recipe, recalibrate_batch_norm

@@ -4,7 +4,7 @@ For every cell position, every block, every candidate input state and every cand
 supernet holds one op module (a block's two inputs choose among the same candidates), built by the interpreter's op table
 (:func:`nasnet_det.modeling.ops.build_op`). ``forward(x, genotype)`` runs only the genotype's path,
 through the interpreter's own block loop (:func:`nasnet_det.modeling.cell.run_blocks`), in the
-cell stacking of :func:`nasnet_det.modeling.nasnet.cell_plan`: a genotype's path computes exactly
+cell stacking of :func:`nasnet_det.modeling.layout.cell_plan`: a genotype's path computes exactly
 what ``build_nasnet(genotype)`` computes with the weights :meth:`SuperNet.child_state_dict` gives
 it (a test checks this for random genotypes, both stems).
 
@@ -47,7 +47,8 @@ import torch.nn.functional as F
 from .. import genotypes
 from ..errors import SearchError
 from ..modeling.cell import concat_adapter, run_blocks
-from ..modeling.nasnet import CellSpec, NASNetConfig, build_stem, cell_plan, init_weights
+from ..modeling.layout import CellSpec, NASNetConfig, cell_plan
+from ..modeling.nasnet import build_stem, init_weights
 from ..modeling.ops import ConvBN, FactorizedReduction, build_op, combine_norm
 from .space import SearchSpace
 
