@@ -9,10 +9,10 @@ import torch
 from detectron2.config import get_cfg
 from detectron2.layers import FrozenBatchNorm2d, ShapeSpec
 from detectron2.modeling import BACKBONE_REGISTRY, Backbone, build_model
-from detectron2.modeling.backbone.fpn import FPN, LastLevelMaxPool
 from detectron2.structures import Boxes, Instances
 from detectron2.utils.events import EventStorage
 
+from ..detection.backbone import build_fpn
 from ..detection.config import get_config
 from .timing import BenchConfig, autocast, compare, write_results
 
@@ -46,8 +46,7 @@ class TimmFeaturesBackbone(Backbone):
 @BACKBONE_REGISTRY.register()
 def build_timm_nasnetalarge_fpn_backbone(cfg, input_shape):
     bottom_up = TimmFeaturesBackbone(cfg.MODEL.BACKBONE.FREEZE_AT)
-    return FPN(bottom_up=bottom_up, in_features=cfg.MODEL.FPN.IN_FEATURES, out_channels=cfg.MODEL.FPN.OUT_CHANNELS,
-               norm=cfg.MODEL.FPN.NORM, top_block=LastLevelMaxPool(), fuse_type=cfg.MODEL.FPN.FUSE_TYPE)
+    return build_fpn(cfg, bottom_up)
 
 
 def build_detector(kind: str, device: str = "cpu"):

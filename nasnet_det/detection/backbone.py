@@ -127,6 +127,11 @@ def build_nasnet_fpn_backbone(cfg, input_shape: ShapeSpec) -> FPN:
     c = cfg.MODEL.NASNET
     bottom_up = NASNetBackbone(convert_norm(build_nasnet(**nasnet_options(cfg, input_shape)), c.NORM),
                                list(c.OUT_FEATURES), cfg.MODEL.BACKBONE.FREEZE_AT)
-    return FPN(bottom_up=bottom_up, in_features=cfg.MODEL.FPN.IN_FEATURES,
-               out_channels=cfg.MODEL.FPN.OUT_CHANNELS, norm=cfg.MODEL.FPN.NORM,
-               top_block=LastLevelMaxPool(), fuse_type=cfg.MODEL.FPN.FUSE_TYPE)
+    return build_fpn(cfg, bottom_up)
+
+
+def build_fpn(cfg, bottom_up: Backbone) -> FPN:
+    """Detectron2's FPN (with its P6 max pool) over ``bottom_up``, as ``cfg.MODEL.FPN`` says: the one
+    place our detectors, the detection reward's supernet and the timm baseline build it."""
+    return FPN(bottom_up=bottom_up, in_features=cfg.MODEL.FPN.IN_FEATURES, out_channels=cfg.MODEL.FPN.OUT_CHANNELS,
+               norm=cfg.MODEL.FPN.NORM, top_block=LastLevelMaxPool(), fuse_type=cfg.MODEL.FPN.FUSE_TYPE)

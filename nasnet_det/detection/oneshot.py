@@ -24,7 +24,6 @@ from detectron2.data import DatasetCatalog, build_detection_test_loader, build_d
 from detectron2.data.samplers import TrainingSampler
 from detectron2.evaluation import inference_on_dataset
 from detectron2.modeling import Backbone, build_model
-from detectron2.modeling.backbone.fpn import FPN, LastLevelMaxPool
 from detectron2.utils.events import EventStorage
 
 from .. import genotypes
@@ -32,10 +31,11 @@ from ..data.specs import format_spec, parse_spec
 from ..errors import SearchError
 from ..io import write_text
 from ..modeling.layout import NASNetConfig, feature_taps
-from ..search.child import ChildConfig, child_options
+from ..search.child import child_options
+from ..search.config import search_config
 from ..search.oneshot import SupernetTrainer, child_params, load_weights, load_when_changed
-from ..search.space import SearchSpace
 from ..search.supernet import parse_recipe, SuperNet, recalibrate_batch_norm
+from .backbone import build_fpn
 from .config import get_config
 from .datasets import CheckedDatasetMapper, ensure_registered, register_image_ids
 from .evaluation import ImageIdCOCOEvaluator, has_compiled_ops
@@ -119,7 +119,7 @@ def _classes(name: str):
 
 def detector_config(settings: dict):
     """The Detectron2 config of the search's detector (the same in the driver and the workers)."""
-    child = ChildConfig(**settings["child"])
+    child = search_config(settings).child
     train, val = detection_splits(child.dataset, settings["out"], child.img_size, child.seed)
     size = str(child.img_size)
     cfg = get_config(DETECTION_CONFIG, [
@@ -133,18 +133,16 @@ def detector_config(settings: dict):
     return cfg
 
 
-def build_supernet_detector(settings: dict, space: SearchSpace):
+def build_supernet_detector(settings: dict):
     """Faster R-CNN (FPN) whose bottom-up network is the supernet; returns (model, its config)."""
     cfg = detector_config(settings)
-    child = ChildConfig(**settings["child"])
+    search = search_config(settings)
     # the children's size with the ImageNet stem, as every detection backbone has
-    options = {**child_options(child, 0, child.img_size), "stem": "imagenet"}
-    supernet = SuperNet(space, NASNetConfig(**options), share_inputs=settings["oneshot"].get("share_inputs", False),
-                        recipe=parse_recipe(settings["oneshot"].get("recipe", "none")))
+    options = {**child_options(search.child, 0, search.child.img_size), "stem": "imagenet"}
+    supernet = SuperNet(search.space, NASNetConfig(**options), share_inputs=search.oneshot.share_inputs,
+                        recipe=parse_recipe(search.oneshot.recipe))
     model = build_model(cfg)
-    model.backbone = FPN(bottom_up=SupernetBackbone(supernet), in_features=cfg.MODEL.FPN.IN_FEATURES,
-                         out_channels=cfg.MODEL.FPN.OUT_CHANNELS, norm=cfg.MODEL.FPN.NORM,
-                         top_block=LastLevelMaxPool(), fuse_type=cfg.MODEL.FPN.FUSE_TYPE)
+    model.backbone = build_fpn(cfg, SupernetBackbone(supernet))
     return model, cfg
 
 
@@ -156,7 +154,7 @@ class DetectionSupernet(SupernetTrainer):
     """The supernet trained with Faster R-CNN's losses (DetNAS)."""
 
     def build(self):
-        model, self.det_cfg = build_supernet_detector(self.cfg.to_dict(), self.space)
+        model, self.det_cfg = build_supernet_detector(self.cfg.to_dict())
         self.train_name = self.det_cfg.DATASETS.TRAIN[0]
         self.train_set = DatasetCatalog.get(self.train_name)
         return model
@@ -164,7 +162,7 @@ class DetectionSupernet(SupernetTrainer):
     def batches(self, epoch: int):
         return build_detection_train_loader(  # endless: the trainer takes one epoch of it
             dataset=self.train_set, mapper=CheckedDatasetMapper(self.det_cfg, is_train=True),
-            sampler=TrainingSampler(len(self.train_set), shuffle=True, seed=self.child.seed * 7919 + epoch),
+            sampler=TrainingSampler(len(self.train_set), shuffle=True, seed=self.epoch_seed(epoch)),
             total_batch_size=self.child.batch_size, aspect_ratio_grouping=False, num_workers=0)
 
     def loss(self, batch, genotype: genotypes.Genotype) -> torch.Tensor:
@@ -178,12 +176,13 @@ class DetectionSupernet(SupernetTrainer):
 
 def _scoring_state(settings: dict):
     """(detector, its config, calibration batches, held-out loader), as ``supernet.pt`` now is."""
+    search = search_config(settings)
+
     def build(previous):
-        model, cfg = previous[:2] if previous is not None else build_supernet_detector(
-            settings, SearchSpace(settings["num_blocks"], settings["ops"], settings["combines"]))
+        model, cfg = previous[:2] if previous is not None else build_supernet_detector(settings)
         load_weights(settings, model)
-        batch = settings["child"]["batch_size"]
-        train_dicts = DatasetCatalog.get(cfg.DATASETS.TRAIN[0])[: settings["oneshot"]["calibration_batches"] * batch]
+        batch = search.child.batch_size
+        train_dicts = DatasetCatalog.get(cfg.DATASETS.TRAIN[0])[: search.oneshot.calibration_batches * batch]
         mapper = CheckedDatasetMapper(cfg, is_train=True)
         calibration = [[mapper(d) for d in train_dicts[i: i + batch]] for i in range(0, len(train_dicts), batch)]
         loader = build_detection_test_loader(cfg, cfg.DATASETS.TEST[0], mapper=CheckedDatasetMapper(cfg, is_train=False))
@@ -212,7 +211,7 @@ def detection_evaluator(genotype_dict: dict, settings: dict) -> dict:
     model, cfg, calibration, loader = _scoring_state(settings)
     genotype = genotypes.Genotype.from_dict(genotype_dict)
     metrics = score_detection_child(model, cfg, genotype, calibration, loader)
-    value = metrics[settings["oneshot"]["metric"]]
+    value = metrics[search_config(settings).oneshot.metric]
     reward = 0.0 if value != value else value / 100.0  # COCOeval's NaN: no detections at all
     return {"reward": reward, **metrics, "params": child_params(_bottom_up(model).supernet, genotype),
             "seconds": time.perf_counter() - start}

@@ -1,7 +1,7 @@
 """One cell module that interprets any cell of a genotype (nasnet_utils.NasNetABaseCell's logic)."""
 from __future__ import annotations
 
-from typing import List, Optional
+from typing import List, NamedTuple, Optional, Tuple
 
 import torch
 import torch.nn as nn
@@ -20,6 +20,55 @@ def concat_adapter(width: int, channels: int, reduction: bool) -> Optional[nn.Mo
     if width != channels:
         return ConvBN(width, channels, relu_input=False)
     return None
+
+
+def op_stride(reduction: bool, state: int) -> int:
+    """An op of a reduction cell that reads a cell input (state 0 or 1) has stride 2."""
+    return 2 if reduction and state < 2 else 1
+
+
+def input_convs(in_channels: int, prev_channels: Optional[int], channels: int, prev_is_larger: bool,
+                identity_if_same: bool = True) -> Tuple[nn.Module, Optional[nn.Module], int]:
+    """The cell's input rules (nasnet_utils' _cell_base): ``(pre0, pre1, width of state 1)``.
+
+    State 0 is a 1x1 conv of the current input. State 1: with no previous input (the first cell)
+    the current input itself, unadjusted; a previous input of twice the resolution goes through a
+    factorized reduction; one of another width through a 1x1 conv; one already ``channels`` wide is
+    used as is (``identity_if_same``; the supernet keeps the conv, its children differ in width).
+    """
+    pre0 = ConvBN(in_channels, channels, 1)
+    if prev_channels is None:
+        return pre0, None, in_channels
+    if prev_is_larger:
+        return pre0, FactorizedReduction(prev_channels, channels), channels
+    if prev_channels == channels and identity_if_same:
+        return pre0, nn.Identity(), channels
+    return pre0, ConvBN(prev_channels, channels, 1), channels
+
+
+def input_states(pre0: nn.Module, pre1: Optional[nn.Module], x: torch.Tensor, prev: Optional[torch.Tensor],
+                 prev_as_is: Optional[torch.Tensor] = None) -> List[torch.Tensor]:
+    """States 0 and 1 of a cell from its inputs, by the rules of :func:`input_convs` (``prev_as_is``:
+    a previous input already ``channels`` wide, used unchanged)."""
+    h0 = pre0(F.relu(x))
+    if pre1 is None:
+        return [h0, x]
+    if prev_as_is is not None:
+        return [h0, prev_as_is]
+    if isinstance(pre1, nn.Identity):
+        return [h0, prev]
+    return [h0, pre1(F.relu(prev))]
+
+
+class BlockStep(NamedTuple):
+    """One block as :func:`run_blocks` runs it: two ops on two states, then the combine."""
+
+    op_a: nn.Module
+    op_b: nn.Module
+    inputs: Tuple[int, int]
+    norm: Optional[nn.Module] = None  # the add combine's norm (add_layernorm, ...)
+    concat: bool = False  # concat the two outputs instead of adding them
+    drops: Tuple[bool, bool] = (False, False)  # whether each op gets drop path
 
 
 class BlockModule(nn.Module):
@@ -53,22 +102,14 @@ class CellModule(nn.Module):
         super().__init__()
         self.reduction = reduction
         self.drop_path_ratio = drop_path_ratio
-        self.pre0 = ConvBN(in_channels, channels, 1)
-        if prev_channels is None:
-            self.pre1, prev_width = None, in_channels
-        elif prev_is_larger:
-            self.pre1, prev_width = FactorizedReduction(prev_channels, channels), channels
-        elif prev_channels != channels:
-            self.pre1, prev_width = ConvBN(prev_channels, channels, 1), channels
-        else:
-            self.pre1, prev_width = nn.Identity(), channels
+        self.pre0, self.pre1, prev_width = input_convs(in_channels, prev_channels, channels, prev_is_larger)
 
         widths = [channels, prev_width]  # width of each hidden state
         self.blocks = nn.ModuleList()
         self.inputs: List[tuple] = []
         self.drop_ops: List[tuple] = []  # per block: whether op a / op b get drop path (not identity)
         for b in genotype.blocks:
-            ops = [build_op(op, widths[i], channels, 2 if (reduction and i < 2) else 1, avg_pool_pad)
+            ops = [build_op(op, widths[i], channels, op_stride(reduction, i), avg_pool_pad)
                    for op, i in zip(b.ops, b.inputs)]
             self.blocks.append(BlockModule(ops[0], ops[1], b.combine, channels))
             self.inputs.append(tuple(b.inputs))
@@ -88,17 +129,10 @@ class CellModule(nn.Module):
 
     def forward(self, x: torch.Tensor, prev: Optional[torch.Tensor],
                 drop_prob: Optional[torch.Tensor] = None) -> torch.Tensor:
-        h0 = self.pre0(F.relu(x))
-        if self.pre1 is None:
-            h1 = x
-        elif isinstance(self.pre1, nn.Identity):
-            h1 = prev
-        else:
-            h1 = self.pre1(F.relu(prev))
         keep = None if drop_prob is None else 1.0 - drop_prob * self.drop_path_ratio
-        steps = [(block.op_a, block.op_b, inputs, block.norm, block.concat, drops)
+        steps = [BlockStep(block.op_a, block.op_b, inputs, block.norm, block.concat, drops)
                  for block, inputs, drops in zip(self.blocks, self.inputs, self.drop_ops)]
-        states = run_blocks([h0, h1], steps, keep)
+        states = run_blocks(input_states(self.pre0, self.pre1, x, prev), steps, keep)
         out = []
         for i in self.concat:
             adapter = self.concat_adapters[str(i)] if str(i) in self.concat_adapters else None
@@ -106,10 +140,10 @@ class CellModule(nn.Module):
         return torch.cat(out, 1)
 
 
-def run_blocks(states: List[torch.Tensor], steps, keep: Optional[torch.Tensor] = None) -> List[torch.Tensor]:
-    """A cell's blocks, in order, on its two input states; returns every state.
+def run_blocks(states: List[torch.Tensor], steps: List[BlockStep], keep: Optional[torch.Tensor] = None
+               ) -> List[torch.Tensor]:
+    """A cell's blocks (:class:`BlockStep`), in order, on its two input states; returns every state.
 
-    ``steps``: per block ``(op_a, op_b, (input_a, input_b), norm or None, concat, (drop_a, drop_b))``.
     The cell and the one-shot supernet (:mod:`nasnet_det.search.supernet`) both run their blocks
     here, so a path of the supernet computes what the cell of that genotype computes.
     """

@@ -14,7 +14,8 @@ from typing import Callable
 
 from .. import genotypes
 from ..errors import SearchError
-from .child import ChildConfig, train_child
+from .child import train_child
+from .config import PROXY_METHODS, search_config
 from .strategies import sep_conv_fraction
 
 
@@ -22,14 +23,14 @@ from .strategies import sep_conv_fraction
 def synthetic_evaluator(genotype_dict: dict, settings: dict) -> dict:
     """A cheap pretend reward (the fraction of separable convs), after ``synthetic_seconds``."""
     start = time.perf_counter()
-    time.sleep(settings.get("synthetic_seconds", 0.0))
+    time.sleep(float(settings.get("synthetic_seconds", 0.0)))  # a user's evaluator may pass partial settings
     reward = sep_conv_fraction(genotypes.Genotype.from_dict(genotype_dict))
     return {"reward": reward, "seconds": time.perf_counter() - start}
 
 
 def training_evaluator(genotype_dict: dict, settings: dict) -> dict:
     """The paper's reward: held-out accuracy of the child trained as ``settings["child"]`` says."""
-    return train_child(genotype_dict, ChildConfig(**settings["child"]))
+    return train_child(genotype_dict, search_config(settings).child)
 
 
 def resolve_evaluator(name: str) -> Callable[[dict, dict], dict]:
@@ -44,8 +45,6 @@ def resolve_evaluator(name: str) -> Callable[[dict, dict], dict]:
         raise SearchError(f"evaluator {name!r}: expected train, synthetic or module:function ({e})") from None
 
 
-# --method NAME scores children with one of these instead of training them (nasnet_det.search.ranking)
-PROXY_METHODS = ("params", "flops", "synflow", "naswot", "jacob_cov", "snip", "grad_norm")
 _SCORERS: dict = {}  # per worker: (method, child settings) -> its scorer (which keeps the proxies' minibatch)
 
 
@@ -53,10 +52,11 @@ def proxy_evaluator(genotype_dict: dict, settings: dict) -> dict:
     """A child's reward without training: a zero-cost proxy or a size baseline of :mod:`.ranking`."""
     from .ranking import RankConfig, Scorer
 
-    key = (settings["method"], tuple(sorted(settings["child"].items())))
+    cfg = search_config(settings)
+    key = (cfg.method, repr(cfg.child))
     if key not in _SCORERS:
         _SCORERS.clear()
-        _SCORERS[key] = Scorer(RankConfig(settings["method"], ChildConfig(**settings["child"])))
+        _SCORERS[key] = Scorer(RankConfig(cfg.method, cfg.child))
     result = _SCORERS[key](genotypes.Genotype.from_dict(genotype_dict))
     return {"reward": result["score"], "seconds": result["seconds"]}
 

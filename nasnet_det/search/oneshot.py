@@ -24,7 +24,6 @@ import math
 import os
 import random
 import time
-from dataclasses import dataclass
 from typing import Callable, Dict, Iterable, List, Optional, Sequence
 
 import torch
@@ -34,45 +33,14 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 from .. import genotypes
-from ..errors import SearchError, require_ints
+from ..errors import SearchError
 from ..io import torch_save
 from ..modeling.layout import NASNetConfig
 from ..modeling.nasnet import decay_param_groups
 from .child import ChildConfig, child_data, child_options, held_out_accuracy
+from .config import SAMPLING, OneShotConfig, search_config  # noqa: F401  (SAMPLING, OneShotConfig: the API)
 from .space import SearchSpace, step_seed
 from .supernet import SuperNet, parse_recipe, recalibrate_batch_norm
-
-SAMPLING = ("uniform", "fair")
-
-
-@dataclass(frozen=True)
-class OneShotConfig:
-    """The supernet's training schedule and how children are scored with its weights."""
-
-    epochs: int = 10  # uniform supernet training before the first child is scored
-    round_steps: Optional[int] = None  # steps trained after each round; None: ppo one epoch, others 0
-    round_children: int = 20  # children scored per round (ppo's default update batch)
-    round_lr: float = 0.1  # the rounds' learning rate, as a fraction of child.lr (where the warm-up ends)
-    calibration_batches: int = 2  # training batches that re-estimate a child's BN statistics
-    metric: str = "AP50"  # the reward's metric, where the task has several (detection: AP50 or AP)
-    share_inputs: bool = False  # a block's candidate ops on block outputs share weights (ENAS: one set per input)
-    recipe: str = "all"  # the supernet's initialisation (supernet.RECIPE): all, none or a comma list of parts
-    sampling: str = "uniform"  # warm-up paths: uniform (SPOS) or fair (FairNAS: every op once per step)
-
-    def __post_init__(self):
-        require_ints(self, dict(epochs=0, round_steps=0, round_children=1, calibration_batches=1), SearchError,
-                     "oneshot ", optional=("round_steps",))
-        if not 0 < self.round_lr <= 1:
-            raise SearchError(f"oneshot round_lr must be in (0, 1], got {self.round_lr}")
-        parse_recipe(self.recipe)
-        if self.sampling not in SAMPLING:
-            raise SearchError(f"oneshot sampling must be one of {', '.join(SAMPLING)}, got {self.sampling!r}")
-
-    def steps_per_round(self, strategy: str, steps_per_epoch: int) -> int:
-        if self.round_steps is not None:
-            return self.round_steps
-        return steps_per_epoch if strategy == "ppo" else 0
-
 
 def uniform_sampler(space: SearchSpace, seed: int) -> Callable[[int], List[int]]:
     """Step -> decisions, uniform and reproducible (a resumed run samples the same paths)."""
@@ -135,6 +103,10 @@ class SupernetTrainer:
 
             # a path uses a few of the supernet's ops: the others have no gradient on any rank
             self.model = DistributedDataParallel(self.net, find_unused_parameters=True)
+
+    def epoch_seed(self, epoch: int) -> int:
+        """The seed of an epoch's data order and augmentation: a resumed run draws the same batches."""
+        return step_seed(self.child.seed, epoch)
 
     # -- task hooks ----------------------------------------------------------------------------
     def build(self) -> nn.Module:
@@ -348,8 +320,8 @@ class ClassificationSupernet(SupernetTrainer):
                               self.oneshot.share_inputs, self.oneshot.recipe)
 
     def batches(self, epoch: int):
-        torch.manual_seed(self.child.seed * 7919 + epoch)  # the augmentation's draws
-        generator = torch.Generator().manual_seed(self.child.seed * 7919 + epoch)
+        torch.manual_seed(self.epoch_seed(epoch))  # the augmentation's draws
+        generator = torch.Generator().manual_seed(self.epoch_seed(epoch))
         return DataLoader(self.train_set, batch_size=self.child.batch_size, shuffle=True, drop_last=True,
                           generator=generator)
 
@@ -446,26 +418,26 @@ def load_supernet_for_scoring(path: str, child: ChildConfig):
 
 def _scoring_state(settings: dict):
     """(supernet, data, calibration batches) of a classification search, as ``supernet.pt`` now is."""
+    cfg = search_config(settings)
+
     def build(previous):
-        child = ChildConfig(**settings["child"])
-        data = child_data(child.dataset, child.img_size)
+        data = child_data(cfg.child.dataset, cfg.child.img_size)
         net = previous[0] if previous is not None else build_supernet(
-            SearchSpace(settings["num_blocks"], settings["ops"], settings["combines"]), child, data.num_classes,
-            data.img_size, settings["oneshot"].get("share_inputs", False), settings["oneshot"].get("recipe", "none"))
+            cfg.space, cfg.child, data.num_classes, data.img_size, cfg.oneshot.share_inputs, cfg.oneshot.recipe)
         load_weights(settings, net)
-        return net, data, calibration_batches(data, child, settings["oneshot"]["calibration_batches"])
+        return net, data, calibration_batches(data, cfg.child, cfg.oneshot.calibration_batches)
 
     return load_when_changed(settings, build)
 
 
 def oneshot_evaluator(genotype_dict: dict, settings: dict) -> dict:
     """A child's reward with inherited weights (classification; detection in its own module)."""
-    torch.set_num_threads(max(1, settings["child"]["threads"]))
-    task = settings.get("task", "classification")
-    if task != "classification":
+    cfg = search_config(settings)
+    torch.set_num_threads(max(1, cfg.child.threads))
+    if cfg.task != "classification":
         from .tasks import load_task
 
-        return load_task(task).evaluate(genotype_dict, settings)
+        return load_task(cfg.task).evaluate(genotype_dict, settings)
     start = time.perf_counter()
     net, data, calibration = _scoring_state(settings)
     genotype = genotypes.Genotype.from_dict(genotype_dict)

@@ -1,6 +1,6 @@
 """The search loop: the strategy proposes children, a backend (:mod:`.backends`: local processes or
 Ray) scores them, the trial log (:mod:`.trials`) keeps every attempt, and :mod:`.report` writes
-what a reader looks at. This module holds the configuration, the evaluators and the loop.
+what a reader looks at. This module holds the loop; the configuration is :mod:`.config`, the evaluators :mod:`.evaluators`.
 
 Everything needed to continue is in the run folder, written atomically:
 - ``trials.jsonl``: one JSON object per finished attempt. An attempt is finished when its child
@@ -30,113 +30,27 @@ import json
 import logging
 import os
 import time
-from dataclasses import asdict, dataclass, field
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional
 
 import torch
 
 from .. import genotypes
 from ..data import check_spec
-from ..errors import SearchError, require_ints
+from ..errors import SearchError
 from ..io import FolderLock, tensorboard_writer, torch_save, write_json
 from .backends import build_backend
-from .evaluators import PROXY_METHODS, resolve_evaluator
-from .child import ChildConfig
-from .oneshot import OneShotConfig
-from .supernet import check_shareable
+from .config import (BACKENDS, METHODS, RESUMABLE, TASKS, OneShotConfig, SearchConfig,  # noqa: F401  (the API)
+                     config_differences)
+from .evaluators import resolve_evaluator
 from .space import SearchSpace
-from .tasks import TASKS as TASK_MODULES, load_task
-from .strategies import STRATEGIES, build_strategy
+from .tasks import load_task
+from .strategies import STRATEGIES, build_strategy  # noqa: F401  (STRATEGIES: the API)
 from .report import plot_search_curve, write_report
 from .trials import TrialLog
 
 logger = logging.getLogger("nasnet_det.search")
 
 MAX_LOST = 3  # a child whose worker died this often is treated as failing, not re-queued forever
-
-
-@dataclass
-class SearchConfig:
-    """Everything a search is run with; ``search.json`` holds it (:meth:`to_dict`)."""
-
-    strategy: str = "ppo"
-    # "per-child" (each child trained on its own), "oneshot" (shared weights), or a zero-cost method
-    # (evaluators.PROXY_METHODS: params, flops, synflow, ...) that scores children without training
-    method: str = "per-child"
-    task: str = "classification"  # the reward: "classification" accuracy or "detection" AP (oneshot)
-    budget: int = 20
-    workers: int = 2
-    backend: str = "local"  # "local" or "ray"
-    ray_address: Optional[str] = None  # None: start a local Ray; "auto" or host:port: join a cluster
-    gpus_per_child: float = 0.0  # Ray: GPUs requested per child (1 on a GPU cluster)
-    out: str = "runs/search"
-    seed: int = 0
-    retries: int = 1
-    failure_reward: float = 0.0
-    top_k: int = 10
-    num_blocks: int = 5
-    ops: Tuple[str, ...] = genotypes.PAPER_OPS
-    combines: Tuple[str, ...] = ("add",)
-    strategy_options: dict = field(default_factory=dict)  # e.g. {"lr": 0.003} or {"population_size": 50}
-    evaluator: str = "train"  # "train" (child training), "synthetic" (sep-conv fraction) or "module:function"
-    child: ChildConfig = field(default_factory=ChildConfig)
-    oneshot: OneShotConfig = field(default_factory=OneShotConfig)
-    synthetic_seconds: float = 0.0  # the synthetic evaluator's pretend training time
-    progress: bool = True
-
-    def __post_init__(self):
-        if self.strategy not in STRATEGIES:
-            raise SearchError(f"unknown strategy {self.strategy!r}; use one of {', '.join(STRATEGIES)}")
-        if self.backend not in BACKENDS:
-            raise SearchError(f"unknown backend {self.backend!r}; use one of {', '.join(BACKENDS)}")
-        if self.method not in METHODS:
-            raise SearchError(f"unknown method {self.method!r}; use one of {', '.join(METHODS)}")
-        if self.task not in TASKS:
-            raise SearchError(f"unknown task {self.task!r}; use one of {', '.join(TASKS)}")
-        if self.method == "oneshot":
-            check_shareable(self.combines)
-        load_task(self.task).check(self)
-        require_ints(self, dict(budget=1, workers=1, retries=0, top_k=1, num_blocks=1), SearchError)
-        if self.gpus_per_child < 0 or self.synthetic_seconds < 0:
-            raise SearchError("gpus_per_child and synthetic_seconds cannot be negative")
-        unknown = [op for op in self.ops if op not in genotypes.OPS] + [c for c in self.combines if c not in genotypes.COMBINES]
-        if unknown or not self.ops or not self.combines:
-            raise SearchError(f"ops/combines: {', '.join(map(repr, unknown)) or 'none given'} "
-                              f"(ops: {', '.join(genotypes.OPS)}; combines: {', '.join(genotypes.COMBINES)})")
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["ops"], d["combines"] = list(self.ops), list(self.combines)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "SearchConfig":
-        """Inverse of :meth:`to_dict` (what ``search.json`` holds)."""
-        d = dict(d)
-        return cls(**{**d, "ops": tuple(d["ops"]), "combines": tuple(d["combines"]),
-                      "child": ChildConfig(**d["child"]), "oneshot": OneShotConfig(**d.get("oneshot", {}))})
-
-
-BACKENDS = ("local", "ray")
-METHODS = ("per-child", "oneshot") + PROXY_METHODS
-TASKS = tuple(TASK_MODULES)
-# Settings that a resumed search may change: how much work, and how it is run. Any other setting
-# changes what a reward means, and rewards of two settings must not be ranked together.
-RESUMABLE = ("budget", "workers", "backend", "ray_address", "gpus_per_child", "out", "progress", "top_k",
-             "retries", "child.threads")
-
-
-def config_differences(stored: dict, current: dict, prefix: str = "") -> list:
-    """``key stored -> current`` for each setting that differs, except :data:`RESUMABLE` ones."""
-    diffs = []
-    for key in sorted(set(stored) | set(current)):
-        name = prefix + key
-        a, b = stored.get(key), current.get(key)
-        if isinstance(a, dict) and isinstance(b, dict) and name != "strategy_options":
-            diffs += config_differences(a, b, name + ".")
-        elif name not in RESUMABLE and a != b:
-            diffs.append(f"{name} {a!r} -> {b!r}")
-    return diffs
 
 
 # ------------------------------------------------------------------------------------------------

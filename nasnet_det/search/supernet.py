@@ -46,10 +46,10 @@ import torch.nn.functional as F
 
 from .. import genotypes
 from ..errors import SearchError
-from ..modeling.cell import concat_adapter, run_blocks
+from ..modeling.cell import BlockStep, concat_adapter, input_convs, input_states, op_stride, run_blocks
 from ..modeling.layout import CellSpec, NASNetConfig, cell_plan
 from ..modeling.nasnet import build_stem, init_weights
-from ..modeling.ops import ConvBN, FactorizedReduction, build_op, combine_norm
+from ..modeling.ops import build_op, combine_norm
 from .space import SearchSpace
 
 
@@ -94,13 +94,9 @@ class SuperCell(nn.Module):
         c = self.filters = spec.filters
         self.reduction = spec.reduction
         self.num_states = space.num_blocks + 2
-        self.pre0 = ConvBN(spec.in_channels, c, 1)
-        if spec.prev_channels is None:  # the first cell reads the stem twice, unadjusted
-            self.pre1, prev_width = None, spec.in_channels
-        elif spec.prev_is_larger:
-            self.pre1, prev_width = FactorizedReduction(spec.prev_channels, c), c
-        else:  # a child whose previous input is already F wide uses it as is (see forward)
-            self.pre1, prev_width = ConvBN(spec.prev_channels, c, 1), c
+        # the cell's input rules; a child whose previous input is already F wide uses it as is (forward)
+        self.pre0, self.pre1, prev_width = input_convs(spec.in_channels, spec.prev_channels, c, spec.prev_is_larger,
+                                                       identity_if_same=False)
         widths = [c, prev_width]
         self.blocks = nn.ModuleList()
         self.norms = nn.ModuleList()
@@ -111,8 +107,8 @@ class SuperCell(nn.Module):
             for i in range(k + 2):
                 for op in space.ops:
                     if self._key(i, op) not in candidates:  # with share_inputs, block outputs share one
-                        stride = 2 if (self.reduction and i < 2) else 1
-                        candidates[self._key(i, op)] = build_op(op, widths[i], c, stride, avg_pool_pad)
+                        candidates[self._key(i, op)] = build_op(op, widths[i], c, op_stride(self.reduction, i),
+                                                                avg_pool_pad)
             self.blocks.append(candidates)
             self.norms.append(nn.ModuleDict({name: norm for name in space.combines
                                              if (norm := combine_norm(name, c)) is not None}))
@@ -124,17 +120,11 @@ class SuperCell(nn.Module):
                 prev_as_is: Optional[torch.Tensor] = None) -> torch.Tensor:
         """``prev_as_is``: the child's previous input when its width is already F (the cell then
         uses it unchanged, as :class:`~nasnet_det.modeling.cell.CellModule` does)."""
-        h0 = self.pre0(F.relu(x))
-        if self.pre1 is None:
-            h1 = x
-        elif prev_as_is is not None:
-            h1 = prev_as_is
-        else:
-            h1 = self.pre1(F.relu(prev))
-        steps = [(self.blocks[k][self._key(b.inputs[0], b.ops[0])], self.blocks[k][self._key(b.inputs[1], b.ops[1])],
-                  b.inputs, self.norms[k][b.combine] if b.combine in self.norms[k] else None, False, (False, False))
+        steps = [BlockStep(self.blocks[k][self._key(b.inputs[0], b.ops[0])],
+                           self.blocks[k][self._key(b.inputs[1], b.ops[1])], b.inputs,
+                           norm=self.norms[k][b.combine] if b.combine in self.norms[k] else None)
                  for k, b in enumerate(cell.blocks)]
-        states = run_blocks([h0, h1], steps)
+        states = run_blocks(input_states(self.pre0, self.pre1, x, prev, prev_as_is), steps)
         concat = set(cell.output_states())
         out = []
         zeros = None

@@ -1,0 +1,151 @@
+"""The search's configuration: :class:`SearchConfig` (what ``search.json`` holds) and the one-shot
+schedule in it (:class:`OneShotConfig`). The driver builds it from the command line; every worker
+rebuilds the same object from the settings it is handed (:func:`search_config`), once.
+"""
+from __future__ import annotations
+
+import functools
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Optional, Tuple
+
+from .. import genotypes
+from ..errors import SearchError, require_ints
+from .child import ChildConfig
+from .space import SearchSpace
+from .strategies import STRATEGIES
+from .supernet import check_shareable, parse_recipe
+from .tasks import TASKS as TASK_MODULES, load_task
+
+# --method NAME scores children with one of these instead of training them (nasnet_det.search.ranking)
+PROXY_METHODS = ("params", "flops", "synflow", "naswot", "jacob_cov", "snip", "grad_norm")
+BACKENDS = ("local", "ray")
+METHODS = ("per-child", "oneshot") + PROXY_METHODS
+TASKS = tuple(TASK_MODULES)
+SAMPLING = ("uniform", "fair")
+
+
+@dataclass(frozen=True)
+class OneShotConfig:
+    """The supernet's training schedule and how children are scored with its weights."""
+
+    epochs: int = 10  # uniform supernet training before the first child is scored
+    round_steps: Optional[int] = None  # steps trained after each round; None: ppo one epoch, others 0
+    round_children: int = 20  # children scored per round (ppo's default update batch)
+    round_lr: float = 0.1  # the rounds' learning rate, as a fraction of child.lr (where the warm-up ends)
+    calibration_batches: int = 2  # training batches that re-estimate a child's BN statistics
+    metric: str = "AP50"  # the reward's metric, where the task has several (detection: AP50 or AP)
+    share_inputs: bool = False  # a block's candidate ops on block outputs share weights (ENAS: one set per input)
+    recipe: str = "all"  # the supernet's initialisation (supernet.RECIPE): all, none or a comma list of parts
+    sampling: str = "uniform"  # warm-up paths: uniform (SPOS) or fair (FairNAS: every op once per step)
+
+    def __post_init__(self):
+        require_ints(self, dict(epochs=0, round_steps=0, round_children=1, calibration_batches=1), SearchError,
+                     "oneshot ", optional=("round_steps",))
+        if not 0 < self.round_lr <= 1:
+            raise SearchError(f"oneshot round_lr must be in (0, 1], got {self.round_lr}")
+        parse_recipe(self.recipe)
+        if self.sampling not in SAMPLING:
+            raise SearchError(f"oneshot sampling must be one of {', '.join(SAMPLING)}, got {self.sampling!r}")
+
+    def steps_per_round(self, strategy: str, steps_per_epoch: int) -> int:
+        if self.round_steps is not None:
+            return self.round_steps
+        return steps_per_epoch if strategy == "ppo" else 0
+
+
+@dataclass
+class SearchConfig:
+    """Everything a search is run with; ``search.json`` holds it (:meth:`to_dict`)."""
+
+    strategy: str = "ppo"
+    # "per-child" (each child trained on its own), "oneshot" (shared weights), or a zero-cost method
+    # (PROXY_METHODS: params, flops, synflow, ...) that scores children without training
+    method: str = "per-child"
+    task: str = "classification"  # the reward: "classification" accuracy or "detection" AP (oneshot)
+    budget: int = 20
+    workers: int = 2
+    backend: str = "local"  # "local" or "ray"
+    ray_address: Optional[str] = None  # None: start a local Ray; "auto" or host:port: join a cluster
+    gpus_per_child: float = 0.0  # Ray: GPUs requested per child (1 on a GPU cluster)
+    out: str = "runs/search"
+    seed: int = 0
+    retries: int = 1
+    failure_reward: float = 0.0
+    top_k: int = 10
+    num_blocks: int = 5
+    ops: Tuple[str, ...] = genotypes.PAPER_OPS
+    combines: Tuple[str, ...] = ("add",)
+    strategy_options: dict = field(default_factory=dict)  # e.g. {"lr": 0.003} or {"population_size": 50}
+    evaluator: str = "train"  # "train" (child training), "synthetic" (sep-conv fraction) or "module:function"
+    child: ChildConfig = field(default_factory=ChildConfig)
+    oneshot: OneShotConfig = field(default_factory=OneShotConfig)
+    synthetic_seconds: float = 0.0  # the synthetic evaluator's pretend training time
+    progress: bool = True
+
+    def __post_init__(self):
+        if self.strategy not in STRATEGIES:
+            raise SearchError(f"unknown strategy {self.strategy!r}; use one of {', '.join(STRATEGIES)}")
+        if self.backend not in BACKENDS:
+            raise SearchError(f"unknown backend {self.backend!r}; use one of {', '.join(BACKENDS)}")
+        if self.method not in METHODS:
+            raise SearchError(f"unknown method {self.method!r}; use one of {', '.join(METHODS)}")
+        if self.task not in TASKS:
+            raise SearchError(f"unknown task {self.task!r}; use one of {', '.join(TASKS)}")
+        if self.method == "oneshot":
+            check_shareable(self.combines)
+        load_task(self.task).check(self)
+        require_ints(self, dict(budget=1, workers=1, retries=0, top_k=1, num_blocks=1), SearchError)
+        if self.gpus_per_child < 0 or self.synthetic_seconds < 0:
+            raise SearchError("gpus_per_child and synthetic_seconds cannot be negative")
+        unknown = [op for op in self.ops if op not in genotypes.OPS] + [c for c in self.combines if c not in genotypes.COMBINES]
+        if unknown or not self.ops or not self.combines:
+            raise SearchError(f"ops/combines: {', '.join(map(repr, unknown)) or 'none given'} "
+                              f"(ops: {', '.join(genotypes.OPS)}; combines: {', '.join(genotypes.COMBINES)})")
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["ops"], d["combines"] = list(self.ops), list(self.combines)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "SearchConfig":
+        """Inverse of :meth:`to_dict` (what ``search.json`` holds)."""
+        d = dict(d)
+        return cls(**{**d, "ops": tuple(d["ops"]), "combines": tuple(d["combines"]),
+                      "child": ChildConfig(**d["child"]), "oneshot": OneShotConfig(**d.get("oneshot", {}))})
+
+    @property
+    def space(self) -> SearchSpace:
+        return SearchSpace(self.num_blocks, self.ops, self.combines)
+
+
+# Settings that a resumed search may change: how much work, and how it is run. Any other setting
+# changes what a reward means, and rewards of two settings must not be ranked together.
+RESUMABLE = ("budget", "workers", "backend", "ray_address", "gpus_per_child", "out", "progress", "top_k",
+             "retries", "child.threads")
+
+
+def config_differences(stored: dict, current: dict, prefix: str = "") -> list:
+    """``key stored -> current`` for each setting that differs, except :data:`RESUMABLE` ones."""
+    diffs = []
+    for key in sorted(set(stored) | set(current)):
+        name = prefix + key
+        a, b = stored.get(key), current.get(key)
+        if isinstance(a, dict) and isinstance(b, dict) and name != "strategy_options":
+            diffs += config_differences(a, b, name + ".")
+        elif name not in RESUMABLE and a != b:
+            diffs.append(f"{name} {a!r} -> {b!r}")
+    return diffs
+
+
+def search_config(settings: dict) -> SearchConfig:
+    """The :class:`SearchConfig` of the settings a worker is handed (``search.json``'s dict), parsed and
+    checked once per worker process however many children it scores."""
+    return _parsed(json.dumps(settings, sort_keys=True))
+
+
+@functools.lru_cache(maxsize=4)
+def _parsed(text: str) -> SearchConfig:
+    return SearchConfig.from_dict(json.loads(text))
+
