@@ -6,27 +6,14 @@ reported, with the ratio to our eager model (see nasnet_det.benchmarks.timing fo
 from __future__ import annotations
 
 import os
-import statistics
 import tempfile
-import time
-from typing import Callable, Dict, Optional
+from typing import Callable, Optional
 
 import torch
 
-from .timing import BenchConfig, write_results
+from .timing import BenchConfig, time_alternately, write_results
 
 from ..detection.export import export_detector_onnx, export_onnx, export_torchscript, onnx_session
-
-
-def _time_alternately(runners: Dict[str, Callable[[], object]], iters: int, warmup: int) -> Dict[str, float]:
-    times = {name: [] for name in runners}
-    for i in range(warmup + iters):
-        for name, run in runners.items():
-            start = time.perf_counter()
-            run()
-            if i >= warmup:
-                times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def backbone_fast_paths(title: str, build_reference: Callable, build_ours: Callable, size: int, batch: int,
@@ -51,7 +38,7 @@ def backbone_fast_paths(title: str, build_reference: Callable, build_ours: Calla
             runners["ours, onnxruntime"] = lambda: session.run(None, {"image": array})
         except Exception as e:  # noqa: BLE001  (onnxruntime missing: time the rest)
             log(f"onnxruntime skipped: {type(e).__name__}: {e}")
-        seconds = _time_alternately(runners, iters, warmup)
+        seconds = time_alternately(runners, iters, warmup)
     ref = seconds["reference eager"]
     log(f"{title}, batch {batch}, {size} px, cpu fp32 (median of {iters}):")
     for name, s in seconds.items():
@@ -84,7 +71,7 @@ def benchmark_inference(height: int = 320, width: int = 480, iters: int = 5, war
         except Exception as e:  # onnxruntime missing, or an op it lacks: say so, time the rest
             log(f"onnxruntime skipped: {type(e).__name__}: {e}")
         model.eval()  # the ONNX exporter can leave the module in training mode
-        seconds = _time_alternately(runners, iters, warmup)
+        seconds = time_alternately(runners, iters, warmup)
     log(f"{config} detector, batch 1, {height}x{width}, cpu fp32, median of {iters} alternating runs after {warmup} warm-up:")
     for name, s in seconds.items():
         results["detector"][name] = {"ms_per_image": 1000 * s, "speed_vs_eager": seconds["eager"] / s}

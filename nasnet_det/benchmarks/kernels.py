@@ -3,8 +3,6 @@ op by op at the shapes of NASNet-A Large (224 px, batch 2), then a whole trainin
 network with the paths off and on. Each pair is timed alternately; medians are reported."""
 from __future__ import annotations
 
-import statistics
-import time
 from typing import Callable, Dict, List, Tuple
 
 import torch
@@ -12,7 +10,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..modeling import fast_cpu
-from .timing import BenchConfig, compare
+from .timing import BenchConfig, compare, time_alternately
 
 # (channels, size, kernel) of NASNet-A Large's separable convs at 224 px, largest maps first
 DEPTHWISE_SHAPES = [(42, 112, 5), (84, 56, 5), (168, 28, 3), (168, 28, 5), (336, 14, 5), (672, 7, 3), (1344, 7, 7)]
@@ -20,17 +18,6 @@ DEPTHWISE_SHAPES = [(42, 112, 5), (84, 56, 5), (168, 28, 3), (168, 28, 5), (336,
 POINTWISE_SHAPES = [(84, 84, 56), (168, 168, 28), (1008, 168, 28), (336, 336, 14), (2016, 336, 14), (672, 672, 7),
                     (4032, 672, 7)]
 POOL_SHAPES = [(168, 28), (336, 14), (672, 7)]
-
-
-def _alternate(pair: Tuple[Callable, Callable], iters: int) -> Tuple[float, float]:
-    times: Tuple[List[float], List[float]] = ([], [])
-    for i in range(iters + 1):
-        for fn, out in zip(pair, times):
-            start = time.perf_counter()
-            fn()
-            if i:  # the first round warms up
-                out.append(time.perf_counter() - start)
-    return statistics.median(times[0]), statistics.median(times[1])
 
 
 def _train_pair(reference: Callable, ours: Callable, x: torch.Tensor, params: List[torch.Tensor]):
@@ -92,7 +79,8 @@ def benchmark_kernels(iters: int = 20, model_iters: int = 5, quick: bool = False
     results = {}
     log(f"{'op (PyTorch vs ours), batch 2':<52} {'PyTorch ms':>10} {'ours ms':>8} {'speed-up':>8}")
     for name, pair in kernel_cases(shrink=4 if quick else 1).items():
-        reference, ours = _alternate(pair, 1 if quick else iters)
+        seconds = time_alternately(dict(zip(("reference", "ours"), pair)), 1 if quick else iters, warmup=1)
+        reference, ours = seconds["reference"], seconds["ours"]
         results[name] = {"pytorch_s": reference, "ours_s": ours, "speedup": reference / ours}
         log(f"{name:<52} {reference * 1e3:>10.3f} {ours * 1e3:>8.3f} {reference / ours:>7.2f}x")
     if model_iters:

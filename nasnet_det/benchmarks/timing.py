@@ -124,6 +124,25 @@ def peak_memory(builder, cfg: BenchConfig, mode: str, prepare=None, step=None, s
     return queue.get() if proc.exitcode == 0 and not queue.empty() else None
 
 
+def time_alternately(runners: Dict[str, Callable[[], object]], iters: int, warmup: int = 1,
+                     device: Optional[torch.device] = None) -> Dict[str, float]:
+    """Each runner's median seconds over ``iters`` rounds after ``warmup`` rounds. The runners take
+    turns within each round, so the machine's drift (clock, other load) falls on all of them alike;
+    on a GPU each run is synchronised before and after. The one timing loop of the benchmarks."""
+    times: Dict[str, List[float]] = {name: [] for name in runners}
+    for i in range(warmup + iters):
+        for name, run in runners.items():
+            if device is not None:
+                _sync(device)
+            start = time.perf_counter()
+            run()
+            if device is not None:
+                _sync(device)
+            if i >= warmup:
+                times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
 def compare(builders: Dict[str, Callable[[], torch.nn.Module]], cfg: BenchConfig,
             step: Callable = _step, prepare: Callable = prepare_model, shrink: Callable = _shrink_image,
             log=print) -> dict:
@@ -132,19 +151,10 @@ def compare(builders: Dict[str, Callable[[], torch.nn.Module]], cfg: BenchConfig
     models = {name: prepare(build(), cfg, device) for name, build in builders.items()}
     results: Dict[str, dict] = {}
     for mode in cfg.modes:
-        times: Dict[str, List[float]] = {name: [] for name in models}
-        for i in range(cfg.warmup + cfg.iters):
-            for name, (model, x) in models.items():
-                _sync(device)
-                start = time.perf_counter()
-                step(model, x, mode, cfg, device)
-                _sync(device)
-                if i >= cfg.warmup:
-                    times[name].append(time.perf_counter() - start)
-        results[mode] = {}
-        for name in models:
-            median = statistics.median(times[name])
-            results[mode][name] = {"seconds_per_step": median, "img_per_s": cfg.batch / median}
+        runners = {name: (lambda model=model, x=x: step(model, x, mode, cfg, device))
+                   for name, (model, x) in models.items()}
+        seconds = time_alternately(runners, cfg.iters, cfg.warmup, device)
+        results[mode] = {name: {"seconds_per_step": t, "img_per_s": cfg.batch / t} for name, t in seconds.items()}
     if cfg.memory:
         del models
         for mode in cfg.modes:
