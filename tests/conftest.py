@@ -6,6 +6,13 @@ import torch
 # the raccoon photos shipped with the package (nasnet_det/data/raccoon: source, licence, how it was resized)
 RACCOON = os.path.join(os.path.dirname(__file__), "..", "nasnet_det", "data", "raccoon")
 
+# The tiny detector the detection tests build: NASNet-A 1@192 (one normal cell per stage, F = 8), BN
+# everywhere (nothing frozen: no weights to load), a small FPN and box head; seconds per step on a CPU.
+# A test appends what it varies (a later key overrides an earlier one).
+TINY_DETECTOR = ["MODEL.DEVICE", "cpu", "MODEL.NASNET.ARCH", "1@192", "MODEL.NASNET.STEM_MULTIPLIER", "1.0",
+                 "MODEL.NASNET.NORM", "BN", "MODEL.NASNET.HEAD_NORM", "BN", "MODEL.BACKBONE.FREEZE_AT", "0",
+                 "MODEL.FPN.OUT_CHANNELS", "32", "MODEL.ROI_BOX_HEAD.FC_DIM", "64"]
+
 
 def randomize_batch_norm(model: torch.nn.Module, seed: int = 1) -> torch.nn.Module:
     """Give every BN non-trivial statistics and affine parameters, so that a comparison of two
@@ -26,3 +33,14 @@ def randomize_batch_norm(model: torch.nn.Module, seed: int = 1) -> torch.nn.Modu
 def _seed():
     torch.manual_seed(0)
     torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """One local Ray (2 CPUs) for every in-process Ray test of the session; the search's Ray backend
+    joins a Ray that is already up."""
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()
+

@@ -20,11 +20,10 @@ from nasnet_det.errors import (ConfigError, DataError, GenotypeError, InputError
                                UserError, one_line)
 from nasnet_det.modeling import build_nasnet
 
+from conftest import TINY_DETECTOR
+
 TOOLS = os.path.join(os.path.dirname(__file__), "..", "tools")
-TINY_DET = ["MODEL.DEVICE", "cpu", "MODEL.NASNET.ARCH", "1@192", "MODEL.NASNET.STEM_MULTIPLIER", "1.0",
-            "MODEL.NASNET.NORM", "BN", "MODEL.BACKBONE.FREEZE_AT", "0", "MODEL.FPN.OUT_CHANNELS", "32",
-            "MODEL.ROI_BOX_HEAD.FC_DIM", "64", "INPUT.MIN_SIZE_TEST", "64", "INPUT.MAX_SIZE_TEST", "64",
-            "DATALOADER.NUM_WORKERS", "0"]
+TINY_DET = TINY_DETECTOR + ["INPUT.MIN_SIZE_TEST", "64", "INPUT.MAX_SIZE_TEST", "64", "DATALOADER.NUM_WORKERS", "0"]
 
 
 def _tool(name):

@@ -9,6 +9,7 @@ import pytest
 TOOL = os.path.join(os.path.dirname(__file__), "..", "tools", "benchmark.py")
 
 
+@pytest.mark.slow  # a smoke run of NASNet-A Large and R50-FPN (70 s here): make test-all runs it
 def test_benchmark_all_quick_on_the_cpu_writes_one_report(tmp_path):
     pytest.importorskip("detectron2")
     pytest.importorskip("pretrainedmodels")
@@ -32,6 +33,7 @@ def test_benchmark_all_quick_on_the_cpu_writes_one_report(tmp_path):
     assert len(rows) == 2 * 2 + 2 + 5 * 2 + 2 + 3  # backbone train x2, inference, detector train+forward, pretrain, search
 
 
+@pytest.mark.slow  # two supernets and three detectors trained (90 s here): make test-all runs it
 def test_oneshot_benchmarks_quick_write_their_figures(tmp_path):
     out = tmp_path / "oneshot"
     done = subprocess.run([sys.executable, TOOL, "oneshot", "--quick", "--out", str(out)],

@@ -26,14 +26,12 @@ from nasnet_det.detection.train import Trainer  # noqa: E402
 from nasnet_det.modeling import build_nasnet  # noqa: E402
 from nasnet_det.modeling.convert import save_for_detectron2  # noqa: E402
 
-from conftest import RACCOON, randomize_batch_norm  # noqa: E402
+from conftest import RACCOON, TINY_DETECTOR, randomize_batch_norm  # noqa: E402
 
 FRCNN, FPN = "Base-NASNet-FRCNN.yaml", "Base-NASNet-FPN.yaml"
 # a small NASNet-A (1 normal cell per stage, F = 8) and small heads: seconds per step on a CPU
-TINY = ["MODEL.DEVICE", "cpu", "MODEL.NASNET.ARCH", "1@192", "MODEL.NASNET.STEM_MULTIPLIER", "1.0",
-        "MODEL.NASNET.NORM", "BN", "MODEL.NASNET.HEAD_NORM", "BN", "MODEL.FPN.OUT_CHANNELS", "32",
-        "MODEL.ROI_BOX_HEAD.FC_DIM", "128", "MODEL.RPN.POST_NMS_TOPK_TRAIN", "200",
-        "MODEL.RPN.POST_NMS_TOPK_TEST", "100", "MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE", "64"]
+TINY = TINY_DETECTOR + ["MODEL.ROI_BOX_HEAD.FC_DIM", "128", "MODEL.RPN.POST_NMS_TOPK_TRAIN", "200",
+                        "MODEL.RPN.POST_NMS_TOPK_TEST", "100", "MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE", "64"]
 
 
 def _one_image(h, w, num_classes=3):

@@ -14,6 +14,8 @@ from nasnet_det.io import torch_save
 from nasnet_det.search.runner import SearchConfig, run_search
 from nasnet_det.search.trials import TrialLog
 
+from conftest import TINY_DETECTOR
+
 TOOLS = os.path.join(os.path.dirname(__file__), "..", "tools")
 HELPERS = os.path.dirname(__file__)
 
@@ -144,7 +146,7 @@ def test_kill_9_in_the_middle_of_a_checkpoint_write_keeps_a_whole_file(tmp_path)
 
 
 PRETRAIN = ["--arch", "1@96", "--img-size", "16", "--epochs", "3", "--batch-size", "64", "--workers", "0",
-            "--no-progress", "--lr", "0.02"]
+            "--no-progress", "--lr", "0.02", "--drop-path-keep-prob", "0.7"]  # drop path: its schedule resumes too
 
 
 def test_kill_9_of_pretraining_then_resume_equals_an_uninterrupted_run(tmp_path):
@@ -169,6 +171,14 @@ def test_kill_9_of_pretraining_then_resume_equals_an_uninterrupted_run(tmp_path)
            [{k: v for k, v in h.items() if k not in drop} for h in b["history"]]
     weights = [torch.load(os.path.join(d, "backbone.pth"), weights_only=True)["model"] for d in (straight, killed)]
     assert weights[0].keys() == weights[1].keys() and all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+    checkpoints = [torch.load(os.path.join(d, "checkpoint.pth"), weights_only=True) for d in (straight, killed)]
+    for name in ("model", "ema", "optimizer"):  # the training state too, not only the exported EMA weights
+        a, b = checkpoints[0][name], checkpoints[1][name]
+        if name == "optimizer":
+            a, b = a["state"], b["state"]
+            a = {f"{k}.{n}": t for k, v in a.items() for n, t in v.items() if torch.is_tensor(t)}
+            b = {f"{k}.{n}": t for k, v in b.items() for n, t in v.items() if torch.is_tensor(t)}
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), name
 
 
 def test_kill_9_of_detection_training_then_resume_continues_from_the_last_checkpoint(tmp_path):
@@ -178,8 +188,7 @@ def test_kill_9_of_detection_training_then_resume_continues_from_the_last_checkp
     sets = generate(str(tmp_path / "shapes"), train=8, val=4, size=64, seed=0)
     out = str(tmp_path / "det")
     args = [sys.executable, os.path.join(TOOLS, "train_net.py"), "--config", "Base-NASNet-FPN.yaml",
-            "MODEL.DEVICE", "cpu", "MODEL.NASNET.ARCH", "1@192", "MODEL.NASNET.STEM_MULTIPLIER", "1.0",
-            "MODEL.FPN.OUT_CHANNELS", "32", "MODEL.ROI_BOX_HEAD.FC_DIM", "64", "MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE", "32",
+            *TINY_DETECTOR, "MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE", "32",
             "MODEL.RPN.POST_NMS_TOPK_TRAIN", "100", "MODEL.RPN.POST_NMS_TOPK_TEST", "50",
             "DATASETS.TRAIN", f"('{sets['train']}',)", "DATASETS.TEST", f"('{sets['val']}',)",
             "INPUT.MIN_SIZE_TRAIN", "(64,)", "INPUT.MAX_SIZE_TRAIN", "64", "INPUT.MIN_SIZE_TEST", "64",

@@ -93,14 +93,15 @@ def test_sample_is_reproducible_and_leaves_the_ask_stream_alone():
 
 
 def _cfg(tmp_path, **changes):
-    oneshot = changes.pop("oneshot", dict(epochs=1))
+    oneshot = {"probes": 0, **changes.pop("oneshot", dict(epochs=1))}  # probes cost a held-out pass per epoch
     return SearchConfig(**{**dict(strategy="random", method="oneshot", budget=4, workers=1, out=str(tmp_path / "run"),
                                   progress=False, child=ChildConfig(**TINY_CHILD), oneshot=OneShotConfig(**oneshot)),
                            **changes})
 
 
 def test_oneshot_search_writes_the_outputs_and_its_rewards_are_the_supernets_scores(tmp_path):
-    cfg = _cfg(tmp_path, strategy="evolution", strategy_options={"population_size": 3, "sample_size": 2})
+    cfg = _cfg(tmp_path, strategy="evolution", strategy_options={"population_size": 3, "sample_size": 2},
+               oneshot=dict(epochs=1, probes=4))
     done = run_search(cfg)
     assert len(done) == 4 and all(t["status"] == "ok" for t in done)
     for name in ("trials.jsonl", "genotype.json", "report.md", "search_curve.png", "supernet.pt", "search.json"):
@@ -172,7 +173,7 @@ def _final(out):
 def test_kill_9_of_a_oneshot_search_then_resume_ends_with_exactly_the_budget(tmp_path):
     out = str(tmp_path / "run")
     args = [sys.executable, TOOL, "--method", "oneshot", "--strategy", "ppo", "--budget", "8", "--workers", "1",
-            "--oneshot-epochs", "1", "--oneshot-round-steps", "2", "--oneshot-round-children", "3",
+            "--oneshot-epochs", "1", "--oneshot-round-steps", "2", "--oneshot-round-children", "3", "--oneshot-probes", "0",
             "--strategy-option", "batch_size=3", "--child-batch-size", "16", "--child-max-train-batches", "4",
             "--out", out, "--no-progress"]
     proc = subprocess.Popen(args, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -214,7 +215,7 @@ def test_supernet_trains_data_parallel_under_torchrun(tmp_path):
     out = str(tmp_path / "run")
     args = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", TOOL, "--method", "oneshot",
             "--strategy", "ppo", "--budget", "4", "--workers", "1", "--oneshot-epochs", "1", "--oneshot-round-steps", "2",
-            "--oneshot-round-children", "2", "--strategy-option", "batch_size=2", "--child-batch-size", "16",
+            "--oneshot-round-children", "2", "--oneshot-probes", "0", "--strategy-option", "batch_size=2", "--child-batch-size", "16",
             "--child-max-train-batches", "3", "--out", out, "--no-progress"]
     done = subprocess.run(args, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -224,11 +225,7 @@ def test_supernet_trains_data_parallel_under_torchrun(tmp_path):
     assert state["step"] == 5 and state["rounds"] == 2
 
 
-def test_oneshot_children_are_scored_on_ray(tmp_path):
-    ray = pytest.importorskip("ray")
+def test_oneshot_children_are_scored_on_ray(tmp_path, ray_cluster):
     cfg = _cfg(tmp_path, backend="ray", workers=2, budget=3)
-    try:
-        done = run_search(cfg)
-    finally:
-        ray.shutdown()
+    done = run_search(cfg)
     assert len(done) == 3 and all(t["status"] == "ok" and 0 <= t["reward"] <= 1 for t in done)

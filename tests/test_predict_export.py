@@ -18,11 +18,10 @@ from nasnet_det.commands import predict as predict_command  # noqa: E402
 from nasnet_det.detection.checkpoint import NASNetCheckpointer  # noqa: E402
 from nasnet_det.detection.config import get_config  # noqa: E402
 
-from conftest import RACCOON  # noqa: E402
+from conftest import RACCOON, TINY_DETECTOR  # noqa: E402
 
 # a small NASNet-A FPN detector for the raccoon class, random weights, every detection kept
-OPTS = ["MODEL.DEVICE", "cpu", "MODEL.NASNET.ARCH", "1@192", "MODEL.NASNET.STEM_MULTIPLIER", "1.0",
-        "MODEL.NASNET.NORM", "BN", "MODEL.FPN.OUT_CHANNELS", "32", "MODEL.ROI_BOX_HEAD.FC_DIM", "64",
+OPTS = TINY_DETECTOR + [
         "MODEL.ROI_HEADS.NUM_CLASSES", "1", "MODEL.ROI_HEADS.SCORE_THRESH_TEST", "0.0",
         "MODEL.RPN.POST_NMS_TOPK_TEST", "50", "TEST.DETECTIONS_PER_IMAGE", "20",
         "INPUT.MIN_SIZE_TEST", "160", "INPUT.MAX_SIZE_TEST", "240"]

@@ -8,15 +8,11 @@ import torch
 from nasnet_det.modeling.convert import CheckpointError
 from nasnet_det.pretrain import PretrainConfig, train
 
-from conftest import randomize_batch_norm
+from conftest import TINY_DETECTOR, randomize_batch_norm
 
 # a tiny NASNet-A (one normal cell per stage, F = 8) with the ImageNet stem, on 32 px digits
 TINY = dict(genotype="nasnet_a", arch="1@192", stem="imagenet", stem_multiplier=1.0, data="digits",
             img_size=32, batch_size=32, workers=0, progress=False)
-
-
-class Killed(Exception):
-    pass
 
 
 @pytest.mark.slow  # a learning check (make test-all runs it)
@@ -31,37 +27,17 @@ def test_tiny_nasnet_learns_digits(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def resumed_and_straight(tmp_path_factory):
-    """The same 2-epoch run twice: straight through, and killed after epoch 1 then resumed."""
+def finished_run(tmp_path_factory):
+    """A finished 2-epoch run (exact kill -9 + resume: tests/test_faults.py)."""
     base = tmp_path_factory.mktemp("pretrain")
-    cfg = dict(TINY, epochs=2, drop_path_keep_prob=0.7)
-    straight = train(PretrainConfig(**cfg, out=str(base / "straight")))
-
-    def kill_after_first_epoch(epoch, metrics):
-        if epoch == 0:
-            raise Killed
-
-    with pytest.raises(Killed):
-        train(PretrainConfig(**cfg, out=str(base / "resumed")), on_epoch_end=kill_after_first_epoch)
-    resumed = train(PretrainConfig(**cfg, out=str(base / "resumed")), resume=True)
-    return base, straight, resumed
+    metrics = train(PretrainConfig(**TINY, epochs=2, drop_path_keep_prob=0.7, out=str(base / "straight")))
+    return base, metrics
 
 
-def test_kill_and_resume_equals_an_uninterrupted_run(resumed_and_straight):
-    base, straight, resumed = resumed_and_straight
-    for key in ("top1", "top5", "ema_top1", "ema_top5", "train_loss"):
-        assert resumed[key] == pytest.approx(straight[key], abs=1e-6), key
-    a = torch.load(base / "straight" / "checkpoint.pth", weights_only=False)
-    b = torch.load(base / "resumed" / "checkpoint.pth", weights_only=False)
-    for name in ("model", "ema"):
-        for k, v in a[name].items():
-            assert torch.allclose(v.float(), b[name][k].float(), atol=1e-6), (name, k)
-
-
-def test_resume_refuses_another_network(resumed_and_straight, tmp_path):
-    base, _, _ = resumed_and_straight
+def test_resume_refuses_another_network(finished_run, tmp_path):
+    base, _ = finished_run
     with pytest.raises(CheckpointError, match=r"arch: checkpoint '1@192', now '2@384'"):
-        train(PretrainConfig(**dict(TINY, arch="2@384"), epochs=3, out=str(base / "resumed")), resume=True)
+        train(PretrainConfig(**dict(TINY, arch="2@384"), epochs=3, out=str(base / "straight")), resume=True)
     corrupt = tmp_path / "checkpoint.pth"
     corrupt.write_bytes(b"not a checkpoint")
     with pytest.raises(CheckpointError, match="cannot read checkpoint"):
@@ -69,18 +45,19 @@ def test_resume_refuses_another_network(resumed_and_straight, tmp_path):
     assert corrupt.read_bytes() == b"not a checkpoint"  # left for inspection, not overwritten
 
 
-def test_export_loads_into_detection_with_no_missing_keys(resumed_and_straight):
+def test_export_loads_into_detection_with_no_missing_keys(finished_run):
     pytest.importorskip("detectron2")
     from detectron2.checkpoint import DetectionCheckpointer
     from detectron2.modeling import build_model
 
-    from nasnet_det.detection.train import NASNetCheckpointer, get_config
+    from nasnet_det.detection.checkpoint import NASNetCheckpointer
+    from nasnet_det.detection.config import get_config
 
-    base, _, _ = resumed_and_straight
+    base, _ = finished_run
     exported = torch.load(base / "straight" / "backbone.pth", weights_only=False)
     ema = torch.load(base / "straight" / "checkpoint.pth", weights_only=False)["ema"]
-    opts = ["MODEL.DEVICE", "cpu", "MODEL.NASNET.ARCH", "1@192", "MODEL.NASNET.STEM_MULTIPLIER", "1.0",
-            "MODEL.NASNET.SKIP_REDUCTION_LAYER_INPUT", "False", "MODEL.NASNET.NORM", "BN", "MODEL.NASNET.HEAD_NORM", "BN", "MODEL.WEIGHTS", str(base / "straight" / "backbone.pth")]
+    opts = TINY_DETECTOR + ["MODEL.NASNET.SKIP_REDUCTION_LAYER_INPUT", "False",
+                            "MODEL.WEIGHTS", str(base / "straight" / "backbone.pth")]
     for config, prefix in (("Base-NASNet-FPN.yaml", ("backbone.bottom_up.net.",)),
                            ("Base-NASNet-FRCNN.yaml", ("backbone.net.", "roi_heads.res5."))):
         cfg = get_config(config, opts, register_datasets=False)
@@ -114,7 +91,8 @@ def test_converted_timm_weights_give_timm_features_in_detectron2(tmp_path):
 
     from detectron2.modeling import build_model
 
-    from nasnet_det.detection.train import NASNetCheckpointer, get_config
+    from nasnet_det.detection.checkpoint import NASNetCheckpointer
+    from nasnet_det.detection.config import get_config
 
     reference = randomize_batch_norm(timm.create_model("nasnetalarge", pretrained=False)).eval()
     source = tmp_path / "nasnetalarge.pth"
@@ -143,11 +121,11 @@ def test_converted_timm_weights_give_timm_features_in_detectron2(tmp_path):
     assert not (tmp_path / "x.pth").exists()
 
 
-def test_pretraining_writes_tensorboard_scalars_per_epoch(resumed_and_straight):
+def test_pretraining_writes_tensorboard_scalars_per_epoch(finished_run):
     pytest.importorskip("tensorboard")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    base, straight, _ = resumed_and_straight
+    base, straight = finished_run
     events = EventAccumulator(str(base / "straight"))
     events.Reload()
     top1 = events.Scalars("pretrain/top1")

@@ -182,12 +182,8 @@ def test_kill_9_then_resume_completes_exactly_the_budget(tmp_path):
     assert os.path.exists(os.path.join(out, "genotype.json"))
 
 
-def test_ray_backend(tmp_path):
-    ray = pytest.importorskip("ray")
-    try:
-        done = run_search(_synthetic(tmp_path, budget=6, backend="ray", workers=2))
-    finally:
-        ray.shutdown()
+def test_ray_backend(tmp_path, ray_cluster):
+    done = run_search(_synthetic(tmp_path, budget=6, backend="ray", workers=2))
     assert len(done) == 6 and all(t["status"] == "ok" for t in done)
     # each reward is the synthetic evaluator's own for that child's genotype, computed on a Ray worker
     assert all(t["reward"] == sep_conv_fraction(genotypes.Genotype.from_dict(t["genotype"])) for t in done)

@@ -38,9 +38,10 @@ class OneShotConfig:
     share_inputs: bool = False  # a block's candidate ops on block outputs share weights (ENAS: one set per input)
     recipe: str = "all"  # the supernet's initialisation (supernet.RECIPE): all, none or a comma list of parts
     sampling: str = "uniform"  # warm-up paths: uniform (SPOS) or fair (FairNAS: every op once per step)
+    probes: int = 4  # random paths whose inherited accuracy is recorded per epoch (0: none; each is one held-out pass)
 
     def __post_init__(self):
-        require_ints(self, dict(epochs=0, round_steps=0, round_children=1, calibration_batches=1), SearchError,
+        require_ints(self, dict(epochs=0, round_steps=0, round_children=1, calibration_batches=1, probes=0), SearchError,
                      "oneshot ", optional=("round_steps",))
         if not 0 < self.round_lr <= 1:
             raise SearchError(f"oneshot round_lr must be in (0, 1], got {self.round_lr}")

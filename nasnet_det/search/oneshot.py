@@ -190,18 +190,19 @@ class SupernetTrainer:
             self.rounds, self.round_step = self.rounds + 1, 0
         self.save()
 
-    PROBES = 4  # random paths whose inherited accuracy is reported per epoch
-
     def _end_epoch(self) -> None:
         """Record the epoch's mean loss and the inherited score of fixed random probe paths."""
         if self.rank != 0:
             self._epoch_losses = []
             return
-        probes = [self.space.decode(self.space.random_at(self.child.seed + 1, 10_000 + i)) for i in range(self.PROBES)]
-        state = {k: v.clone() for k, v in self.net.state_dict().items()}
-        score = self.probe(probes)
-        self.net.load_state_dict(state)  # probing re-estimates BN statistics: training keeps its own
-        self.net.train()
+        score = None
+        if self.oneshot.probes:
+            probes = [self.space.decode(self.space.random_at(self.child.seed + 1, 10_000 + i))
+                      for i in range(self.oneshot.probes)]
+            state = {k: v.clone() for k, v in self.net.state_dict().items()}
+            score = self.probe(probes)
+            self.net.load_state_dict(state)  # probing re-estimates BN statistics: training keeps its own
+            self.net.train()
         epoch = self.step // self.steps_per_epoch
         entry = {"epoch": epoch, "step": self.step, "loss": sum(self._epoch_losses) / max(1, len(self._epoch_losses)),
                  "inherited": score}
