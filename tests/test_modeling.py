@@ -248,7 +248,7 @@ def test_published_networks_are_timm_models_that_timms_wrappers_use():
     assert isinstance(features, FeatureGetterNet)
     assert features.feature_info.channels() == [44, 264, 528] and features.feature_info.reduction() == [4, 8, 16]
     # pruned to what the taps need: no cell after the stride-16 tap, no classifier
-    assert features.model.cell_names[-1] == features.model.feature_info[3]["module"]
+    assert features.model.cell_names[-1] == features.model.feature_info[3]["cell"]
     assert isinstance(features.model.classifier, torch.nn.Identity)
     x = torch.randn(1, 3, 96, 96)
     with torch.no_grad():

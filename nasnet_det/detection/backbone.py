@@ -71,7 +71,7 @@ class NASNetBackbone(Backbone):
                               f"this network has {[PAIR_FEATURE] + list(taps)}")
         self.net = net
         self._out_features = list(out_features)
-        self._tap_cells = {name: taps[name]["module"] for name in out_features if name != PAIR_FEATURE}
+        self._tap_cells = {name: taps[name]["cell"] for name in out_features if name != PAIR_FEATURE}
         self._out_feature_channels = {n: taps[n]["num_chs"] for n in self._tap_cells}
         self._out_feature_strides = {n: taps[n]["reduction"] for n in self._tap_cells}
         self._last_cell = None

@@ -68,7 +68,7 @@ class SupernetBackbone(Backbone):
         self.genotype = None  # set before every forward
         taps = {f"stride{t['reduction']}": t for t in feature_taps(supernet.plan, supernet.cfg)}
         self._out_features = list(out_features)
-        self._cells = {name: taps[name]["module"] for name in out_features}
+        self._cells = {name: taps[name]["cell"] for name in out_features}
         self._out_feature_channels = {n: taps[n]["num_chs"] for n in out_features}
         self._out_feature_strides = {n: taps[n]["reduction"] for n in out_features}
 

@@ -204,16 +204,17 @@ def stem_width(cfg: NASNetConfig) -> int:
 
 
 def feature_taps(plan: Sequence[CellSpec], cfg: NASNetConfig) -> List[dict]:
-    """timm's ``feature_info``: the last state at each stride (the stem's, then cells')."""
+    """timm's ``feature_info``: the last state at each stride (the stem's, then cells'). ``module`` is
+    the module's path in the network (what timm's hook features read), ``cell`` its cell name."""
     states = [(stem_width(cfg), 2 if cfg.stem == "imagenet" else 1, "stem")]
     states += [(spec.out_channels, spec.stride, spec.name) for spec in plan]
-    return [dict(num_chs=c, reduction=s, module=name) for i, (c, s, name) in enumerate(states)
-            if i + 1 == len(states) or states[i + 1][1] != s]
+    return [dict(num_chs=c, reduction=s, module=name if name == "stem" else f"cells.{name}", cell=name)
+            for i, (c, s, name) in enumerate(states) if i + 1 == len(states) or states[i + 1][1] != s]
 
 
 def split_point(genotype: genotypes.Genotype, cfg: NASNetConfig) -> str:
     """Where the paper's detection first stage ends: the last cell before the last reduction."""
-    return feature_taps(cell_plan(cfg, genotype), cfg)[-2]["module"]
+    return feature_taps(cell_plan(cfg, genotype), cfg)[-2]["cell"]
 
 
 def spatial_after(size: int, stem: str, num_reductions: int) -> int:

@@ -77,6 +77,22 @@ class AuxHead(nn.Module):
         return self.fc(torch.flatten(x, 1))
 
 
+def check_image(x: torch.Tensor, in_chans: int, min_size: int, stem: str) -> torch.Tensor:
+    """``x`` if it is a batch of images the network takes, else one :class:`InputError` naming the fix.
+    A leaf of torch.fx traces (below): a traced network checks each input as the eager one does."""
+    if x.dim() != 4 or x.shape[1] != in_chans:
+        raise InputError(f"NASNet expects images of shape (N, {in_chans}, H, W), got {tuple(x.shape)}: convert "
+                         f"grayscale or RGBA images to {in_chans} channels, or build the network with "
+                         f"in_chans={x.shape[1] if x.dim() == 4 else '?'}")
+    if min(x.shape[-2:]) < min_size:
+        raise InputError(f"image of {x.shape[-2]}x{x.shape[-1]} px is too small: the {stem} stem needs "
+                         f"at least {min_size}x{min_size}")
+    return x
+
+
+torch.fx.wrap("check_image")
+
+
 class CellRunner(nn.Module):
     """Cells of one network, run in order; holds the drop-path schedule and checkpointing switch.
 
@@ -221,7 +237,7 @@ class NASNet(CellRunner):
             del self.cells[n]
             del self.plan[n]
         self.cell_names = head
-        self.feature_info = [f for f in self.feature_info if f["module"] in ("stem",) + head]
+        self.feature_info = [f for f in self.feature_info if f["cell"] in ("stem",) + head]
         self.classifier, self.aux_head, self.aux_cell, self.num_classes = nn.Identity(), None, None, 0
         self.num_features = self.head_hidden_size = self.plan[head[-1]].out_channels
         return stack
@@ -241,14 +257,7 @@ class NASNet(CellRunner):
     # Forward
 
     def forward_stem(self, x: torch.Tensor) -> List[torch.Tensor]:
-        if x.dim() != 4 or x.shape[1] != self.cfg.in_chans:
-            raise InputError(f"{type(self).__name__} expects images of shape (N, {self.cfg.in_chans}, H, W), "
-                             f"got {tuple(x.shape)}: convert grayscale or RGBA images to "
-                             f"{self.cfg.in_chans} channels, or build the network with in_chans={x.shape[1] if x.dim() == 4 else '?'}")
-        if min(x.shape[-2:]) < self.cfg.min_input_size:
-            raise InputError(f"image of {x.shape[-2]}x{x.shape[-1]} px is too small: the {self.cfg.stem} stem needs "
-                             f"at least {self.cfg.min_input_size}x{self.cfg.min_input_size}")
-        return [self.stem(x)]
+        return [self.stem(check_image(x, self.cfg.in_chans, self.cfg.min_input_size, self.cfg.stem))]
 
     def forward_taps(self, x: torch.Tensor, names: Sequence[str], until: Optional[str] = None
                      ) -> Tuple[Dict[str, torch.Tensor], List[torch.Tensor]]:
@@ -279,7 +288,7 @@ class NASNet(CellRunner):
         if output_fmt != "NCHW":
             raise ConfigError(f"output_fmt must be 'NCHW', got {output_fmt!r}")
         take, _ = feature_take_indices(len(self.feature_info), indices)
-        names = [self.feature_info[i]["module"] for i in take]
+        names = [self.feature_info[i]["cell"] for i in take]
         until = None if (intermediates_only or stop_early) else self.cell_names[-1]
         taps, states = self.forward_taps(x, names, until=until)
         intermediates = [taps[n] for n in names]
@@ -293,7 +302,7 @@ class NASNet(CellRunner):
         from timm.models._features import feature_take_indices
 
         take, max_index = feature_take_indices(len(self.feature_info), indices)
-        last = self.feature_info[max_index]["module"]
+        last = self.feature_info[max_index]["cell"]
         keep = () if last == "stem" else self.cell_names[: self.cell_names.index(last) + 1]
         for name in self.cell_names[len(keep):]:
             del self.cells[name]

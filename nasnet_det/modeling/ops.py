@@ -59,6 +59,13 @@ def pad_same(x: torch.Tensor, kernel: Tuple[int, int], stride: Tuple[int, int],
     return x
 
 
+def border_counts(x: torch.Tensor, kernel: int, stride: int) -> torch.Tensor:
+    """The share of real input cells in each window of a 'SAME' average pool over ``x``'s map: what
+    TF's average (padding excluded) divides by, where the padded pool divided by k*k."""
+    ones = torch.ones((1, 1) + tuple(x.shape[-2:]), dtype=x.dtype, device=x.device)
+    return F.avg_pool2d(pad_same(ones, (kernel, kernel), (stride, stride)), kernel, stride)
+
+
 def _static_same(kernel: Tuple[int, int], stride: Tuple[int, int], dilation: Tuple[int, int]):
     """Symmetric padding equal to TF 'SAME', or None where only run-time padding is exact."""
     if stride != (1, 1):
@@ -203,10 +210,7 @@ class Pool(Op):
         out = F.avg_pool2d(pad_same(x, (k, k), (s, s)), k, s)
         if self.count_pad:
             return out
-        # rescale border windows from k*k to the number of real input cells they cover
-        ones = torch.ones((1, 1) + tuple(x.shape[-2:]), dtype=x.dtype, device=x.device)
-        count = F.avg_pool2d(pad_same(ones, (k, k), (s, s)), k, s)
-        return out / count
+        return out / border_counts(x, k, s)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self._pool(x)
@@ -285,6 +289,14 @@ def drop_path(x: torch.Tensor, keep_prob: torch.Tensor) -> torch.Tensor:
     """Drop the whole tensor per example with probability 1 - keep_prob, rescale the rest."""
     mask = torch.rand((x.shape[0], 1, 1, 1), dtype=x.dtype, device=x.device) < keep_prob
     return x * mask.to(x.dtype) / keep_prob
+
+
+# Shape decisions (TF 'SAME' padding from the input's size) and the fast CPU dispatch (on the device
+# and dtype) are leaves of a torch.fx trace: a traced network keeps them as calls, decided per input
+# (timm's features_only='fx', create_feature_extractor, torch.fx.symbolic_trace). Eager calls are
+# unchanged.
+for _leaf in ("pad_same", "border_counts", "depthwise_conv2d", "pointwise_conv2d", "avg_pool_same", "drop_path"):
+    torch.fx.wrap(_leaf)
 
 
 def combine_norm(combine: str, channels: int) -> Optional[nn.Module]:

@@ -17,7 +17,7 @@ from typing import Dict, Optional
 
 from .. import genotypes
 from ..errors import ConfigError
-from .layout import cell_plan, format_arch, pretrained_cfg, resolve
+from .layout import cell_plan, feature_taps, format_arch, pretrained_cfg, resolve
 from .nasnet import NASNet, build_nasnet
 
 
@@ -115,7 +115,11 @@ def _create(name: str, pretrained: bool = False, **kwargs) -> NASNet:
     def build(**options):
         return build_nasnet(published.genotype, **{**published.options, **options})
 
-    return build_model_with_cfg(build, name, pretrained=False, feature_cfg=dict(feature_cls="getter"), **kwargs)
+    # features_only without out_indices: every level the network has (the CIFAR stem has 3, not timm's 5)
+    genotype, cfg = resolve(published.genotype, **published.options)
+    levels = len(feature_taps(cell_plan(cfg, genotype), cfg))
+    return build_model_with_cfg(build, name, pretrained=False,
+                                feature_cfg=dict(feature_cls="getter", out_indices=tuple(range(levels))), **kwargs)
 
 
 def register() -> None:
