@@ -251,6 +251,15 @@ def _net(**kw):
     return build_nasnet("nasnet_a", **{"num_cells": 3, "num_conv_filters": 8, "num_classes": 3, **kw})
 
 
+def _paper_detector(*opts):
+    pytest.importorskip("detectron2")
+    from detectron2.modeling import build_model
+
+    from nasnet_det.detection.config import get_config
+
+    return build_model(get_config("Base-NASNet-FRCNN.yaml", TINY_DET + list(opts), register_datasets=False))
+
+
 # (id, call, expected exception, pattern)
 API_CASES = [
     ("build-int-genotype", lambda t: build_nasnet(123), GenotypeError, r"published name, a .json path, a dict"),
@@ -262,6 +271,11 @@ API_CASES = [
     ("build-keep-prob", lambda t: _net(drop_path_keep_prob=0.0), ConfigError, r"drop_path_keep_prob must be in \(0, 1\]"),
     ("build-arch-imagenet-too-narrow", lambda t: build_nasnet("nasnet_a", arch="1@24"), ConfigError, r"use at least 4"),
     ("build-arch-form", lambda t: build_nasnet("nasnet_a", arch="6x4032"), ConfigError, r"'N@F'"),
+    ("build-reductions-crowd-cells", lambda t: _net(num_cells=1), ConfigError,
+     r"num_reduction_layers 2 needs more cells than num_cells 1: two reductions would fall before the same cell"),
+    ("timm-global-pool-bogus", lambda t: _net(global_pool="median"), ConfigError, r"global_pool must be one of"),
+    ("detector-paper-layout-stride-taps", lambda t: _paper_detector("MODEL.NASNET.OUT_FEATURES", "['stride4']"),
+     ConfigError, r"the paper layout's second stage \(NASNetROIHeads\) reads 'pair16'"),
     ("forward-1x1", lambda t: _net().eval()(torch.randn(1, 3, 1, 1)), InputError, r"1x1 px is too small: .* at least 3x3"),
     ("forward-2x2", lambda t: _net().eval()(torch.randn(1, 3, 2, 2)), InputError, r"2x2 px is too small"),
     ("forward-grayscale", lambda t: _net().eval()(torch.randn(1, 1, 32, 32)), InputError,

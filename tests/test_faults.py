@@ -74,6 +74,43 @@ def test_a_torn_trial_line_is_cut_off_so_no_record_is_lost(tmp_path):
     assert len(again) == 5 and len(open(log.path).read().splitlines()) == 5
 
 
+def test_a_run_folder_the_search_did_not_write_is_refused_at_start_naming_the_line(tmp_path):
+    import shutil
+
+    from nasnet_det.errors import SearchError
+
+    cfg = SearchConfig(strategy="random", budget=3, workers=1, evaluator="synthetic", out=str(tmp_path / "s"),
+                       progress=False)
+    run_search(cfg)
+    log = os.path.join(cfg.out, "trials.jsonl")
+    lines = open(log).read().splitlines()
+    record = json.loads(lines[1])
+    cases = [({k: v for k, v in record.items() if k != "id"}, r"line 2: 'id' must be a child number, got None"),
+             ({**record, "status": "done"}, r"line 2: 'status' must be one of ok, failed, got 'done'"),
+             ({**record, "reward": "0.9"}, r"line 2: 'reward' must be a number, got '0.9'"),
+             ({**record, "genotype": {**record["genotype"], "normal": [[0, 1, "conv_9x9", "identity"]]}},
+              r"line 2: .*unknown op 'conv_9x9'")]
+    for bad, message in cases:
+        copy = str(tmp_path / "copy")
+        shutil.rmtree(copy, ignore_errors=True)
+        shutil.copytree(cfg.out, copy)
+        with open(os.path.join(copy, "trials.jsonl"), "w") as f:
+            f.write("\n".join([lines[0], json.dumps(bad)] + lines[2:]) + "\n")
+        with pytest.raises(SearchError, match=message):
+            run_search(SearchConfig(**{**cfg.__dict__, "out": copy, "budget": 4}), resume=True)
+    # a second final record of a child (two writers) counts once
+    with open(log, "a") as f:
+        f.write(lines[-1] + "\n")
+    done = run_search(SearchConfig(**{**cfg.__dict__, "budget": 4}), resume=True)
+    assert sorted(t["id"] for t in done) == [0, 1, 2, 3]
+    # without the stored settings a resume cannot check them: refused, nothing changed
+    os.remove(os.path.join(cfg.out, "search.json"))
+    before = open(log).read()
+    with pytest.raises(SearchError, match=r"holds a search but no search.json"):
+        run_search(SearchConfig(**{**cfg.__dict__, "budget": 6}), resume=True)
+    assert open(log).read() == before
+
+
 def _start_search(out, *extra):
     args = [sys.executable, os.path.join(TOOLS, "search.py"), "--evaluator", "synthetic", "--synthetic-seconds", "600",
             "--budget", "4", "--workers", "2", "--out", out, "--no-progress", *extra]

@@ -94,6 +94,19 @@ def test_predict_with_weights_of_another_model_is_one_line(tmp_path, capsys):
     assert last.startswith("error: ") and "fills" in last and "another model" in last
 
 
+def test_a_shipped_config_takes_the_class_count_and_names_stored_in_the_weights(weights, caplog):
+    from nasnet_det.detection.predict import Predictor, load_config
+
+    opts = list(OPTS)
+    i = opts.index("MODEL.ROI_HEADS.NUM_CLASSES")
+    del opts[i: i + 2]  # the config's own 80 COCO classes; the weights hold one, "raccoon"
+    with caplog.at_level("INFO", logger="nasnet_det"):
+        cfg = load_config("Base-NASNet-FPN.yaml", opts + ["MODEL.WEIGHTS", weights])
+    assert cfg.MODEL.ROI_HEADS.NUM_CLASSES == 1
+    assert "trained on 1 classes (raccoon); the config says MODEL.ROI_HEADS.NUM_CLASSES 80" in caplog.text
+    assert Predictor(cfg).class_names == ["raccoon"]  # and the strict load takes every tensor
+
+
 @pytest.mark.parametrize("fmt,runtime", [("torchscript", "torchscript"), ("onnx", "onnxruntime")])
 def test_exported_detector_gives_the_eager_boxes_at_another_size(fmt, runtime, weights, tmp_path, capsys):
     if fmt == "onnx":

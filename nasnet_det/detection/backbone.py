@@ -115,6 +115,10 @@ def build_nasnet_backbone(cfg, input_shape: ShapeSpec) -> NASNetBackbone:
     """The paper's layout (TF Object Detection API): NASNet up to the last stride-16 cell, built
     alone (the second stage builds the rest)."""
     c = cfg.MODEL.NASNET
+    if cfg.MODEL.ROI_HEADS.NAME == "NASNetROIHeads" and PAIR_FEATURE not in c.OUT_FEATURES:
+        raise ConfigError(f"MODEL.NASNET.OUT_FEATURES {list(c.OUT_FEATURES)}: the paper layout's second stage "
+                          f"(NASNetROIHeads) reads {PAIR_FEATURE!r}; keep OUT_FEATURES ['{PAIR_FEATURE}'], or use the FPN "
+                          "layout (Base-NASNet-FPN.yaml) for stride taps")
     options = nasnet_options(cfg, input_shape)
     last_cell = split_point(*resolve(**options)) if PAIR_FEATURE in c.OUT_FEATURES else None
     net = convert_norm(build_nasnet(**options, last_cell=last_cell), c.NORM)

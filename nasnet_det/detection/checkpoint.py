@@ -3,7 +3,9 @@ the model silently wrong, refuses pickles unless allowed, and saves atomically."
 from __future__ import annotations
 
 import os
-from typing import List
+from typing import List, Optional
+
+import torch
 
 from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.data import MetadataCatalog
@@ -44,6 +46,20 @@ def nasnet_state_keys(model) -> List[str]:
     """The state_dict keys of the NASNet parts of a detector (backbone and second stage)."""
     prefixes = tuple(name + "." for name, m in model.named_modules() if isinstance(m, (NASNet, CellStack)))
     return [k for k in model.state_dict() if k.startswith(prefixes)]
+
+
+def stored_class_names(path: str) -> Optional[List[str]]:
+    """The class names a checkpoint of ours stores beside its weights (``thing_classes``), or None.
+    Read with ``weights_only=True`` (no code runs); a file that cannot be read so is left to the
+    checkpointer, which names the problem when it loads."""
+    if not path or path.endswith(".pkl") or not os.path.isfile(path):
+        return None
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:
+        return None
+    names = data.get("thing_classes") if isinstance(data, dict) else None
+    return list(names) if isinstance(names, list) and names and all(isinstance(n, str) for n in names) else None
 
 
 ALLOW_PICKLE = "NASNET_DET_ALLOW_PICKLE"  # "1": .pkl weights are loaded (the tools' --allow-pickle sets it)

@@ -51,8 +51,17 @@ def load_config(name: str, opts: Sequence[str] = ()):
     Datasets are not registered: predicting needs no training data on the machine."""
     from .config import get_config
 
+    from .checkpoint import stored_class_names
+
     device = "cuda" if torch.cuda.is_available() else "cpu"
     cfg = get_config(name, ["MODEL.DEVICE", device] + list(opts), register_datasets=False)
+    names = stored_class_names(cfg.MODEL.WEIGHTS)
+    if names and len(names) != cfg.MODEL.ROI_HEADS.NUM_CLASSES:
+        # a shipped config (80 COCO classes) with weights trained on the user's own classes
+        logger.info("%s was trained on %d classes (%s); the config says MODEL.ROI_HEADS.NUM_CLASSES %d: using "
+                    "the checkpoint's", cfg.MODEL.WEIGHTS, len(names), ", ".join(names[:5]) + (" ..." if len(names) > 5 else ""),
+                    cfg.MODEL.ROI_HEADS.NUM_CLASSES)
+        cfg.MODEL.ROI_HEADS.NUM_CLASSES = len(names)
     cfg.freeze()
     return cfg
 

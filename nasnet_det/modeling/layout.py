@@ -96,6 +96,11 @@ class NASNetConfig:
         for name in ("drop_path_keep_prob", "dense_dropout_keep_prob"):
             if not 0.0 < getattr(self, name) <= 1.0:
                 raise ConfigError(f"NASNet option {name} must be in (0, 1], got {getattr(self, name)}")
+        where = reduction_indices(self.num_cells, self.num_reduction_layers)
+        if len(set(where)) != len(where):
+            raise ConfigError(f"num_reduction_layers {self.num_reduction_layers} needs more cells than num_cells "
+                              f"{self.num_cells}: two reductions would fall before the same cell (at {where}); use "
+                              f"num_cells of at least {self.num_reduction_layers} or fewer reductions")
         narrow = [spec for spec in cell_plan(self) if spec.filters < 1]
         if narrow:
             # the ImageNet stem's cells get 1/4 and 1/2 of num_conv_filters

@@ -100,8 +100,10 @@ class SearchRunner:
         try:
             with open(self.config_path) as f:
                 stored = json.load(f)
-        except FileNotFoundError:
-            return  # a run killed before it wrote search.json: state.pt's check below still applies
+        except FileNotFoundError:  # written before anything else: a run folder without it was edited
+            raise SearchError(f"{self.cfg.out} holds a search but no search.json (the settings it ran with): "
+                              "without them a resume could mix rewards of other settings; restore the file, or "
+                              "search into another --out") from None
         except (OSError, ValueError) as e:
             raise SearchError(f"cannot read {self.config_path}: {e}") from None
         try:  # settings added since the run started take their defaults
@@ -139,7 +141,7 @@ class SearchRunner:
         self.log.repair()  # before any append: a torn line would swallow the next record
         # results logged but not yet told (logged after the last save, or waiting for an earlier child)
         for trial in self.log.read():
-            if trial["final"] and trial["id"] not in self.told and trial["id"] in self.pending:
+            if trial.get("final") and trial["id"] not in self.told and trial["id"] in self.pending:
                 self.results[trial["id"]] = trial["reward"]
         self._save()
 

@@ -11,7 +11,36 @@ import logging
 import os
 from typing import List
 
+from .. import genotypes
+from ..errors import GenotypeError, SearchError
+
 logger = logging.getLogger("nasnet_det.search")
+
+
+STATUSES = ("ok", "failed")
+
+
+def check_record(record: dict, where: str) -> None:
+    """A trial record the search can count: an ``id``, a ``status``, a numeric ``reward`` (or none yet)
+    and a genotype of the vocabulary; else one :class:`SearchError` naming the file and line."""
+    problem = None
+    if not isinstance(record.get("id"), int) or isinstance(record.get("id"), bool) or record["id"] < 0:
+        problem = f"'id' must be a child number, got {record.get('id')!r}"
+    elif record.get("status") not in STATUSES:
+        problem = f"'status' must be one of {', '.join(STATUSES)}, got {record.get('status')!r}"
+    elif record.get("reward") is not None and (isinstance(record["reward"], bool)
+                                                or not isinstance(record["reward"], (int, float))):
+        problem = f"'reward' must be a number, got {record['reward']!r}"
+    elif record.get("status") == "ok" and record.get("reward") is None:
+        problem = "a record with status 'ok' has no reward"
+    if problem is None and "genotype" in record:
+        try:
+            genotypes.Genotype.from_dict(record["genotype"], where="'genotype'")
+        except GenotypeError as e:
+            problem = str(e)
+    if problem:
+        raise SearchError(f"{where}: {problem}. The trial log is not one this search wrote: restore it, or "
+                          "search into another --out")
 
 
 class TrialLog:
@@ -36,14 +65,21 @@ class TrialLog:
                 except (json.JSONDecodeError, UnicodeDecodeError):
                     record = None
                 if isinstance(record, dict):
+                    check_record(record, f"{self.path}, line {number}")
                     trials.append(record)
                 else:
                     logger.warning("%s: ignoring line %d, which is not a JSON record", self.path, number)
         return trials
 
     def final(self) -> List[dict]:
-        """The records that end a child (its result, or its last failed attempt)."""
-        return [t for t in self.read() if t.get("final")]
+        """The records that end a child (its result, or its last failed attempt), one per child: a
+        second final record of a child (two writers before the folder lock existed) is dropped."""
+        seen, final = set(), []
+        for t in self.read():
+            if t.get("final") and t["id"] not in seen:
+                seen.add(t["id"])
+                final.append(t)
+        return final
 
     def repair(self) -> int:
         """Cut a torn last line off (an append interrupted by a kill); returns the bytes removed."""
