@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from . import genotypes
-from .errors import ConfigError, require_ints
+from .errors import ConfigError, UserError, require_ints
 from .io import atomic_path, write_json, write_text
 from .modeling import format_arch
 from .detection.recipes import DETECTION_CONFIG, SHAPES, detection_opts
@@ -145,6 +145,10 @@ def _bbox_table(bbox: dict) -> str:
             + " | ".join(f"{bbox.get(k, float('nan')):.1f}" for k in keys) + " |")
 
 
+# what a demo run writes into --out (a second run without --resume is refused rather than delete them)
+STAGE_FOLDERS = ("search", "pretrain", "shapes", "detection_shapes", "detection_raccoon")
+
+
 def run_demo(cfg: DemoConfig) -> dict:
     from .detection.shapes import generate
     from .pretrain import PretrainConfig, train as pretrain
@@ -152,17 +156,20 @@ def run_demo(cfg: DemoConfig) -> dict:
     from .viz import draw_cell
 
     start = time.time()
+    earlier = [n for n in STAGE_FOLDERS if os.path.exists(os.path.join(cfg.out, n))]
+    if earlier and not cfg.resume:  # never delete a run (or files kept beside it) without being asked
+        raise UserError(f"{cfg.out} already holds a demo run ({', '.join(earlier)}): --resume continues it, "
+                        f"--out DIR starts another beside it")
     os.makedirs(cfg.out, exist_ok=True)
     timings = {}
 
     _stage(f"1/4 search: ppo on {cfg.child.dataset}, {cfg.search_budget} children, {cfg.search_workers} workers")
     t = time.time()
     search_dir = os.path.join(cfg.out, "search")
-    if not cfg.resume:
-        shutil.rmtree(search_dir, ignore_errors=True)
     done = run_search(SearchConfig(strategy="ppo", budget=cfg.search_budget, workers=cfg.search_workers,
                                    out=search_dir, seed=cfg.seed, child=cfg.child, progress=cfg.progress,
-                                   strategy_options=dict(cfg.ppo_options)), resume=cfg.resume)
+                                   strategy_options=dict(cfg.ppo_options)),
+                      resume=cfg.resume and os.path.exists(search_dir))
     for name in ("genotype.json", "search_curve.png"):
         shutil.copyfile(os.path.join(search_dir, name), os.path.join(cfg.out, name))
     genotype_path = os.path.join(cfg.out, "genotype.json")
@@ -175,12 +182,11 @@ def run_demo(cfg: DemoConfig) -> dict:
     _stage(f"2/4 pretrain: {genotype.name} {arch} on digits, {cfg.pretrain_epochs} epochs")
     t = time.time()
     pretrain_dir = os.path.join(cfg.out, "pretrain")
-    if not cfg.resume:
-        shutil.rmtree(pretrain_dir, ignore_errors=True)
     pretrain_metrics = pretrain(PretrainConfig(genotype=genotype_path, arch=arch, stem="imagenet", stem_multiplier=1.0,
                                                skip_reduction_layer_input=False, data="digits", img_size=32,
                                                epochs=cfg.pretrain_epochs, workers=0, seed=cfg.seed, out=pretrain_dir,
-                                               progress=cfg.progress), resume=cfg.resume)
+                                               progress=cfg.progress),
+                                resume=cfg.resume and os.path.exists(os.path.join(pretrain_dir, "checkpoint.pth")))
     shutil.copyfile(os.path.join(pretrain_dir, "metrics.json"), os.path.join(cfg.out, "metrics.json"))
     weights = os.path.join(pretrain_dir, "backbone.pth")
     timings["pretrain"] = time.time() - t

@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from nasnet_det import genotypes
+from nasnet_det.errors import UserError
 pytest.importorskip("detectron2")
 
 from nasnet_det.detection.shapes import CLASSES, generate  # noqa: E402
@@ -100,8 +101,13 @@ def test_demo_pipeline_with_a_tiny_budget(tmp_path):
     for k in ("AP", "AP50", "AP75"):
         assert (math.isnan(returned[k]) and bbox[k] is None) or (0 <= returned[k] <= 100 and bbox[k] == returned[k])
 
-    # an interrupted run continues: finished stages are kept, detection restarts from its checkpoint
+    # a second run into the folder without --resume deletes nothing: one line naming --resume
     trials = open(os.path.join(out, "search", "trials.jsonl")).read()
+    with pytest.raises(UserError, match=r"already holds a demo run \(search, pretrain, .*\): --resume continues it"):
+        run_demo(cfg)
+    assert open(os.path.join(out, "search", "trials.jsonl")).read() == trials
+
+    # an interrupted run continues: finished stages are kept, detection restarts from its checkpoint
     pretrain_ckpt = os.path.join(out, "pretrain", "checkpoint.pth")
     pretrained_at = os.path.getmtime(pretrain_ckpt)
     det_dir = os.path.join(out, "detection_shapes")

@@ -101,6 +101,11 @@ def test_one_dataset_grammar_for_every_stage(tmp_path):
         assert (spec.kind, spec.args[: len(args)]) == (kind, args), text
     ids = parse_spec("coco:/d/images:/d/a.json@/d/ids.txt")
     assert ids.kind == "ids" and parse_spec(ids.args[0]).kind == "coco"
+    # an '@' in an existing folder's name is part of the path, not an id list
+    (tmp_path / "run@2").mkdir()
+    assert parse_spec(f"voc:{tmp_path}/run@2").args == (f"{tmp_path}/run@2", "")
+    assert parse_spec(f"voc:{tmp_path}/run@2:val").args == (f"{tmp_path}/run@2", "val")
+    assert parse_spec(f"voc:{tmp_path}/voc@{tmp_path}/ids.txt").kind == "ids"
     from nasnet_det.data import DataError, build
 
     with pytest.raises(DataError, match="a detection dataset 'coco:/d/i:/d/a.json': classification takes"):

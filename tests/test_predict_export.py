@@ -7,6 +7,7 @@ import shutil
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 pytest.importorskip("detectron2")
 
@@ -16,6 +17,7 @@ from nasnet_det import cli  # noqa: E402
 from nasnet_det.commands import export as export_command  # noqa: E402
 from nasnet_det.commands import predict as predict_command  # noqa: E402
 from nasnet_det.detection.checkpoint import NASNetCheckpointer  # noqa: E402
+from nasnet_det.errors import CheckpointError  # noqa: E402
 from nasnet_det.detection.config import get_config  # noqa: E402
 
 from conftest import RACCOON, TINY_DETECTOR  # noqa: E402
@@ -51,27 +53,42 @@ def _run(module, argv, capsys):
     return code, captured.out + captured.err + message
 
 
+def _png_header_only(width, height):
+    """A PNG that declares ``width`` x ``height`` grey pixels and holds almost no data."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b""))
+
+
 def test_predict_draws_each_photo_writes_coco_results_and_skips_what_it_cannot_read(weights, tmp_path, capsys):
     folder = tmp_path / "photos"
     folder.mkdir()
     for path in PHOTOS[1:]:
         shutil.copy(path, folder)
     (tmp_path / "broken.jpg").write_bytes(open(PHOTOS[0], "rb").read()[:300])
+    Image.new("RGB", (4000, 3)).save(tmp_path / "thin.png")  # resized for testing to 0 px high
+    (tmp_path / "bomb.png").write_bytes(_png_header_only(30000, 30000))  # 900 Mpx declared: PIL's bomb check
     out = tmp_path / "out"
     code, text = _run(predict_command, ["--config", "Base-NASNet-FPN.yaml", "--input", PHOTOS[0], str(folder),
-                                        str(tmp_path / "broken.jpg"), str(tmp_path / "nothing-*.png"), "--output", str(out),
+                                        str(tmp_path / "broken.jpg"), str(tmp_path / "thin.png"), str(tmp_path / "bomb.png"),
+                                        str(tmp_path / "nothing-*.png"), "--output", str(out),
                                         "--confidence-threshold", "0.0", "--no-progress"] + OPTS + ["MODEL.WEIGHTS", weights],
                       capsys)
-    assert code == 1  # two inputs could not be done, and said so in one line each
+    assert code == 1  # four inputs could not be done, and said so in one line each
     errors = [line for line in text.splitlines() if line.startswith("error: ")]
-    assert len(errors) == 2 and any("nothing-*.png: no such image" in e for e in errors)
+    assert len(errors) == 4 and any("nothing-*.png: no such image" in e for e in errors)
     assert any("broken.jpg: cannot read the image" in e for e in errors)
+    assert any("thin.png: 4000x3 px is too thin: the test resize" in e for e in errors)
+    assert any("bomb.png: cannot read the image (DecompressionBombError" in e for e in errors)
     assert sorted(os.listdir(out)) == ["predictions.json", "raccoon-1.jpg", "raccoon-2.jpg", "raccoon-3.jpg"]
     predictions = json.load(open(out / "predictions.json"))
     assert {p["file_name"] for p in predictions} == {PHOTOS[0]} | {str(folder / os.path.basename(p)) for p in PHOTOS[1:]}
     assert {p["image_id"] for p in predictions} == {0, 1, 2}
-    from PIL import Image
-
     sizes = {p: Image.open(p).size for p in {q["file_name"] for q in predictions}}
     for p in predictions:
         assert set(p) == {"image_id", "file_name", "category_id", "category_name", "bbox", "score"}
@@ -105,6 +122,32 @@ def test_a_shipped_config_takes_the_class_count_and_names_stored_in_the_weights(
     assert cfg.MODEL.ROI_HEADS.NUM_CLASSES == 1
     assert "trained on 1 classes (raccoon); the config says MODEL.ROI_HEADS.NUM_CLASSES 80" in caplog.text
     assert Predictor(cfg).class_names == ["raccoon"]  # and the strict load takes every tensor
+
+
+def test_a_failed_export_leaves_the_previous_file_whole(tmp_path, monkeypatch):
+    from nasnet_det.detection.export import export_onnx
+
+    path = tmp_path / "model.onnx"
+    path.write_bytes(b"the previous export")
+
+    def fails_halfway(module, args, f, **kwargs):
+        open(f, "wb").write(b"half")
+        raise OSError(27, "File too large")  # what `ulimit -f` does to a write
+
+    monkeypatch.setattr(torch.onnx, "export", fails_halfway)
+    with pytest.raises(OSError, match="File too large"):
+        export_onnx(torch.nn.Linear(2, 2), (torch.randn(1, 2),), str(path), ["x"], ["y"], {})
+    assert path.read_bytes() == b"the previous export" and sorted(os.listdir(tmp_path)) == ["model.onnx"]
+
+
+def test_a_corrupt_export_metadata_is_one_line(tmp_path):
+    from nasnet_det.detection.predict import Predictor, load_config
+
+    (tmp_path / "model.ts").write_bytes(b"")
+    (tmp_path / "metadata.json").write_text("{not json")
+    cfg = load_config("Base-NASNet-FPN.yaml", OPTS)
+    with pytest.raises(CheckpointError, match=r"metadata.json is not readable JSON \(JSONDecodeError\): export again"):
+        Predictor(cfg, runtime="torchscript", model_dir=str(tmp_path))
 
 
 @pytest.mark.parametrize("fmt,runtime", [("torchscript", "torchscript"), ("onnx", "onnxruntime")])

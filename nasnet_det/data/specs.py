@@ -37,10 +37,19 @@ class DatasetSpec:
 
 
 def parse_spec(text: str) -> DatasetSpec:
-    """The form ``text`` has (see the module's table); it does not check that the files exist."""
+    """The form ``text`` has (see the module's table). It reads the disk in one case only: an ``@``
+    that is part of an existing folder's or file's name (``voc:/data/run@2`` ) is not an id list."""
     if "@" in text:
+        whole = _parse_base(text)
+        if whole.kind in ("voc", "coco") and os.path.exists(whole.args[0]) and (
+                whole.kind == "voc" or os.path.isfile(whole.args[1])):
+            return whole
         base, ids_file = text.rsplit("@", 1)
         return DatasetSpec("ids", (base, ids_file), text)
+    return _parse_base(text)
+
+
+def _parse_base(text: str) -> DatasetSpec:
     if text in ("digits", "noisy-digits"):
         return DatasetSpec(text, (), text)
     kind, sep, rest = text.partition(":")

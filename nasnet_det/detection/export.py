@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError
-from ..io import write_json
+from ..io import atomic_path, write_json
 
 logger = logging.getLogger(__name__)
 
@@ -58,18 +58,17 @@ def export_torchscript(model, image: torch.Tensor, path: str) -> str:
     adapter = _adapter(model, image)
     with torch.no_grad():
         traced = torch.jit.trace(adapter, adapter.flattened_inputs)
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    traced.save(path)
+    with atomic_path(path) as tmp:  # a failed or killed export leaves the previous file whole
+        traced.save(tmp)
     return path
 
 
 def export_onnx(module: torch.nn.Module, args: tuple, path: str, input_names: List[str], output_names: List[str],
                 dynamic_axes: Dict[str, Dict[int, str]]) -> str:
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     training = module.training
-    with torch.no_grad():
+    with torch.no_grad(), atomic_path(path) as tmp:  # a failed or killed export leaves the previous file whole
         # the TorchScript-based exporter: it keeps the shape arithmetic of the 'SAME' padding in the graph
-        torch.onnx.export(module, args, path, input_names=input_names, output_names=output_names,
+        torch.onnx.export(module, args, tmp, input_names=input_names, output_names=output_names,
                           dynamic_axes=dynamic_axes, opset_version=17, dynamo=False)
     module.train(training)  # the exporter can leave it in training mode
     return path

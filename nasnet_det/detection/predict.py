@@ -79,6 +79,21 @@ def class_names_of(cfg, stored: Optional[List[str]] = None) -> List[str]:
     return [f"class {i}" for i in range(cfg.MODEL.ROI_HEADS.NUM_CLASSES)]
 
 
+def _exported_class_names(path: str) -> Optional[List[str]]:
+    """The class names an export wrote beside its model (``metadata.json``), or None without one."""
+    if not os.path.isfile(path):
+        return None
+    try:
+        with open(path, encoding="utf-8") as f:
+            meta = json.load(f)
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise CheckpointError(f"{path} is not readable JSON ({type(e).__name__}): export again with tools/export.py") from None
+    names = meta.get("thing_classes") if isinstance(meta, dict) else None
+    if names is not None and not (isinstance(names, list) and all(isinstance(n, str) for n in names)):
+        raise CheckpointError(f"{path}: 'thing_classes' must be a list of names, got {names!r}")
+    return names
+
+
 class Predictor:
     """Images (HWC arrays in ``cfg.INPUT.FORMAT``) -> Detectron2 ``Instances`` at the images' size."""
 
@@ -108,7 +123,7 @@ class Predictor:
                 raise CheckpointError(f"{file} not found: export it first (tools/export.py --format "
                                       f"{'torchscript' if runtime == 'torchscript' else 'onnx'} --output {model_dir})")
             meta_path = os.path.join(model_dir, "metadata.json")
-            stored = json.load(open(meta_path)).get("thing_classes") if os.path.isfile(meta_path) else None
+            stored = _exported_class_names(meta_path)
             self.module = torch.jit.load(file) if runtime == "torchscript" else onnx_session(file)
         self.class_names = class_names_of(cfg, stored)
 
@@ -125,6 +140,19 @@ class Predictor:
         instances.scores = outputs["scores"]
         instances.pred_classes = outputs["classes"].long()
         return instances
+
+    MIN_SIDE = 8  # px after the test resize: a thinner image leaves the network nothing to see
+
+    def unusable(self, image: np.ndarray) -> Optional[str]:
+        """Why ``image`` cannot be predicted on (None if it can): the test resize would leave it too thin."""
+        from detectron2.data import transforms as T
+
+        h, w = image.shape[:2]
+        new = T.ResizeShortestEdge.get_output_shape(h, w, self.cfg.INPUT.MIN_SIZE_TEST, self.cfg.INPUT.MAX_SIZE_TEST)
+        if min(new) < self.MIN_SIDE:
+            return (f"{w}x{h} px is too thin: the test resize (INPUT.MIN_SIZE_TEST {self.cfg.INPUT.MIN_SIZE_TEST}, "
+                    f"MAX_SIZE_TEST {self.cfg.INPUT.MAX_SIZE_TEST}) makes it {new[1]}x{new[0]} px")
+        return None
 
     def prepare(self, image: np.ndarray) -> torch.Tensor:
         """An HWC image as the model takes it: resized for testing, CHW float."""
@@ -156,6 +184,7 @@ def predict(predictor: Predictor, paths: Sequence[str], output_dir: str, batch_s
     """Predict on ``paths``, draw each into ``output_dir``, write ``predictions.json``; returns
     ``{"images", "detections", "problems"}``. Unreadable images are reported and skipped."""
     import cv2
+    from PIL import Image
     from detectron2.data.catalog import Metadata
     from detectron2.data.detection_utils import convert_image_to_rgb, read_image
     from detectron2.utils.visualizer import Visualizer
@@ -171,9 +200,14 @@ def predict(predictor: Predictor, paths: Sequence[str], output_dir: str, batch_s
         batch = []
         for path in paths[start: start + batch_size]:
             try:
-                batch.append((path, read_image(path, format=predictor.cfg.INPUT.FORMAT)))
-            except (OSError, SyntaxError, ValueError) as e:  # PIL: not an image, truncated
-                problems.append(f"{path}: cannot read the image ({type(e).__name__}: {e})")
+                image = read_image(path, format=predictor.cfg.INPUT.FORMAT)
+                problem = predictor.unusable(image)
+            except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:  # not an image, truncated, a bomb
+                problem = f"cannot read the image ({type(e).__name__}: {e})"
+            if problem is None:
+                batch.append((path, image))
+            else:  # one line, and the rest of the inputs are still predicted and written
+                problems.append(f"{path}: {problem}")
                 report(f"error: {problems[-1]}")
                 bar.update(1)
         if not batch:
