@@ -74,6 +74,13 @@ def test_a_cifar_batch_loads_its_arrays_and_a_crafted_one_runs_nothing(tmp_path)
                          "batch_label": name, "filenames": [b"a.png"] * 4}, f)
     data = cifar10(str(good), holdout=False)
     assert len(data.train) == 20 and len(data.val) == 4
+    # the paper's hold-out split needs the full 50,000: 20 images would validate on none
+    with pytest.raises(DataError, match=r"holds 20 training images: the paper's hold-out split validates on images 45,000"):
+        cifar10(str(good), holdout=True)
+    with open(good / "data_batch_2", "wb") as f:  # another shape than CIFAR's
+        pickle.dump({"data": rng.integers(0, 255, (4, 100), dtype=np.uint8), "labels": [0, 1, 2, 3]}, f)
+    with pytest.raises(DataError, match=r"data_batch_2 is not a CIFAR-10 python batch .*got data \(4, 100\)"):
+        cifar10(str(good), holdout=False)
     bad = tmp_path / "bad"
     bad.mkdir()
     with open(bad / "data_batch_1", "wb") as f:

@@ -128,6 +128,9 @@ def _unpickle(path: str) -> dict:
         raise DataError(f"corrupt or foreign CIFAR-10 file {path}: {e}") from None
 
 
+HOLDOUT_START = 45_000  # the paper's search reward: the last 5,000 training images validate
+
+
 def cifar10(path: str, img_size: int = 32, augment: bool = True, holdout: bool = True) -> ClassificationData:
     """CIFAR-10; with ``holdout`` (the search's reward) validation = the last 5k training images."""
     if not os.path.isdir(path):
@@ -135,6 +138,12 @@ def cifar10(path: str, img_size: int = 32, augment: bool = True, holdout: bool =
 
     def load(names: List[str]) -> Tuple[torch.Tensor, torch.Tensor]:
         batches = [_unpickle(os.path.join(path, n)) for n in names]
+        for name, b in zip(names, batches):  # CIFAR-10's python format: N x 3072 bytes, N labels
+            data, labels = (b.get("data"), b.get("labels")) if isinstance(b, dict) else (None, None)
+            if (not isinstance(data, np.ndarray) or data.ndim != 2 or data.shape[1] != 3 * 32 * 32
+                    or labels is None or len(labels) != len(data)):
+                raise DataError(f"{os.path.join(path, name)} is not a CIFAR-10 python batch ('data' N x 3072 and N "
+                                f"'labels'; got data {getattr(data, 'shape', type(data).__name__)})")
         x = np.concatenate([b["data"] for b in batches]).reshape(-1, 3, 32, 32)
         y = np.concatenate([b["labels"] for b in batches])
         x = (torch.tensor(x, dtype=torch.float32) / 255.0 - 0.5) / 0.5
@@ -144,8 +153,11 @@ def cifar10(path: str, img_size: int = 32, augment: bool = True, holdout: bool =
 
     x, y = load([f"data_batch_{i}" for i in range(1, 6)])
     if holdout:
-        val = TensorDataset(x[45000:], y[45000:])
-        x, y = x[:45000], y[:45000]
+        if len(x) <= HOLDOUT_START:
+            raise DataError(f"{path} holds {len(x):,} training images: the paper's hold-out split validates on images "
+                            f"{HOLDOUT_START:,}-50,000, so it needs CIFAR-10's full 50,000 (data_batch_1..5)")
+        val = TensorDataset(x[HOLDOUT_START:], y[HOLDOUT_START:])
+        x, y = x[:HOLDOUT_START], y[:HOLDOUT_START]
     else:
         val = TensorDataset(*load(["test_batch"]))
 
