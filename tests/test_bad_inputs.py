@@ -414,6 +414,23 @@ def test_evaluation_ground_truth_follows_edited_annotations(tmp_path):
     assert ground_truth() == [[4.0, 4.0, 16.0, 16.0]]
     _voc(root, (11, 5, 40, 30), image=False)  # the user fixes a box, then evaluates into the same OUTPUT_DIR
     assert ground_truth() == [[10.0, 4.0, 30.0, 26.0]]
+    # a dataset named by a relative path with '..': its COCO cache stays inside OUTPUT_DIR
+    deep = tmp_path / "a" / "b"
+    deep.mkdir(parents=True)
+    cwd = os.getcwd()
+    os.chdir(deep)
+    try:
+        name = ensure_registered("voc:../../voc")
+        cfg.OUTPUT_DIR = str(tmp_path / "out2")
+        Trainer.build_evaluator(cfg, name)
+        written = [os.path.join(d, f) for d, _, files in os.walk(tmp_path) for f in files if f.endswith(".json")]
+        assert written and all(p.startswith(str(tmp_path / "out")) for p in written), written
+        # and with no output_dir at all (a search child's evaluator) it still converts
+        from nasnet_det.detection.evaluation import ImageIdCOCOEvaluator
+
+        assert ImageIdCOCOEvaluator(name, tasks=("bbox",), output_dir=None)._coco_api.dataset["annotations"]
+    finally:
+        os.chdir(cwd)
 
 
 def test_boxes_outside_inverted_or_empty_are_clipped_or_dropped_and_counted(tmp_path, caplog):

@@ -2,8 +2,11 @@
 ``eval_results.json`` every run writes."""
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
+import re
+import tempfile
 from typing import Optional
 
 from detectron2.data import MetadataCatalog
@@ -15,6 +18,13 @@ from ..io import write_json
 logger = logging.getLogger("nasnet_det")
 
 
+def safe_name(name: str) -> str:
+    """A file name for a dataset name (which may be a path: ``voc:../data:val``): no separators, no
+    '..', and a hash of the whole name so two names never share a cache file."""
+    slug = re.sub(r"[^A-Za-z0-9_-]+", "_", name).strip("_")[:80] or "dataset"
+    return f"{slug}-{hashlib.sha1(name.encode()).hexdigest()[:8]}"
+
+
 class ImageIdCOCOEvaluator(COCOEvaluator):
     """COCOEvaluator that scores only the dataset's ``eval_image_ids`` (``NAME@IDS.txt`` views).
 
@@ -22,14 +32,20 @@ class ImageIdCOCOEvaluator(COCOEvaluator):
     read from an earlier run's cache: edited annotations must not be scored against old ground truth.
     """
 
-    def __init__(self, dataset_name: str, **kwargs):
+    def __init__(self, dataset_name: str, output_dir: Optional[str] = None, **kwargs):
+        from detectron2.data.datasets.coco import convert_to_coco_json
+
         meta = MetadataCatalog.get(dataset_name)
         if meta.get("converted_json_file", None) is not None:  # our conversion of an earlier call
             del meta.json_file, meta.converted_json_file
-        converts = meta.get("json_file", None) is None
-        super().__init__(dataset_name, allow_cached_coco=False, **kwargs)
-        if converts:
-            meta.set(converted_json_file=meta.json_file)
+        if meta.get("json_file", None) is None:
+            # converted here rather than by COCOEvaluator: its cache path is the raw dataset name (a
+            # 'voc:../x' name would write outside output_dir), and it needs an output_dir we may not have
+            folder = output_dir or os.path.join(tempfile.gettempdir(), f"nasnet_det-coco-{os.getpid()}")
+            path = os.path.join(folder, f"{safe_name(dataset_name)}_coco_format.json")
+            convert_to_coco_json(dataset_name, path, allow_cached=False)
+            meta.set(json_file=path, converted_json_file=path)
+        super().__init__(dataset_name, allow_cached_coco=False, output_dir=output_dir, **kwargs)
         self._eval_image_ids = meta.get("eval_image_ids", None)
 
     def evaluate(self, img_ids=None):

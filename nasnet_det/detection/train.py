@@ -17,7 +17,7 @@ from ..modeling.nasnet import CellRunner
 from .checkpoint import NASNetCheckpointer
 from .config import check_trainable
 from .datasets import CheckedDatasetMapper
-from .evaluation import ImageIdCOCOEvaluator, has_compiled_ops
+from .evaluation import ImageIdCOCOEvaluator, has_compiled_ops, safe_name
 
 
 class DropPathSchedule(HookBase):
@@ -69,7 +69,7 @@ class Trainer(DefaultTrainer):
 
     @classmethod
     def build_evaluator(cls, cfg, dataset_name, output_folder=None):
-        output_folder = output_folder or os.path.join(cfg.OUTPUT_DIR, "inference", dataset_name.replace("/", "_"))
+        output_folder = output_folder or os.path.join(cfg.OUTPUT_DIR, "inference", safe_name(dataset_name))
         return ImageIdCOCOEvaluator(dataset_name, tasks=("bbox",), output_dir=output_folder,
                                     use_fast_impl=has_compiled_ops())
 
