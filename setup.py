@@ -2,7 +2,7 @@ from setuptools import find_packages, setup
 
 setup(
     name="nasnet_det",
-    version="0.1.0",
+    version="0.3.0",
     description="NASNet cells as data, networks from genotypes, and NASNet backbones for Detectron2",
     packages=find_packages(include=["nasnet_det", "nasnet_det.*"]),
     # configs/ (linked as nasnet_det/model_zoo/configs, copied into the wheel) and the demo's photos

@@ -15,7 +15,7 @@ from importlib import import_module
 from . import genotypes
 from .errors import UserError
 
-__version__ = "0.1.0"
+__version__ = "0.3.0"
 
 # name -> module that defines it, imported on first use (PEP 562)
 _LAZY = {name: ".modeling" for name in ("NASNet", "NASNetConfig", "build_nasnet", "nasnet_a_cifar",

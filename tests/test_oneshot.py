@@ -135,33 +135,32 @@ def test_enas_alternates_supernet_rounds_and_controller_batches(tmp_path):
     assert strategy["updates"] == 2
 
 
-def test_an_interrupted_warm_up_resumes_to_the_weights_of_an_uninterrupted_one(tmp_path):
-    space = SearchSpace()
-    straight = _cfg(tmp_path / "a", oneshot=dict(epochs=3))
-    os.makedirs(straight.out)
-    ClassificationSupernet(straight, space, progress=False).train_round()
+def test_a_search_killed_in_the_warm_up_resumes_to_the_weights_and_rewards_of_an_uninterrupted_one(tmp_path,
+                                                                                               monkeypatch):
+    uninterrupted = _cfg(tmp_path / "a", budget=2, oneshot=dict(epochs=2))
+    straight = run_search(uninterrupted)
+    killed = _cfg(tmp_path / "b", budget=2, oneshot=dict(epochs=2))
+    original, calls = ClassificationSupernet._train_step, []
 
-    killed = _cfg(tmp_path / "b", oneshot=dict(epochs=3))
-    os.makedirs(killed.out)
-    trainer = ClassificationSupernet(killed, space, progress=False)
-    original, calls = trainer._train_step, []
-
-    def dies_at_step_5(*args):
+    def dies_at_step_5(self, *args):
         if len(calls) == 5:
-            raise KeyboardInterrupt
+            raise KeyboardInterrupt  # a kill in the warm-up's second epoch: only supernet.pt (epoch 1) is on disk
         calls.append(1)
-        original(*args)
+        return original(self, *args)
 
-    trainer._train_step = dies_at_step_5
+    monkeypatch.setattr(ClassificationSupernet, "_train_step", dies_at_step_5)
     with pytest.raises(KeyboardInterrupt):
-        trainer.train_round()
-    resumed = ClassificationSupernet(killed, space, progress=False)
-    assert resumed.step == 3 and resumed.rounds == 0  # the epoch saved before the interruption
-    resumed.train_round()
-    a = torch.load(os.path.join(straight.out, "supernet.pt"), weights_only=False)
-    b = torch.load(os.path.join(killed.out, "supernet.pt"), weights_only=False)
-    assert a["step"] == b["step"] == 9
-    for k in a["model"]:
+        run_search(killed)
+    assert torch.load(os.path.join(killed.out, "supernet.pt"), weights_only=True)["step"] == 3
+    assert not {"trials.jsonl", "state.pt"} & set(os.listdir(killed.out))
+    monkeypatch.setattr(ClassificationSupernet, "_train_step", original)
+    with pytest.raises(SearchError, match="already holds a search: use --resume"):
+        run_search(killed)  # a rerun (with these or other settings) cannot silently reuse its supernet.pt
+    resumed = run_search(killed, resume=True)
+    assert [(t["id"], t["reward"]) for t in resumed] == [(t["id"], t["reward"]) for t in straight]
+    a, b = (torch.load(os.path.join(c.out, "supernet.pt"), weights_only=True) for c in (uninterrupted, killed))
+    assert a["step"] == b["step"] == 6
+    for k in a["model"]:  # the warm-up continued from its last epoch: bit for bit the same weights
         torch.testing.assert_close(a["model"][k], b["model"][k], rtol=0, atol=0, msg=k)
 
 

@@ -79,7 +79,9 @@ class SearchRunner:
         self._genotypes: Dict[int, dict] = {}
         if os.path.exists(cfg.out) and not os.path.isdir(cfg.out):
             raise SearchError(f"--out {cfg.out} is a file, not a folder")
-        started = os.path.exists(self.state_path) or self.log.exists()
+        # a one-shot search killed in its warm-up has only supernet.pt (saved every epoch) so far
+        self.supernet_path = os.path.join(cfg.out, "supernet.pt")
+        started = os.path.exists(self.state_path) or self.log.exists() or os.path.exists(self.supernet_path)
         if started and not resume:
             raise SearchError(f"{cfg.out} already holds a search: use --resume to continue it, or another --out")
         if resume and not started:
@@ -128,6 +130,8 @@ class SearchRunner:
             # weights_only: a run folder handed to us loads tensors and plain data, never runs code
             state = torch.load(self.state_path, weights_only=True)
         except FileNotFoundError:
+            if not self.log.exists():
+                return  # killed in the supernet's warm-up: nothing asked yet; the supernet resumes itself
             raise SearchError(f"{self.cfg.out} has trials.jsonl but no state.pt: cannot resume") from None
         except Exception as e:
             raise SearchError(f"cannot read {self.state_path} (tensors and plain data only): {type(e).__name__}: "
@@ -296,12 +300,11 @@ class SearchRunner:
     def write_outputs(self, done: List[dict]) -> None:
         if self.write_best(done) is None:
             raise SearchError(f"every child failed ({len(done)}): see the errors in {self.trials_path}")
-        supernet = os.path.join(self.cfg.out, "supernet.pt")
         history = []
-        if self.cfg.method == "oneshot" and os.path.exists(supernet):
+        if self.cfg.method == "oneshot" and os.path.exists(self.supernet_path):
             from .oneshot import read_supernet
 
-            history = read_supernet(supernet).get("history", [])
+            history = read_supernet(self.supernet_path).get("history", [])
         write_report(self.cfg, done, os.path.join(self.cfg.out, "report.md"), history)
         plot_search_curve({self.cfg.strategy: [t["reward"] for t in done]}, os.path.join(self.cfg.out, "search_curve.png"))
 
