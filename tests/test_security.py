@@ -1,6 +1,7 @@
 """A file handed to us never runs code when loaded: resume state, checkpoints and supernets are read
 as tensors and plain data only (``torch.load(weights_only=True)``); a crafted file is one error
 naming it, and its payload never runs."""
+import json
 import os
 
 import pytest
@@ -28,6 +29,8 @@ def test_a_crafted_search_state_is_refused_without_running(tmp_path):
     out = tmp_path / "run"
     out.mkdir()
     (out / "trials.jsonl").write_text("")
+    (out / "search.json").write_text(json.dumps(SearchConfig(strategy="random", evaluator="synthetic", out=str(out),
+                                                             progress=False).to_dict()))
     torch.save({"strategy_name": "random", "payload": Payload(tmp_path / "ran")}, out / "state.pt")
     with pytest.raises(SearchError, match=r"state.pt \(tensors and plain data only\)"):
         SearchRunner(SearchConfig(strategy="random", evaluator="synthetic", out=str(out), progress=False), resume=True)

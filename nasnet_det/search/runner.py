@@ -46,7 +46,7 @@ from .space import SearchSpace
 from .tasks import load_task
 from .strategies import STRATEGIES, build_strategy  # noqa: F401  (STRATEGIES: the API)
 from .report import plot_search_curve, write_report
-from .trials import TrialLog
+from .trials import TrialLog, check_record
 
 logger = logging.getLogger("nasnet_det.search")
 
@@ -67,7 +67,7 @@ class SearchRunner:
         if cfg.evaluator == "train" and cfg.task == "classification":
             check_spec(cfg.child.dataset)
         self.trials_path = os.path.join(cfg.out, "trials.jsonl")
-        self.log = TrialLog(self.trials_path)
+        self.log = TrialLog(self.trials_path, check_record)
         self.state_path = os.path.join(cfg.out, "state.pt")
         self.config_path = os.path.join(cfg.out, "search.json")
         self.pending: Dict[int, dict] = {}  # asked, not completed: id -> proposal
