@@ -394,6 +394,40 @@ def _voc(root, box, size=(64, 48), image=True):
         "<ymax>40</ymax></bndbox></object></annotation>")
 
 
+def test_check_dataset_reports_what_training_would_get_wrong_and_coco_ids_must_be_unique(tmp_path):
+    pytest.importorskip("detectron2")
+    import json
+
+    import numpy as np
+    from PIL import Image
+
+    from nasnet_det.detection.datasets import DatasetError, check_dataset, ensure_registered
+
+    (tmp_path / "img").mkdir()
+    Image.new("RGB", (32, 32)).save(tmp_path / "img" / "a.png")
+    Image.fromarray(np.full((32, 32), 4000, dtype=np.uint16)).save(tmp_path / "img" / "deep.png")  # 16-bit
+
+    def coco(name, images, annotations, categories=({"id": 1, "name": "thing"},)):
+        path = tmp_path / f"{name}.json"
+        path.write_text(json.dumps({"images": images, "annotations": annotations, "categories": list(categories)}))
+        return f"coco:{tmp_path / 'img'}:{path}"
+
+    image = {"id": 1, "file_name": "a.png", "width": 32, "height": 32}
+    box = {"id": 1, "image_id": 1, "category_id": 1, "bbox": [2, 2, 10, 10], "area": 100, "iscrowd": 0}
+    with pytest.raises(DatasetError, match=r"images\[1\] \(deep.png\) has the id 1 of images\[0\]"):
+        ensure_registered(coco("dup_images", [image, {**image, "file_name": "deep.png"}], [box]))
+    with pytest.raises(DatasetError, match=r"categories\[0\] and categories\[1\] share the id 1"):
+        ensure_registered(coco("dup_categories", [image], [box], [{"id": 1, "name": "a"}, {"id": 1, "name": "b"}]))
+    problems = check_dataset(coco("deep", [{**image, "file_name": "deep.png"}], [box]), progress=False)["problems"]
+    assert any("deep.png (image_id 1): a I;16 image (16-bit or float); convert it to 8-bit" in p or
+               "deep.png (image_id 1): a I image" in p for p in problems), problems
+    problems = check_dataset(coco("crowd", [image], [{**box, "iscrowd": 1}]), progress=False)["problems"]
+    assert problems == [f"{coco('crowd', [image], [{**box, 'iscrowd': 1}])} has 1 boxes and every one is crowd / "
+                        "difficult: a detector has nothing to learn from"]
+    problems = check_dataset(coco("empty", [], []), progress=False)["problems"]
+    assert len(problems) == 1 and "has no images (an empty set, or image ids that match none)" in problems[0]
+
+
 def test_evaluation_ground_truth_follows_edited_annotations(tmp_path):
     pytest.importorskip("detectron2")
     from detectron2.config import get_cfg

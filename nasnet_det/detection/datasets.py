@@ -188,15 +188,24 @@ def check_coco_records(data: dict, json_file: str) -> None:
     def number(v):
         return isinstance(v, (int, float)) and not isinstance(v, bool)
 
-    category_ids = {c.get("id") for c in data["categories"] if isinstance(c, dict)}
-    image_ids = set()
+    category_ids = {}
+    for i, c in enumerate(data["categories"]):
+        if isinstance(c, dict) and c.get("id") in category_ids:  # COCO's API would keep one of the two
+            raise DatasetError(f"{json_file}: categories[{category_ids[c['id']]}] and categories[{i}] share the id "
+                               f"{c['id']!r}: give each category its own id")
+        if isinstance(c, dict):
+            category_ids[c.get("id")] = i
+    image_ids = {}
     for i, image in enumerate(data["images"]):
         where = f"{json_file}: images[{i}]"
         if not isinstance(image, dict) or "id" not in image:
             raise DatasetError(f"{where}: an image record needs an 'id'")
         if not isinstance(image.get("file_name"), str):
             raise DatasetError(f"{where} (id {image['id']}): missing 'file_name'")
-        image_ids.add(image["id"])
+        if image["id"] in image_ids:  # load_coco_json would silently drop one of them
+            raise DatasetError(f"{where} ({image['file_name']}) has the id {image['id']!r} of "
+                               f"images[{image_ids[image['id']]}]: give each image its own id")
+        image_ids[image["id"]] = i
     for i, ann in enumerate(data["annotations"]):
         where = f"{json_file}: annotations[{i}]" + (f" (id {ann['id']})" if isinstance(ann, dict) and "id" in ann else "")
         if not isinstance(ann, dict):
@@ -286,7 +295,10 @@ def check_dataset(name: str, progress: bool = True) -> dict:
     ensure_registered(name)
     dicts = DatasetCatalog.get(name)
     classes = MetadataCatalog.get(name).get("thing_classes", None)
-    problems, boxes = [], 0
+    problems, boxes, trainable = [], 0, 0
+    if not dicts:
+        problems.append(f"{name} has no images (an empty set, or image ids that match none): nothing to train or "
+                        "evaluate on")
     for d in tqdm(dicts, desc=f"checking {name}", unit="image", disable=not progress, dynamic_ncols=True):
         record = f"(image_id {d.get('image_id')!r})"
         file_name = d.get("file_name")
@@ -296,19 +308,25 @@ def check_dataset(name: str, progress: bool = True) -> dict:
         try:
             with Image.open(file_name) as image:
                 image.load()
-                size = image.size
+                size, mode = image.size, image.mode
         except (OSError, SyntaxError) as e:
             problems.append(f"{file_name} {record}: cannot decode: {e}")
             continue
+        if mode in ("I;16", "I;16B", "I;16L", "I", "F"):  # Detectron2 reads these saturated (nearly all white)
+            problems.append(f"{file_name} {record}: a {mode} image (16-bit or float); convert it to 8-bit RGB first")
         expected = (d.get("width"), d.get("height"))
         if None not in expected and tuple(size) != expected:
             problems.append(f"{file_name} {record}: the image is {size[0]}x{size[1]}, the record says "
                             f"{expected[0]}x{expected[1]}")
         for ann in d.get("annotations", []):
             boxes += 1
+            trainable += not ann.get("iscrowd", 0)
             category = ann.get("category_id")
             if classes is not None and not (isinstance(category, int) and 0 <= category < len(classes)):
                 problems.append(f"{file_name} {record}: category {category!r} outside 0..{len(classes) - 1}")
+    if dicts and not trainable:
+        problems.append(f"{name} has {boxes} boxes and every one is crowd / difficult: a detector has nothing to learn "
+                        "from")
     return {"images": len(dicts), "boxes": boxes, "problems": problems}
 
 
