@@ -324,7 +324,7 @@ def check_dataset(name: str, progress: bool = True) -> dict:
             category = ann.get("category_id")
             if classes is not None and not (isinstance(category, int) and 0 <= category < len(classes)):
                 problems.append(f"{file_name} {record}: category {category!r} outside 0..{len(classes) - 1}")
-    if dicts and not trainable:
+    if boxes and not trainable:
         problems.append(f"{name} has {boxes} boxes and every one is crowd / difficult: a detector has nothing to learn "
                         "from")
     return {"images": len(dicts), "boxes": boxes, "problems": problems}
