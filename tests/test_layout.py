@@ -16,24 +16,27 @@ from nasnet_det.modeling import ops
 CONFIGS = os.path.join(os.path.dirname(__file__), "..", "configs")
 
 
-def test_importing_the_package_search_and_modeling_imports_neither_detectron2_nor_ray():
-    code = ("import sys, nasnet_det, nasnet_det.modeling, nasnet_det.search.runner, nasnet_det.pretrain; "
-            "print(sorted({m.split('.')[0] for m in sys.modules} & {'detectron2', 'ray'}))")
+def _python(code: str) -> str:
+    """What ``code`` prints in a fresh interpreter (which imports only what the code does)."""
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "[]"
+    return out.stdout.strip()
+
+
+def _imported_after(statement: str, packages) -> str:
+    return _python(f"import sys; {statement}; print(sorted({{m.split('.')[0] for m in sys.modules}} & {set(packages)!r}))")
+
+
+def test_importing_the_package_search_and_modeling_imports_neither_detectron2_nor_ray():
+    assert _imported_after("import nasnet_det, nasnet_det.modeling, nasnet_det.search.runner, nasnet_det.pretrain",
+                           {"detectron2", "ray"}) == "[]"
 
 
 def test_the_data_layer_imports_no_torch():
-    code = ("import sys, nasnet_det.genotypes as g; g.get('nasnet_a'); "
-            "print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'timm', 'numpy', 'detectron2'}))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "[]"
+    assert _imported_after("import nasnet_det.genotypes as g; g.get('nasnet_a')",
+                           {"torch", "timm", "numpy", "detectron2"}) == "[]"
     # the networks still come on first use, registered in timm
-    code = "import nasnet_det, timm; n = nasnet_det.NASNet; print(timm.is_model('nasnet_a_mobile'))"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0 and out.stdout.strip() == "True", out.stderr
+    assert _python("import nasnet_det, timm; n = nasnet_det.NASNet; print(timm.is_model('nasnet_a_mobile'))") == "True"
 
 
 def test_the_op_table_is_the_genotype_vocabulary_and_a_new_op_is_one_call(monkeypatch):
