@@ -7,7 +7,7 @@ setup(
     packages=find_packages(include=["nasnet_det", "nasnet_det.*"]),
     # configs/ (linked as nasnet_det/model_zoo/configs, copied into the wheel) and the demo's photos
     package_data={
-        "nasnet_det.model_zoo": ["configs/*.yaml", "configs/*/*.yaml"],
+        "nasnet_det.model_zoo": ["configs/*.yaml", "configs/*.py", "configs/*/*.py", "configs/*/*/*.py"],
         "nasnet_det.benchmarks.ground_truth": ["cells.jsonl", "summary.json"],
         "nasnet_det.data": ["raccoon/*.md", "raccoon/LICENSE", "raccoon/images/*.jpg", "raccoon/annotations/*.xml",
                             "coco_minival_tf_ids.txt"],

@@ -16,11 +16,17 @@ from .errors import ConfigError
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "model_zoo", "configs")
 
 
+# YAML configs (Detectron2's CfgNode, tools/train_net.py) and their LazyConfig twins (Python,
+# Detectron2's tools/lazyconfig_train_net.py); configs/common/ holds the LazyConfigs' shared parts
+CONFIG_SUFFIXES = (".yaml", ".py")
+
+
 def list_configs() -> List[str]:
     """Names of the shipped configs (paths relative to the config folder), sorted."""
     names = []
-    for root, _, files in os.walk(CONFIG_DIR, followlinks=True):
-        names += [os.path.relpath(os.path.join(root, f), CONFIG_DIR) for f in files if f.endswith(".yaml")]
+    for root, dirs, files in os.walk(CONFIG_DIR, followlinks=True):
+        dirs[:] = [d for d in dirs if d != "__pycache__"]
+        names += [os.path.relpath(os.path.join(root, f), CONFIG_DIR) for f in files if f.endswith(CONFIG_SUFFIXES)]
     return sorted(names)
 
 

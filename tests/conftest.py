@@ -44,3 +44,17 @@ def ray_cluster():
     yield ray
     ray.shutdown()
 
+
+@pytest.fixture(scope="module")
+def raccoon_voc(tmp_path_factory):
+    if not os.path.isdir(RACCOON):
+        pytest.skip(f"raccoon photos not found at {RACCOON}")
+    root = tmp_path_factory.mktemp("raccoon")
+    os.symlink(os.path.join(RACCOON, "annotations"), root / "annotations")
+    os.symlink(os.path.join(RACCOON, "images"), root / "images")
+    ids = sorted((f[:-4] for f in os.listdir(os.path.join(RACCOON, "annotations")) if f.endswith(".xml")),
+                 key=lambda s: int(s.split("-")[-1]))
+    (root / "ImageSets" / "Main").mkdir(parents=True)
+    (root / "ImageSets" / "Main" / "train.txt").write_text("\n".join(ids[:60]) + "\n")
+    (root / "ImageSets" / "Main" / "val.txt").write_text("\n".join(ids[60:80]) + "\n")
+    return str(root)

@@ -18,6 +18,9 @@ assert "nasnet_a_mobile_fpn_frcnn.yaml" in names and "Base-NASNet-FPN.yaml" in n
 cfg = model_zoo.get_config("nasnet_a_mobile_fpn_frcnn.yaml", ["MODEL.DEVICE", "cpu"])
 from detectron2.modeling import build_model
 model = build_model(cfg)
+from detectron2.config import instantiate
+lazy = instantiate(model_zoo.get_config("nasnet_a_mobile_fpn_frcnn.py").model)  # its LazyConfig twin
+assert sum(p.numel() for p in lazy.parameters()) == sum(p.numel() for p in model.parameters())
 from nasnet_det.demo import DEFAULT_RACCOON
 assert DEFAULT_RACCOON.startswith(sys.argv[1]) and len(os.listdir(os.path.join(DEFAULT_RACCOON, "images"))) == 200
 from nasnet_det.benchmarks.ground_truth import CELLS
@@ -35,6 +38,8 @@ def test_the_wheel_works_from_another_directory(tmp_path):
     (wheel,) = dist.glob("nasnet_det-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert "nasnet_det/model_zoo/configs/nasnet_a_large_frcnn.yaml" in names
+    assert {"nasnet_det/model_zoo/configs/nasnet_a_large_frcnn.py",
+            "nasnet_det/model_zoo/configs/common/models/nasnet_frcnn.py"} <= set(names)
     assert "nasnet_det/data/raccoon/LICENSE" in names and "nasnet_det/data/coco_minival_tf_ids.txt" in names
     assert "nasnet_det/benchmarks/ground_truth/cells.jsonl" in names
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), str(wheel)],

@@ -61,7 +61,7 @@ def test_arch_strings_round_trip_for_every_published_network():
         assert format_arch(genotype, *parse_arch(arch, genotype)) == arch
 
 
-@pytest.mark.parametrize("config", sorted(f for f in os.listdir(CONFIGS) if f.startswith(("nasnet_a_large", "nasnet_a_mobile"))))
+@pytest.mark.parametrize("config", sorted(f for f in os.listdir(CONFIGS) if f.startswith(("nasnet_a_large", "nasnet_a_mobile")) and f.endswith(".yaml")))
 def test_shipped_configs_agree_with_the_published_table(config):
     pytest.importorskip("detectron2")
     from nasnet_det import model_zoo
@@ -109,6 +109,8 @@ def test_one_dataset_grammar_for_every_stage(tmp_path):
     assert parse_spec(f"voc:{tmp_path}/run@2").args == (f"{tmp_path}/run@2", "")
     assert parse_spec(f"voc:{tmp_path}/run@2:val").args == (f"{tmp_path}/run@2", "val")
     assert parse_spec(f"voc:{tmp_path}/voc@{tmp_path}/ids.txt").kind == "ids"
+    # an existing VOC folder with a split and an id list: the '@' belongs to neither path
+    assert parse_spec(f"voc:{tmp_path}:val@{tmp_path}/ids.txt").args == (f"voc:{tmp_path}:val", f"{tmp_path}/ids.txt")
     from nasnet_det.data import DataError, build
 
     with pytest.raises(DataError, match="a detection dataset 'coco:/d/i:/d/a.json': classification takes"):

@@ -112,3 +112,17 @@ def test_forward_intermediates_agree_with_forward(name):
     final, intermediates = model.forward_intermediates(x)
     assert torch.allclose(model.forward_head(final), model(x), atol=1e-5)
     assert [t.shape[1] for t in intermediates] == [f["num_chs"] for f in model.feature_info]
+
+
+@torch.no_grad()
+def test_torch_export_with_a_dynamic_height_and_width():
+    """One exported program serves any input size (the 'SAME' padding is computed from symbolic sizes,
+    no branch on them), odd sizes included, and matches the eager network."""
+    from torch.export import Dim, export
+
+    model = timm.create_model("nasnet_a_mobile", pretrained=False, num_classes=10).eval()
+    height, width = Dim("height", min=64, max=512), Dim("width", min=64, max=512)  # final map >= 2 px
+    program = export(model, (torch.randn(1, 3, 96, 96),), dynamic_shapes={"x": {2: height, 3: width}}).module()
+    for size in ((96, 96), (97, 131), (160, 67)):
+        x = torch.randn(1, 3, *size)
+        assert torch.allclose(program(x), model(x), atol=1e-5), size

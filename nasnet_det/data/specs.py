@@ -41,7 +41,8 @@ def parse_spec(text: str) -> DatasetSpec:
     that is part of an existing folder's or file's name (``voc:/data/run@2`` ) is not an id list."""
     if "@" in text:
         whole = _parse_base(text)
-        if whole.kind in ("voc", "coco") and os.path.exists(whole.args[0]) and (
+        paths = whole.args[:1] if whole.kind == "voc" else whole.args  # a VOC split is a name, not a path
+        if whole.kind in ("voc", "coco") and any("@" in p for p in paths) and os.path.exists(whole.args[0]) and (
                 whole.kind == "voc" or os.path.isfile(whole.args[1])):
             return whole
         base, ids_file = text.rsplit("@", 1)

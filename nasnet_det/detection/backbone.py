@@ -6,7 +6,7 @@ weight check go through it.
 from __future__ import annotations
 
 import logging
-from typing import Dict, List, Optional
+from typing import Dict, List, Mapping, Optional, Sequence
 
 import torch
 import torch.nn as nn
@@ -16,7 +16,8 @@ from detectron2.modeling.backbone.fpn import FPN, LastLevelMaxPool
 
 from ..errors import ConfigError
 from ..modeling import NASNet, build_nasnet
-from ..modeling.layout import resolve, split_point
+from ..modeling import build_cell_stack
+from ..modeling.layout import cell_plan, resolve, split_point
 from .config import check_renamed_keys
 
 logger = logging.getLogger(__name__)
@@ -25,21 +26,27 @@ PAIR_FEATURE = "pair16"  # the (previous, current) state pair at stride 16, conc
 
 
 def nasnet_options(cfg, input_shape: Optional[ShapeSpec] = None) -> dict:
-    """``build_nasnet`` arguments for the NASNet that ``cfg.MODEL.NASNET`` describes (no classifier);
-    the input channels come from ``input_shape`` (Detectron2's contract), else from the pixel mean."""
+    """The ``net`` of :func:`nasnet_backbone` (``build_nasnet``'s network arguments) that
+    ``cfg.MODEL.NASNET`` describes; the input channels come from ``input_shape`` (Detectron2's
+    contract), else from the pixel mean. A LazyConfig writes the same dict by hand."""
     c = cfg.MODEL.NASNET
     check_renamed_keys(cfg)
     in_chans = input_shape.channels if input_shape is not None and input_shape.channels else len(cfg.MODEL.PIXEL_MEAN)
-    return dict(genotype=c.GENOTYPE, arch=c.ARCH, stem=c.STEM, stem_multiplier=c.STEM_MULTIPLIER, num_classes=0,
+    return dict(genotype=c.GENOTYPE, arch=c.ARCH, stem=c.STEM, stem_multiplier=c.STEM_MULTIPLIER,
                 skip_reduction_layer_input=c.SKIP_REDUCTION_LAYER_INPUT,
                 reductions_in_num_cells=c.REDUCTIONS_IN_NUM_CELLS, drop_path_keep_prob=c.DROP_PATH_KEEP_PROB,
-                dense_dropout_keep_prob=1.0, avg_pool_pad=c.AVG_POOL_PAD,
-                activation_checkpointing=c.ACTIVATION_CHECKPOINTING, in_chans=in_chans)
+                avg_pool_pad=c.AVG_POOL_PAD, activation_checkpointing=c.ACTIVATION_CHECKPOINTING, in_chans=in_chans)
 
 
-def paper_split(cfg) -> str:
-    """The cell where the paper layout's first stage ends (the last one at stride 16)."""
-    return split_point(*resolve(**nasnet_options(cfg)))
+def _headless(net: Mapping) -> dict:
+    """``build_nasnet`` arguments for ``net`` without a classifier (a LazyConfig passes a DictConfig)."""
+    return {**dict(net), "num_classes": 0, "dense_dropout_keep_prob": 1.0}
+
+
+def nasnet_width(net: Mapping) -> int:
+    """Channels of the last cell of ``net`` (the paper layout's second stage output, F of N@F)."""
+    genotype, layout = resolve(**_headless(net))
+    return cell_plan(layout, genotype)[-1].out_channels
 
 
 def convert_norm(module: nn.Module, norm: str) -> nn.Module:
@@ -110,6 +117,22 @@ class NASNetBackbone(Backbone):
         return out
 
 
+def nasnet_backbone(*, net: Mapping, out_features: Sequence[str], norm: str = "BN", freeze_at: int = 0) -> NASNetBackbone:
+    """The NASNet ``net`` describes (:func:`nasnet_options`' keys) as a backbone with ``out_features``:
+    stride taps (the FPN layout's bottom-up), or ``pair16`` (the paper layout's first stage, built up
+    to the last stride-16 cell). The YAML builders and the LazyConfigs (``configs/common``) both
+    build through here."""
+    options = _headless(net)
+    last_cell = split_point(*resolve(**options)) if PAIR_FEATURE in out_features else None
+    return NASNetBackbone(convert_norm(build_nasnet(**options, last_cell=last_cell), norm), list(out_features), freeze_at)
+
+
+def nasnet_second_stage(*, net: Mapping, norm: str = "FrozenBN") -> nn.Module:
+    """The paper layout's second stage: the cells of ``net`` after the first stage's last one
+    (``res5`` of :class:`~nasnet_det.detection.roi_heads.NASNetROIHeads`)."""
+    return convert_norm(build_cell_stack(**_headless(net)), norm)
+
+
 @BACKBONE_REGISTRY.register()
 def build_nasnet_backbone(cfg, input_shape: ShapeSpec) -> NASNetBackbone:
     """The paper's layout (TF Object Detection API): NASNet up to the last stride-16 cell, built
@@ -119,18 +142,16 @@ def build_nasnet_backbone(cfg, input_shape: ShapeSpec) -> NASNetBackbone:
         raise ConfigError(f"MODEL.NASNET.OUT_FEATURES {list(c.OUT_FEATURES)}: the paper layout's second stage "
                           f"(NASNetROIHeads) reads {PAIR_FEATURE!r}; keep OUT_FEATURES ['{PAIR_FEATURE}'], or use the FPN "
                           "layout (Base-NASNet-FPN.yaml) for stride taps")
-    options = nasnet_options(cfg, input_shape)
-    last_cell = split_point(*resolve(**options)) if PAIR_FEATURE in c.OUT_FEATURES else None
-    net = convert_norm(build_nasnet(**options, last_cell=last_cell), c.NORM)
-    return NASNetBackbone(net, list(c.OUT_FEATURES), cfg.MODEL.BACKBONE.FREEZE_AT)
+    return nasnet_backbone(net=nasnet_options(cfg, input_shape), out_features=c.OUT_FEATURES, norm=c.NORM,
+                           freeze_at=cfg.MODEL.BACKBONE.FREEZE_AT)
 
 
 @BACKBONE_REGISTRY.register()
 def build_nasnet_fpn_backbone(cfg, input_shape: ShapeSpec) -> FPN:
     """NASNet taps at strides 4/8/16/32 into Detectron2's FPN (use with StandardROIHeads)."""
     c = cfg.MODEL.NASNET
-    bottom_up = NASNetBackbone(convert_norm(build_nasnet(**nasnet_options(cfg, input_shape)), c.NORM),
-                               list(c.OUT_FEATURES), cfg.MODEL.BACKBONE.FREEZE_AT)
+    bottom_up = nasnet_backbone(net=nasnet_options(cfg, input_shape), out_features=c.OUT_FEATURES, norm=c.NORM,
+                                freeze_at=cfg.MODEL.BACKBONE.FREEZE_AT)
     return build_fpn(cfg, bottom_up)
 
 

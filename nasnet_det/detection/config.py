@@ -49,7 +49,8 @@ def add_nasnet_config(cfg: CN) -> CN:
 
 
 def shipped_configs() -> List[str]:
-    return list_configs()
+    """The shipped YAML configs (what our tools and Detectron2's CfgNode read; the ``.py`` twins are LazyConfigs)."""
+    return [name for name in list_configs() if name.endswith(".yaml")]
 
 
 def resolve_config(name: str) -> str:
@@ -88,6 +89,10 @@ def check_yaml(path: str, chain: tuple = ()) -> None:
 def get_config(config_file: str, opts: Optional[List[str]] = None, register_datasets: bool = True) -> CfgNode:
     """Detectron2 defaults + ``MODEL.NASNET`` keys + the YAML (with its ``_BASE_`` chain) + overrides."""
     path = resolve_config(config_file)
+    if path.endswith(".py"):
+        raise ConfigError(f"{config_file} is a LazyConfig (Python): train it with Detectron2's "
+                          "tools/lazyconfig_train_net.py, or give its YAML twin "
+                          f"({os.path.basename(path)[:-3]}.yaml) here")
     check_yaml(path)  # before Detectron2 reads it: its loader falls back to yaml.unsafe_load
     cfg = add_nasnet_config(get_cfg())
     try:

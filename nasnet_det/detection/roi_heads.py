@@ -4,8 +4,7 @@ from __future__ import annotations
 from detectron2.modeling import ROI_HEADS_REGISTRY
 from detectron2.modeling.roi_heads import Res5ROIHeads
 
-from ..modeling import build_cell_stack
-from .backbone import convert_norm, nasnet_options, paper_split
+from .backbone import nasnet_options, nasnet_second_stage
 
 
 @ROI_HEADS_REGISTRY.register()
@@ -21,6 +20,5 @@ class NASNetROIHeads(Res5ROIHeads):
 
     @classmethod
     def _build_res5_block(cls, cfg):
-        stage = convert_norm(build_cell_stack(**nasnet_options(cfg), after=paper_split(cfg)),
-                             cfg.MODEL.NASNET.HEAD_NORM)
+        stage = nasnet_second_stage(net=nasnet_options(cfg), norm=cfg.MODEL.NASNET.HEAD_NORM)
         return stage, stage.out_channels

@@ -46,7 +46,9 @@ def _same_pads(size: int, kernel: int, stride: int, dilation: int = 1) -> Tuple[
     # ceil(size / stride) without floats (an int under torch.compile) and without negative operands:
     # ONNX's integer Div truncates, so -(-size // stride) would export as a floor
     out = (size + stride - 1) // stride
-    total = max((out - 1) * stride + (kernel - 1) * dilation + 1 - size, 0)
+    total = (out - 1) * stride + (kernel - 1) * dilation + 1 - size
+    if (kernel - 1) * dilation + 1 < stride:  # only then can it be negative; elided, the sizes stay
+        total = max(total, 0)                 # simple enough for torch.export to prove branches equal
     return total // 2, total - total // 2
 
 
@@ -54,7 +56,9 @@ def pad_same(x: torch.Tensor, kernel: Tuple[int, int], stride: Tuple[int, int],
              dilation: Tuple[int, int] = (1, 1), value: float = 0.0) -> torch.Tensor:
     top, bottom = _same_pads(x.shape[-2], kernel[0], stride[0], dilation[0])
     left, right = _same_pads(x.shape[-1], kernel[1], stride[1], dilation[1])
-    if top or bottom or left or right:
+    # a zero pad is skipped in eager runs; under torch.export / torch.compile the sizes may be
+    # symbolic, and a branch on them would fix the input size: there the pad is always applied
+    if torch.compiler.is_compiling() or top or bottom or left or right:
         x = F.pad(x, (left, right, top, bottom), value=value)
     return x
 
