@@ -14,7 +14,6 @@ from detectron2.engine import SimpleTrainer, hooks  # noqa: E402
 from detectron2.modeling import build_model  # noqa: E402
 from detectron2.solver import build_lr_scheduler, build_optimizer  # noqa: E402
 from detectron2.utils.analysis import FlopCountAnalysis, parameter_count_table  # noqa: E402
-from detectron2.utils.events import EventStorage  # noqa: E402
 
 from nasnet_det import model_zoo  # noqa: E402
 from nasnet_det.detection.config import ConfigError, get_config, shipped_configs  # noqa: E402

@@ -20,6 +20,7 @@ COMMANDS = {
     "check-dataset": ("check_dataset", "decode every image and validate every record of a detection dataset"),
     "draw-genotype": ("draw_genotype", "draw a genotype's cells"),
     "model-table": ("model_table", "published networks: parameters and mult-adds against the released models"),
+    "latency-table": ("latency_table", "time the parts of the cell space on this device; predict networks' latency"),
     "benchmark": ("benchmark", "speed and memory against the reference implementations"),
     "demo": ("demo", "search -> pretrain -> detection -> evaluation on the CPU, with embedded data"),
 }

@@ -93,6 +93,16 @@ def main(argv=None):
     truth.add_argument("--mutations", type=int, default=15, help="mutants of NASNet-A among them")
     truth.add_argument("--seed", type=int, default=0, help="draws the mutations and random cells")
     truth.add_argument("--workers", type=int, default=2, help="parallel trainings, one thread each")
+    latency = sub.add_parser("latency", help="the latency table's sum of parts against measured end-to-end latency "
+                             "(published + random cells): mean/max error, Kendall tau, a held-out linear correction")
+    latency.add_argument("--out", default="runs/latency")
+    latency.add_argument("--arch", default="4@1056", help="N@F read as NASNet-A's (default: 4@1056)")
+    latency.add_argument("--size", type=int, nargs=2, default=(224, 224), metavar=("H", "W"))
+    latency.add_argument("--cells", type=int, default=20, help="random cells besides the published ones")
+    latency.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    latency.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    latency.add_argument("--seed", type=int, default=0)
+    latency.add_argument("--repeats", type=int, default=21, help="timed runs per part and per network (median)")
     ranking = sub.add_parser("ranking", help="every ranking method against the ground truth: tau, rho, top-10%%, "
                                              "regret, seconds per cell, equal-time pick (resumable)")
     ranking.add_argument("--out", default="runs/ranking")
@@ -110,6 +120,12 @@ def main(argv=None):
     ranking.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="per-child seeds")
     ranking.add_argument("--quick", action="store_true", help="tiny sizes: checks the command, measures nothing")
     args = parser.parse_args(argv)
+    if args.what == "latency":
+        from ..benchmarks.latency import benchmark_latency
+
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        return benchmark_latency(args.out, args.arch, tuple(args.size), args.cells, args.device, args.seed, args.repeats)
     if args.what == "ranking":
         from ..benchmarks.ranking import benchmark_ranking
         if args.stride < 1 or args.supernet_epochs < 1 or not args.wall > 0:

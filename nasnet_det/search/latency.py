@@ -1,0 +1,353 @@
+"""Latency on the device at hand, as a lookup table (ProxylessNAS / FBNet) and a sum-of-parts model.
+
+A network's forward is cut into *parts*: the stem, each cell's input convs, each block's two ops,
+the concat adapters, the head, and each cell's glue (the ReLUs, adds and the concat between them).
+Each part is timed alone on this device at the input shape it gets in the network (warm-up, then
+the median of repeated runs) and stored under a key that names what it computes (the module's
+structure and the input shape), so one table serves every cell of the space at that size. A
+network's predicted latency is the sum of its parts' entries.
+
+The table is a JSONL file: a header (device, torch, threads, batch, input size) and one line per
+part, appended as it is timed, so a killed build continues where it stopped and a table measured on
+the target device can be carried to the machine that searches (:func:`check_header`).
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import logging
+import os
+import random
+import statistics
+import time
+from dataclasses import dataclass
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+
+import torch
+import torch.nn as nn
+
+from .. import genotypes
+from ..errors import UserError
+from ..modeling import build_nasnet
+from ..modeling.ops import reads_relu
+from .trials import TrialLog
+
+logger = logging.getLogger(__name__)
+
+TABLE_VERSION = 1
+
+
+class LatencyError(UserError):
+    """An unreadable or foreign latency table, or a target no cell meets."""
+
+
+@dataclass(frozen=True)
+class Part:
+    """One timed unit: ``key`` names what it computes; ``run`` runs it once on its inputs."""
+
+    key: str
+    run: Callable[[], object]
+
+
+def device_header(device: str, size: Tuple[int, int], batch: int, arch: str) -> dict:
+    return {"kind": "header", "version": TABLE_VERSION, "device": device,
+            "device_name": torch.cuda.get_device_name() if device == "cuda" else _cpu_name(),
+            "torch": torch.__version__, "threads": torch.get_num_threads(), "batch": batch,
+            "size": list(size), "arch": arch}
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "cpu"
+
+
+# what must agree for a table to predict here (the arch may differ: keys name the shapes)
+MATCHING = ("version", "device", "device_name", "torch", "threads", "batch")
+
+
+def check_header(table: dict, expected: dict, path: str) -> None:
+    """A table measured elsewhere (another device, torch or thread count) is one line naming each difference."""
+    diff = [f"{k} {table.get(k)!r} (here {expected[k]!r})" for k in MATCHING if table.get(k) != expected[k]]
+    if diff:
+        raise LatencyError(f"{path} was measured elsewhere: {'; '.join(diff)}; build a table on this device "
+                           "(nasnet-det latency-table) or search where the table was measured")
+
+
+def _shape_key(xs: Sequence[torch.Tensor]) -> str:
+    return ";".join("x".join(str(d) for d in x.shape) for x in xs)
+
+
+def _settings(module: nn.Module) -> str:
+    """The plain settings of each submodule (a pool's kind, kernel and stride hold no tensors and
+    show in no repr): with the repr, what tells two parts of one input shape apart."""
+    out = []
+    for name, m in module.named_modules():
+        plain = {k: v for k, v in vars(m).items() if not k.startswith("_") and isinstance(v, (int, float, str, bool, tuple))}
+        out.append(f"{name}={sorted(plain.items())}")
+    return ";".join(out)
+
+
+def module_key(module: nn.Module, inputs: Sequence[torch.Tensor]) -> str:
+    digest = hashlib.sha1((repr(module) + _settings(module)).encode()).hexdigest()[:12]
+    return f"{type(module).__name__}:{digest}:{_shape_key(inputs)}"
+
+
+def _parts(net: nn.Module, size: Tuple[int, int], batch: int, device: str) -> List[Part]:
+    """The parts of ``net``'s forward on a ``batch`` x 3 x H x W input, with inputs of their shapes
+    (found by a forward on the meta device: shapes without compute)."""
+    meta = copy.deepcopy(net).to("meta").eval()
+    shapes: Dict[str, List[torch.Size]] = {}
+    glue: List[Tuple[str, list]] = []
+    real = dict(net.named_modules())
+    handles = []
+
+    def hook(name):
+        def record(module, inputs, output):
+            shapes[name] = [x.shape for x in inputs if isinstance(x, torch.Tensor)]
+            if name.startswith("cells.") and name.count(".") == 1:
+                shapes[name + ":out"] = [output.shape]
+        return record
+
+    timed = {"stem", "global_pool", "classifier"}
+    for name, module in meta.named_modules():
+        leaf = name.rsplit(".", 1)[-1]
+        parent = name.rsplit(".", 1)[0] if "." in name else ""
+        if name in timed or leaf in ("pre0", "pre1", "op_a", "op_b") or parent.endswith("concat_adapters") \
+                or (name.startswith("cells.") and name.count(".") == 1):
+            handles.append(module.register_forward_hook(hook(name)))
+    with torch.no_grad():
+        meta(torch.zeros(batch, 3, *size, device="meta"))
+    for h in handles:
+        h.remove()
+
+    parts: List[Part] = []
+    for name, in_shapes in shapes.items():
+        if name.endswith(":out") or (name.startswith("cells.") and name.count(".") == 1):
+            continue
+        module = real[name]
+        if isinstance(module, nn.Identity) or not in_shapes:
+            continue
+        xs = [torch.randn(s, device=device) for s in in_shapes]
+        if name.endswith(("op_a", "op_b")) and reads_relu(module):
+            xs = [x.relu() for x in xs]
+        parts.append(Part(module_key(module, xs), _runner(module, xs)))
+    for name, module in real.items():  # the glue of each cell: ReLUs, adds, the concat
+        if name.startswith("cells.") and name.count(".") == 1 and name in shapes:
+            glue.append((name, _glue_shapes(module, shapes, name)))
+    for name, spec in glue:
+        parts.append(_glue_part(spec, device))
+    return parts
+
+
+def _runner(module: nn.Module, xs: List[torch.Tensor]) -> Callable[[], object]:
+    module = module.eval()
+
+    def run():
+        with torch.no_grad():
+            return module(*xs)
+    return run
+
+
+def _glue_shapes(cell: nn.Module, shapes: dict, name: str) -> dict:
+    """What a cell computes besides its modules: ReLUs of the states its ops read, one add per
+    block, the concat of its outputs (counts and shapes: a table key)."""
+    out = shapes[name + ":out"][0]
+    blocks = len(cell.blocks)
+    relu_reads = len({i for block, inputs in zip(cell.blocks, cell.inputs)
+                      for op, i in zip((block.op_a, block.op_b), inputs) if reads_relu(op)})
+    block_shape = shapes.get(f"{name}.blocks.0.op_a", [out])[0]
+    return {"blocks": blocks, "relus": relu_reads + 2, "concat": len(cell.concat), "out": list(out),
+            "state": [out[0], int(out[1]) // max(len(cell.concat), 1)] + list(out[2:]),
+            "in": list(block_shape)}
+
+
+def _glue_part(spec: dict, device: str) -> Part:
+    state = torch.randn(spec["state"], device=device)
+    inputs = torch.randn(spec["in"], device=device)
+    concat = [state] * spec["concat"]
+
+    def run():
+        with torch.no_grad():
+            for _ in range(spec["relus"]):
+                inputs.relu()
+            for _ in range(spec["blocks"]):
+                state + state
+            return torch.cat(concat, 1)
+    key = f"glue:{spec['blocks']}:{spec['relus']}:{spec['concat']}:{_shape_key([state, inputs])}"
+    return Part(key, run)
+
+
+def time_part(run: Callable[[], object], device: str, warmup: int = 3, repeats: int = 15) -> float:
+    """Median milliseconds of ``run`` after ``warmup`` calls (synchronised on a GPU)."""
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    for _ in range(warmup):
+        run()
+    times = []
+    for _ in range(repeats):
+        sync()
+        start = time.perf_counter()
+        run()
+        sync()
+        times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times)
+
+
+class LatencyTable:
+    """Part latencies on one device (ms), read from and appended to a JSONL file (or in memory)."""
+
+    def __init__(self, path: Optional[str], device: str = "cpu", size: Tuple[int, int] = (224, 224), batch: int = 1,
+                 arch: str = "", warmup: int = 3, repeats: int = 15):
+        self.path, self.device, self.size, self.batch = path, device, tuple(size), batch
+        self.warmup, self.repeats = warmup, repeats
+        self.header = device_header(device, self.size, batch, arch)
+        self.entries: Dict[str, float] = {}
+        # measured = a * sum of parts + b * parts + c, fitted on networks measured end to end where the
+        # table was built (the per-call overhead and memory traffic the parts alone miss); None: the raw sum
+        self.correction: Optional[dict] = None
+        self._log = TrialLog(path) if path else None
+        if self._log is not None and self._log.exists():
+            self._read()
+        elif self._log is not None:
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+            self._log.append(self.header)
+
+    def _read(self) -> None:
+        try:
+            records = self._log.read()
+        except OSError as e:
+            raise LatencyError(f"cannot read latency table {self.path}: {e}") from None
+        if not records or records[0].get("kind") != "header":
+            raise LatencyError(f"{self.path} is not a latency table (no header line); build one with "
+                               "nasnet-det latency-table")
+        check_header(records[0], self.header, self.path)
+        for number, r in enumerate(records[1:], 2):
+            if r.get("kind") == "correction":
+                if not all(isinstance(r.get(k), (int, float)) for k in ("a", "b", "c")):
+                    raise LatencyError(f"{self.path}, line {number}: a correction needs numbers a, b and c")
+                self.correction = r
+                continue
+            if not isinstance(r.get("key"), str) or not isinstance(r.get("ms"), (int, float)):
+                raise LatencyError(f"{self.path}, line {number}: not a latency entry (needs 'key' and 'ms')")
+            self.entries[r["key"]] = float(r["ms"])
+
+    def measure(self, parts: Iterable[Part]) -> int:
+        """Time each part not in the table yet (appending it); returns how many were timed."""
+        new = 0
+        for part in parts:
+            if part.key in self.entries:
+                continue
+            ms = time_part(part.run, self.device, self.warmup, self.repeats)
+            self.entries[part.key] = ms
+            if self._log is not None:
+                self._log.append({"key": part.key, "ms": ms})
+            new += 1
+        return new
+
+    def predict_parts(self, parts: Sequence[Part], measure_missing: bool = True) -> float:
+        missing = [p for p in parts if p.key not in self.entries]
+        if missing and not measure_missing:
+            raise LatencyError(f"{self.path or 'the latency table'} lacks {len(missing)} parts of this network "
+                               f"(e.g. {missing[0].key}); build it for this architecture and size")
+        self.measure(missing)
+        total = sum(self.entries[p.key] for p in parts)
+        if self.correction is None:
+            return total
+        c = self.correction
+        return c["a"] * total + c["b"] * len(parts) + c["c"]
+
+    def fit_correction(self, rows: Sequence[Tuple[float, int, float]]) -> dict:
+        """Fit and store ``measured = a * sum + b * parts + c`` from (sum, parts, measured ms) rows."""
+        import numpy as np
+
+        x = np.array([[total, parts, 1.0] for total, parts, _ in rows])
+        a, b, c = np.linalg.lstsq(x, np.array([m for _, _, m in rows]), rcond=None)[0]
+        self.correction = {"kind": "correction", "a": float(a), "b": float(b), "c": float(c), "networks": len(rows)}
+        if self._log is not None:
+            self._log.append(self.correction)
+        return self.correction
+
+
+def cells_and_filters(arch: str) -> Tuple[int, int]:
+    """``arch`` read as NASNet-A's N@F: (normal cells per stage, filters of the first stage). Every
+    cell is sized by these two numbers, so cells with another concat width compare at equal filters."""
+    from ..modeling.layout import parse_arch
+
+    return parse_arch(arch, genotypes.get("nasnet_a"))
+
+
+def network(genotype, arch: str, size: Tuple[int, int], num_classes: int = 1000, **options) -> nn.Module:
+    """The NASNet whose latency is predicted (eval mode, no aux head, no drop path)."""
+    num_cells, filters = cells_and_filters(arch)
+    return build_nasnet(genotype, num_cells=num_cells, num_conv_filters=filters, num_classes=num_classes,
+                        img_size=max(size), aux_head=False, **options).eval()
+
+
+def predict(table: LatencyTable, genotype, arch: str, measure_missing: bool = True, **options) -> float:
+    """Predicted milliseconds of one forward of the NASNet ``genotype`` at ``arch`` on the table's device."""
+    net = network(genotype, arch, table.size, **options).to(table.device)
+    return table.predict_parts(_parts(net, table.size, table.batch, table.device), measure_missing)
+
+
+def measure(genotype, arch: str, size: Tuple[int, int], device: str = "cpu", batch: int = 1, warmup: int = 3,
+            repeats: int = 15, **options) -> float:
+    """Measured milliseconds of one end-to-end forward (the median of ``repeats``)."""
+    net = network(genotype, arch, size, **options).to(device)
+    x = torch.randn(batch, 3, *size, device=device)
+
+    def run():
+        with torch.no_grad():
+            return net(x)
+    return time_part(run, device, warmup, repeats)
+
+
+def space_cells(count: int, seed: int = 0) -> List[genotypes.Genotype]:
+    """``count`` random cells of the NASNet space (the table's coverage and the model's check)."""
+    from .space import SearchSpace
+
+    space, rng = SearchSpace(), random.Random(seed)
+    return [space.decode(space.random(rng), name=f"random_{seed}_{i}") for i in range(count)]
+
+
+def build_table(path: str, arch: str, size: Tuple[int, int], device: str = "cpu", batch: int = 1, cells: int = 40,
+                seed: int = 0, progress: bool = True, warmup: int = 3, repeats: int = 15, correct: int = 10,
+                **options) -> LatencyTable:
+    """Time every part the published cells and ``cells`` random cells of the space use at ``arch``
+    and ``size``: each op at each cell position and stride, the input convs at the widths those
+    cells give them, the stem, the head and the glue; then ``correct`` of those networks end to end, for
+    the table's correction (0: none, the raw sum). Resumable: parts already in ``path`` are kept."""
+    from tqdm import tqdm
+
+    table = LatencyTable(path, device, size, batch, arch, warmup=warmup, repeats=repeats)
+    pool = [genotypes.get(n) for n in genotypes.names()] + space_cells(cells, seed)
+    for g in tqdm(pool, desc=f"latency table {arch} @ {size[0]}x{size[1]} {device}", unit="cell",
+                  disable=not progress, dynamic_ncols=True):
+        net = network(g, arch, size, **options).to(device)
+        table.measure(_parts(net, size, batch, device))
+    if correct and table.correction is None:
+        rows = []
+        for g in tqdm(pool[:correct], desc="end-to-end for the correction", unit="network", disable=not progress,
+                      dynamic_ncols=True):
+            parts = _parts(network(g, arch, size, **options).to(device), size, batch, device)
+            rows.append((sum(table.entries[p.key] for p in parts), len(parts),
+                         measure(g, arch, size, device, batch, warmup, repeats, **options)))
+        table.fit_correction(rows)
+    return table
+
+
+def read_table(path: str) -> dict:
+    """A table file's header (for a table handed to a search)."""
+    try:
+        with open(path) as f:
+            header = json.loads(f.readline())
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise LatencyError(f"cannot read latency table {path}: {e}") from None
+    if not isinstance(header, dict) or header.get("kind") != "header":
+        raise LatencyError(f"{path} is not a latency table (no header line)")
+    return header

@@ -1,0 +1,83 @@
+"""The latency table and the sum-of-parts model (nasnet_det.search.latency): what it times, how a
+table resumes and refuses a foreign one, and the command's bad input. The model's error against
+measured latency is a benchmark (tools/benchmark.py latency), not a test: timings vary by machine."""
+import json
+
+import pytest
+
+from nasnet_det.search import latency
+
+SIZE, ARCH = (32, 32), "1@192"  # NASNet-A 1@192: one normal cell per stage, F = 8
+
+
+def _keys(path):
+    with open(path) as f:
+        return [json.loads(line).get("key") for line in f][1:]  # the correction line has none
+
+
+def test_a_table_times_each_part_once_resumes_and_predicts_the_sum_of_its_parts(tmp_path):
+    path = str(tmp_path / "table.jsonl")
+    first = latency.build_table(path, ARCH, SIZE, cells=0, progress=False, warmup=0, repeats=1, correct=0)
+    published = len(first.entries)
+    assert published > 0 and len(_keys(path)) == published
+    # a rebuild with more cells keeps what is there and times only the new parts (a resumed build)
+    again = latency.build_table(path, ARCH, SIZE, cells=2, progress=False, warmup=0, repeats=1, correct=0)
+    keys = [k for k in _keys(path) if k]
+    assert len(keys) == len(set(keys)) == len(again.entries) >= published
+    assert {k: v for k, v in again.entries.items() if k in first.entries} == first.entries
+
+    # the prediction is the sum of the network's parts' entries: stem, input convs, ops, adapters, glue, head
+    net = latency.network("nasnet_a", ARCH, SIZE)
+    parts = latency._parts(net, SIZE, 1, "cpu")
+    assert latency.predict(again, "nasnet_a", ARCH, measure_missing=False) == pytest.approx(
+        sum(again.entries[p.key] for p in parts))
+    kinds = {p.key.split(":")[0] for p in parts}
+    assert {"Sequential", "ConvBN", "SeparableConv", "Pool", "FactorizedReduction", "glue", "Linear"} <= kinds
+    ops = [m for n, m in net.named_modules() if n.endswith(("op_a", "op_b")) and type(m).__name__ != "Identity"]
+    assert sum(p.key.startswith(("SeparableConv", "Pool")) for p in parts) == len(ops)
+    assert sum(p.key.startswith("glue") for p in parts) == len(net.cell_names)
+
+    # the correction fitted on networks measured end to end is stored, read back and applied
+    fitted = latency.build_table(path, ARCH, SIZE, cells=2, progress=False, warmup=0, repeats=1, correct=3)
+    c = latency.LatencyTable(path, "cpu", SIZE, 1, ARCH).correction
+    assert c == fitted.correction and c["networks"] == 3
+    raw = sum(again.entries[p.key] for p in parts)
+    assert latency.predict(fitted, "nasnet_a", ARCH, measure_missing=False) == pytest.approx(
+        c["a"] * raw + c["b"] * len(parts) + c["c"])
+
+    # another size is not in the table: one line, unless parts may be measured on the fly
+    other = latency.LatencyTable(path, "cpu", (48, 48), 1, ARCH)
+    with pytest.raises(latency.LatencyError, match="lacks .* parts of this network"):
+        latency.predict(other, "nasnet_a", ARCH, measure_missing=False)
+
+
+def test_a_foreign_or_broken_table_is_one_line_naming_the_difference(tmp_path):
+    path = tmp_path / "table.jsonl"
+    header = latency.device_header("cpu", SIZE, 1, ARCH)
+    path.write_text(json.dumps({**header, "torch": "1.0.0", "threads": header["threads"] + 7}) + "\n")
+    with pytest.raises(latency.LatencyError, match=r"measured elsewhere: torch '1.0.0' \(here .*threads"):
+        latency.LatencyTable(str(path), "cpu", SIZE, 1, ARCH)
+    path.write_text('{"key": "x", "ms": 1}\n')
+    with pytest.raises(latency.LatencyError, match="not a latency table"):
+        latency.LatencyTable(str(path), "cpu", SIZE, 1, ARCH)
+    path.write_text(json.dumps(header) + '\n{"key": "x", "ms": "fast"}\n')
+    with pytest.raises(latency.LatencyError, match="line 2: not a latency entry"):
+        latency.LatencyTable(str(path), "cpu", SIZE, 1, ARCH)
+
+
+def test_the_command_refuses_bad_input_in_one_line(tmp_path, capsys):
+    from nasnet_det import cli
+    from nasnet_det.commands.latency_table import main
+
+    out = str(tmp_path / "t.jsonl")
+    for argv, message in ((["--arch", "4@1000"], "arch '4@1000'"), (["--size", "8", "8"], "at least 32 px"),
+                          (["--device", "cuda"], None)):
+        with pytest.raises(SystemExit) as e:
+            cli.run(main, ["--out", out] + argv)
+        if message is None:  # a CUDA build on a machine without a GPU (this one), or no CUDA at all
+            import torch
+
+            if torch.cuda.is_available():
+                continue
+            message = "no CUDA device"
+        assert message in str(e.value.code) and str(e.value.code).count("\n") == 0
