@@ -81,3 +81,49 @@ def test_the_command_refuses_bad_input_in_one_line(tmp_path, capsys):
                 continue
             message = "no CUDA device"
         assert message in str(e.value.code) and str(e.value.code).count("\n") == 0
+
+
+@pytest.fixture
+def one_ms_parts(monkeypatch):
+    """Every part takes 1 ms: a network's predicted latency is its number of parts (deterministic)."""
+    monkeypatch.setattr(latency, "time_part", lambda run, device, warmup=3, repeats=15: 1.0)
+
+
+@pytest.mark.parametrize("limit", [False, True])
+def test_a_latency_constrained_search_scores_records_and_reports_latency(tmp_path, one_ms_parts, limit):
+    import statistics
+
+    from nasnet_det import genotypes
+    from nasnet_det.search.runner import SearchConfig, run_search
+
+    table = latency.LatencyTable(None, "cpu", SIZE, 1, ARCH)
+    target = statistics.median(latency.predict(table, g, ARCH) for g in latency.space_cells(12, seed=5))
+    cfg = SearchConfig(strategy="random", budget=10, workers=1, evaluator="synthetic", out=str(tmp_path / "run"),
+                       progress=False, latency_target=target, latency_arch=ARCH, latency_size=SIZE[0],
+                       latency_limit=limit, failure_reward=-1.0)
+    done = run_search(cfg)
+    for t in done:
+        m = t["metrics"]
+        assert set(m) >= {"accuracy", "latency_ms", "latency_params", "mult_adds"} and m["mult_adds"] > 0
+        g = genotypes.Genotype.from_dict(t["genotype"])
+        assert m["latency_ms"] == latency.predict(table, g, ARCH)  # the table's prediction, recorded
+        if limit:
+            assert t["reward"] == (m["accuracy"] if m["latency_ms"] <= target else -1.0)
+        else:
+            assert t["reward"] == pytest.approx(m["accuracy"] * (m["latency_ms"] / target) ** -0.07)
+    under = [t for t in done if t["metrics"]["latency_ms"] <= target]
+    assert under and len(under) < len(done)  # the target splits this run's children
+    best = max(under, key=lambda t: t["reward"])
+    assert genotypes.get(str(tmp_path / "run" / "genotype.json")).normal == genotypes.Genotype.from_dict(best["genotype"]).normal
+    report = (tmp_path / "run" / "report.md").read_text()
+    assert f"{len(under)} of {len(done)} children meet the target" in report
+    assert (tmp_path / "run" / "accuracy_latency.png").stat().st_size > 0
+
+
+def test_a_target_no_cell_meets_is_one_line_naming_the_fastest(tmp_path, one_ms_parts):
+    from nasnet_det.search.runner import SearchConfig, run_search
+
+    cfg = SearchConfig(strategy="random", budget=2, workers=1, evaluator="synthetic", out=str(tmp_path / "run"),
+                       progress=False, latency_target=3.0, latency_arch=ARCH, latency_size=SIZE[0])
+    with pytest.raises(latency.LatencyError, match=r"--latency-target 3 ms: no cell meets it .* predicts \d+\.\d ms"):
+        run_search(cfg)

@@ -83,6 +83,14 @@ class SearchConfig:
     oneshot: OneShotConfig = field(default_factory=OneShotConfig)
     synthetic_seconds: float = 0.0  # the synthetic evaluator's pretend training time
     progress: bool = True
+    # MnasNet's reward ACC x (LAT / T) ^ w for a latency target T in ms (None: accuracy alone); LAT is
+    # the child's predicted latency at latency_arch and latency_size on this CPU, or from latency_table
+    latency_target: Optional[float] = None
+    latency_table: Optional[str] = None  # a table from nasnet-det latency-table (e.g. measured on the target device)
+    latency_weight: float = -0.07  # w: MnasNet's soft constraint
+    latency_limit: bool = False  # a hard limit instead: a child over the target gets failure_reward
+    latency_arch: str = "4@1056"  # N@F (NASNet-A's reading) at which the cells' latency is predicted
+    latency_size: int = 224  # input size (square, px) of the latency prediction
 
     def __post_init__(self):
         if self.strategy not in STRATEGIES:
@@ -97,6 +105,11 @@ class SearchConfig:
             check_shareable(self.combines)
         load_task(self.task).check(self)
         require_ints(self, dict(budget=1, workers=1, retries=0, top_k=1, num_blocks=1), SearchError)
+        if self.latency_target is not None and not self.latency_target > 0:
+            raise SearchError(f"latency_target must be a positive number of ms, got {self.latency_target}")
+        if self.latency_size < 32 or not self.latency_weight <= 0:
+            raise SearchError(f"latency_size must be at least 32 px and latency_weight at most 0, got "
+                              f"{self.latency_size} and {self.latency_weight}")
         if self.gpus_per_child < 0 or self.synthetic_seconds < 0:
             raise SearchError("gpus_per_child and synthetic_seconds cannot be negative")
         unknown = [op for op in self.ops if op not in genotypes.OPS] + [c for c in self.combines if c not in genotypes.COMBINES]

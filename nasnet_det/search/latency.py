@@ -203,9 +203,12 @@ class LatencyTable:
     """Part latencies on one device (ms), read from and appended to a JSONL file (or in memory)."""
 
     def __init__(self, path: Optional[str], device: str = "cpu", size: Tuple[int, int] = (224, 224), batch: int = 1,
-                 arch: str = "", warmup: int = 3, repeats: int = 15):
+                 arch: str = "", warmup: int = 3, repeats: int = 15, carried: bool = False):
+        """``carried``: a table measured on the target device and handed to this machine: used as it
+        is (its device, size and batch), and parts it lacks are an error, not timed here."""
         self.path, self.device, self.size, self.batch = path, device, tuple(size), batch
-        self.warmup, self.repeats = warmup, repeats
+        self.warmup, self.repeats, self.carried = warmup, repeats, carried
+        self.local = True  # parts may be timed here
         self.header = device_header(device, self.size, batch, arch)
         self.entries: Dict[str, float] = {}
         # measured = a * sum of parts + b * parts + c, fitted on networks measured end to end where the
@@ -226,7 +229,15 @@ class LatencyTable:
         if not records or records[0].get("kind") != "header":
             raise LatencyError(f"{self.path} is not a latency table (no header line); build one with "
                                "nasnet-det latency-table")
-        check_header(records[0], self.header, self.path)
+        if self.carried:
+            here = self.header
+            self.header = records[0]
+            self.size, self.batch = tuple(self.header.get("size", self.size)), int(self.header.get("batch", self.batch))
+            self.device = self.header.get("device", self.device)
+            self.local = all(self.header.get(k) == here[k] for k in MATCHING if k != "device") and (
+                self.device == here["device"])
+        else:
+            check_header(records[0], self.header, self.path)
         for number, r in enumerate(records[1:], 2):
             if r.get("kind") == "correction":
                 if not all(isinstance(r.get(k), (int, float)) for k in ("a", "b", "c")):
@@ -239,6 +250,9 @@ class LatencyTable:
 
     def measure(self, parts: Iterable[Part]) -> int:
         """Time each part not in the table yet (appending it); returns how many were timed."""
+        if not self.local:
+            raise LatencyError(f"{self.path} was measured on {self.header.get('device_name')}: its parts cannot be "
+                               "timed on this machine")
         new = 0
         for part in parts:
             if part.key in self.entries:
@@ -252,9 +266,11 @@ class LatencyTable:
 
     def predict_parts(self, parts: Sequence[Part], measure_missing: bool = True) -> float:
         missing = [p for p in parts if p.key not in self.entries]
-        if missing and not measure_missing:
-            raise LatencyError(f"{self.path or 'the latency table'} lacks {len(missing)} parts of this network "
-                               f"(e.g. {missing[0].key}); build it for this architecture and size")
+        if missing and not (measure_missing and self.local):
+            where = "" if self.local else f" (measured on {self.header.get('device_name')}, not here)"
+            raise LatencyError(f"{self.path or 'the latency table'}{where} lacks {len(missing)} parts of this network "
+                               f"(e.g. {missing[0].key}): build the table for this architecture and size "
+                               f"(nasnet-det latency-table --arch ... --size ...) on its device")
         self.measure(missing)
         total = sum(self.entries[p.key] for p in parts)
         if self.correction is None:
@@ -291,8 +307,58 @@ def network(genotype, arch: str, size: Tuple[int, int], num_classes: int = 1000,
 
 def predict(table: LatencyTable, genotype, arch: str, measure_missing: bool = True, **options) -> float:
     """Predicted milliseconds of one forward of the NASNet ``genotype`` at ``arch`` on the table's device."""
-    net = network(genotype, arch, table.size, **options).to(table.device)
-    return table.predict_parts(_parts(net, table.size, table.batch, table.device), measure_missing)
+    device = table.device if table.local else "cpu"  # a carried table: shapes only, on this machine
+    net = network(genotype, arch, table.size, **options).to(device)
+    return table.predict_parts(_parts(net, table.size, table.batch, device), measure_missing)
+
+
+class LatencyReward:
+    """MnasNet's reward, ACC x (LAT / T) ^ w, with LAT the predicted latency of the child's cell at
+    ``latency_arch`` and ``latency_size`` (a SearchConfig's ``latency_*`` settings); with
+    ``latency_limit`` a hard limit instead: a child over the target gets the failure reward.
+
+    The table is ``latency_table`` (carried from the target device) or ``OUT/latency_table.jsonl``,
+    timed here on the fly as children need parts."""
+
+    def __init__(self, cfg, out: str):
+        size = (cfg.latency_size, cfg.latency_size)
+        self.cfg, self.arch = cfg, cfg.latency_arch
+        cells_and_filters(self.arch)  # a bad N@F is one line at start
+        if cfg.latency_table:
+            if not os.path.isfile(cfg.latency_table):
+                raise LatencyError(f"--latency-table {cfg.latency_table}: no such file (build one with "
+                                   "nasnet-det latency-table)")
+            self.table = LatencyTable(cfg.latency_table, "cpu", size, 1, self.arch, carried=True)
+        else:
+            self.table = LatencyTable(os.path.join(out, "latency_table.jsonl"), "cpu", size, 1, self.arch)
+
+    def fastest(self, count: int = 20) -> Tuple[str, float]:
+        """The fastest of the published cells and ``count`` random ones (the target's sanity check)."""
+        pool = [genotypes.get(n) for n in genotypes.names()] + space_cells(count, seed=12345)
+        return min(((g.name, predict(self.table, g, self.arch)) for g in pool), key=lambda x: x[1])
+
+    def check_target(self) -> None:
+        name, ms = self.fastest()
+        if ms > self.cfg.latency_target:
+            raise LatencyError(f"--latency-target {self.cfg.latency_target:g} ms: no cell meets it at "
+                               f"{self.arch}, {self.table.size[0]} px; the fastest of those sampled ({name}) predicts "
+                               f"{ms:.1f} ms: raise the target, or scale the network down (--latency-arch, "
+                               "nasnet-det fit-budget)")
+
+    def info(self, genotype) -> dict:
+        """The child's predicted latency, parameters and mult-adds at ``latency_arch``."""
+        from ..modeling.complexity import count_mult_adds, count_params
+
+        g = genotypes.get(genotype)
+        net = network(g, self.arch, self.table.size)
+        return {"latency_ms": predict(self.table, g, self.arch), "latency_params": count_params(net),
+                "mult_adds": count_mult_adds(net, self.table.size[0])}
+
+    def reward(self, accuracy: float, latency_ms: float) -> float:
+        ratio = latency_ms / self.cfg.latency_target
+        if self.cfg.latency_limit:
+            return accuracy if ratio <= 1 else self.cfg.failure_reward
+        return accuracy * ratio ** self.cfg.latency_weight
 
 
 def measure(genotype, arch: str, size: Tuple[int, int], device: str = "cpu", batch: int = 1, warmup: int = 3,

@@ -94,6 +94,12 @@ class SearchRunner:
                 self._check_same_settings()
                 self._load()
             write_json(self.config_path, cfg.to_dict())
+            self.latency = None
+            if cfg.latency_target is not None:
+                from .latency import LatencyReward
+
+                self.latency = LatencyReward(cfg, cfg.out)
+                self.latency.check_target()  # a target no cell meets is one line now, not after the budget
         except BaseException:
             self.lock.release()
             raise
@@ -186,6 +192,10 @@ class SearchRunner:
     def _record(self, child_id: int, kind: str, payload, seconds: float) -> dict:
         """The trial record of one finished attempt; counts failed attempts."""
         record = {"id": child_id, "genotype": self._genotype(child_id), "seconds": seconds, "finished": time.time()}
+        if kind == "ok" and self.latency is not None:  # MnasNet's reward: accuracy and predicted latency
+            info = self.latency.info(record["genotype"])
+            payload = {**payload, "accuracy": payload["reward"], **info,
+                       "reward": self.latency.reward(payload["reward"], info["latency_ms"])}
         if kind == "ok":
             return {**record, "status": "ok", "reward": payload["reward"], "seconds": payload.get("seconds", seconds),
                     "attempt": self.attempts.get(child_id, 0) + 1, "final": True, "error": None,
@@ -290,6 +300,8 @@ class SearchRunner:
         ok = [t for t in done if t["status"] == "ok"]
         if not ok:
             return None
+        if self.cfg.latency_target is not None:  # the best cell under the target, where one is
+            ok = [t for t in ok if t["metrics"]["latency_ms"] <= self.cfg.latency_target] or ok
         top = max(ok, key=lambda t: t["reward"])
         genotype = genotypes.Genotype.from_dict(top["genotype"]).replace(
             name=f"searched_{self.cfg.strategy}_{top['id']}",
@@ -306,6 +318,12 @@ class SearchRunner:
 
             history = read_supernet(self.supernet_path).get("history", [])
         write_report(self.cfg, done, os.path.join(self.cfg.out, "report.md"), history)
+        if self.latency is not None:
+            from .latency import predict
+            from .report import plot_latency_front
+
+            plot_latency_front(self.cfg, done, predict(self.latency.table, "nasnet_a", self.cfg.latency_arch),
+                               os.path.join(self.cfg.out, "accuracy_latency.png"))
         plot_search_curve({self.cfg.strategy: [t["reward"] for t in done]}, os.path.join(self.cfg.out, "search_curve.png"))
 
 
