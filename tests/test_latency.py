@@ -127,3 +127,24 @@ def test_a_target_no_cell_meets_is_one_line_naming_the_fastest(tmp_path, one_ms_
                        progress=False, latency_target=3.0, latency_arch=ARCH, latency_size=SIZE[0])
     with pytest.raises(latency.LatencyError, match=r"--latency-target 3 ms: no cell meets it .* predicts \d+\.\d ms"):
         run_search(cfg)
+
+
+def test_fit_budget_picks_the_largest_width_that_meets_the_target_for_each_depth(monkeypatch):
+    from nasnet_det.commands.fit_budget import FILTERS, fit
+    from nasnet_det.errors import UserError
+    from nasnet_det.modeling.layout import format_arch
+
+    # a part "takes" its output's size / 1e4 ms: deterministic, and growing with the width
+    monkeypatch.setattr(latency, "time_part", lambda run, device, warmup=3, repeats=15: run().numel() / 1e4)
+    table = latency.LatencyTable(None, "cpu", SIZE, 1)
+    reference = latency.genotypes.get("nasnet_a")
+    target = latency.predict(table, "pnasnet_5", format_arch(reference, 6, 20))  # N=2, F=20 fits exactly
+    result = fit(table, "pnasnet_5", target, max_cells=2, log=lambda *a: None)
+    for c in result["candidates"]:
+        assert c["latency_ms"] <= target
+        wider = FILTERS[FILTERS.index(c["filters"]) + 1]
+        assert latency.predict(table, "pnasnet_5", format_arch(reference, 3 * c["num_cells"], wider)) > target
+    assert {c["num_cells"]: c["filters"] for c in result["candidates"]}[2] == 20
+    assert result["best"]["mult_adds"] == max(c["mult_adds"] for c in result["candidates"])
+    with pytest.raises(UserError, match=r"no N@F of pnasnet_5 meets it .* the smallest tried predicts"):
+        fit(table, "pnasnet_5", 1e-3, max_cells=1, log=lambda *a: None)

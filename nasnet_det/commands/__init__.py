@@ -21,6 +21,7 @@ COMMANDS = {
     "draw-genotype": ("draw_genotype", "draw a genotype's cells"),
     "model-table": ("model_table", "published networks: parameters and mult-adds against the released models"),
     "latency-table": ("latency_table", "time the parts of the cell space on this device; predict networks' latency"),
+    "fit-budget": ("fit_budget", "the N@F of a cell that meets a latency target on a device (from a latency table)"),
     "benchmark": ("benchmark", "speed and memory against the reference implementations"),
     "demo": ("demo", "search -> pretrain -> detection -> evaluation on the CPU, with embedded data"),
 }

@@ -83,9 +83,8 @@ class SearchConfig:
     oneshot: OneShotConfig = field(default_factory=OneShotConfig)
     synthetic_seconds: float = 0.0  # the synthetic evaluator's pretend training time
     progress: bool = True
-    # MnasNet's reward ACC x (LAT / T) ^ w for a latency target T in ms (None: accuracy alone); LAT is
-    # the child's predicted latency at latency_arch and latency_size on this CPU, or from latency_table
-    latency_target: Optional[float] = None
+    # LAT: the child's predicted latency at latency_arch and latency_size on this CPU, or from latency_table
+    latency_target: Optional[float] = None  # T in ms: the reward becomes MnasNet's ACC x (LAT / T) ^ w (None: ACC)
     latency_table: Optional[str] = None  # a table from nasnet-det latency-table (e.g. measured on the target device)
     latency_weight: float = -0.07  # w: MnasNet's soft constraint
     latency_limit: bool = False  # a hard limit instead: a child over the target gets failure_reward
