@@ -28,7 +28,7 @@ def test_a_table_times_each_part_once_resumes_and_predicts_the_sum_of_its_parts(
 
     # the prediction is the sum of the network's parts' entries: stem, input convs, ops, adapters, glue, head
     net = latency.network("nasnet_a", ARCH, SIZE)
-    parts = latency._parts(net, SIZE, 1, "cpu")
+    parts = latency.net_parts(net, SIZE, 1, "cpu")
     assert latency.predict(again, "nasnet_a", ARCH, measure_missing=False) == pytest.approx(
         sum(again.entries[p.key] for p in parts))
     kinds = {p.key.split(":")[0] for p in parts}
@@ -148,3 +148,61 @@ def test_fit_budget_picks_the_largest_width_that_meets_the_target_for_each_depth
     assert result["best"]["mult_adds"] == max(c["mult_adds"] for c in result["candidates"])
     with pytest.raises(UserError, match=r"no N@F of pnasnet_5 meets it .* the smallest tried predicts"):
         fit(table, "pnasnet_5", 1e-3, max_cells=1, log=lambda *a: None)
+
+
+def test_a_detector_is_timed_as_its_backbone_fpn_and_heads_and_a_search_can_target_it(tmp_path, one_ms_parts):
+    pytest.importorskip("detectron2")
+    import torch
+
+    from nasnet_det import genotypes
+    from nasnet_det.detection.latency import build_detector
+    from nasnet_det.search.runner import SearchConfig, run_search
+
+    net, size = "detector:demo_fpn_cpu.yaml", (64, 64)
+    parts = {g: latency.network_parts(g, ARCH, size, 1, "cpu", net) for g in ("nasnet_a", "pnasnet_5")}
+    a, p = parts["nasnet_a"], parts["pnasnet_5"]
+    kinds = {k.key.split(":")[0] for k in a}
+    assert {"preprocess", "ModuleList", "heads", "SeparableConv", "glue"} <= kinds and "Linear" not in kinds
+    # the backbone's parts are the classifier's (built with the config's MODEL.NASNET settings) without
+    # its pool and classifier
+    options = {"stem_multiplier": 1.0, "skip_reduction_layer_input": False}  # demo_fpn_cpu.yaml's
+    classifier = latency.net_parts(latency.network("nasnet_a", ARCH, size, **options), size, 1, "cpu", head=False)
+    assert [k.key for k in classifier] == [k.key for k in a if not k.key.startswith(("preprocess", "ModuleList", "heads"))]
+    # the heads read 64-channel FPN levels whatever the cell: one entry serves every cell; the FPN's
+    # laterals read the cell's widths (PNASNet concatenates 5 states, NASNet-A 6)
+    heads = [[k.key for k in x if k.key.startswith(kind)] for x in (a, p) for kind in ("heads", "ModuleList")]
+    assert heads[0] == heads[2] and len(heads[0]) == 1 and heads[1] != heads[3]
+
+    # the timed RPN proposes its anchors, top-k unsuppressed: the ROI head's load is the config's
+    # POST_NMS_TOPK_TEST on any image, not what random weights happen to keep
+    model = build_detector(genotypes.get("nasnet_a"), ARCH, "demo_fpn_cpu.yaml")
+    for seed in (0, 1):
+        image = torch.rand(3, *size, generator=torch.Generator().manual_seed(seed)) * 255
+        with torch.no_grad():
+            images = model.preprocess_image([{"image": image}])
+            proposals, _ = model.proposal_generator(images, model.backbone(images.tensor), None)
+        assert len(proposals[0]) == 100  # demo_fpn_cpu.yaml: RPN.POST_NMS_TOPK_TEST 100
+
+    # a search whose reward reads the detector's latency (1 ms a part: its latency is its part count)
+    target = len(a) + 50
+    cfg = SearchConfig(strategy="random", budget=2, workers=1, evaluator="synthetic", out=str(tmp_path / "run"),
+                       progress=False, latency_target=target, latency_arch=ARCH, latency_size=size[0],
+                       latency_network=net)
+    for t in run_search(cfg):
+        g = genotypes.Genotype.from_dict(t["genotype"])
+        assert t["metrics"]["latency_ms"] == len(latency.network_parts(g, ARCH, size, 1, "cpu", net))
+    header = json.loads((tmp_path / "run" / "latency_table.jsonl").read_text().splitlines()[0])
+    assert header["network"] == net
+
+    # a classifier's table handed to a detector's search, an unknown network, the paper layout: one line each
+    classifier_table = tmp_path / "classifier.jsonl"
+    latency.LatencyTable(str(classifier_table), "cpu", size, 1, ARCH)
+    for kwargs, message in (({"latency_table": str(classifier_table)}, "times the classifier network, this asks for "
+                             "detector:demo_fpn_cpu.yaml: build a table with nasnet-det latency-table --network"),
+                            ({"latency_network": "segmenter"}, "latency network 'segmenter': use one of classifier, "
+                             "detector"),
+                            ({"latency_network": "detector:nasnet_a_mobile_frcnn.yaml"}, "times the FPN layout")):
+        bad = SearchConfig(**{**vars(cfg), "out": str(tmp_path / "bad"), **kwargs})
+        with pytest.raises(latency.LatencyError, match=message) as e:
+            run_search(bad)
+        assert "\n" not in str(e.value)

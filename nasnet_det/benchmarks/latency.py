@@ -41,22 +41,23 @@ def corrected(coef: np.ndarray, row: dict) -> float:
 
 
 def benchmark_latency(out: str, arch: str = "4@1056", size: Tuple[int, int] = (224, 224), cells: int = 20,
-                      device: str = "cpu", seed: int = 0, repeats: int = 15, log=print) -> dict:
+                      device: str = "cpu", seed: int = 0, repeats: int = 15, network: str = "classifier", log=print) -> dict:
+    lat.load_network(network)  # a bad network is one line before anything is timed
     os.makedirs(out, exist_ok=True)
     start = time.time()
-    table = lat.LatencyTable(os.path.join(out, "table.jsonl"), device, size, 1, arch, repeats=repeats)
+    table = lat.LatencyTable(os.path.join(out, "table.jsonl"), device, size, 1, arch, repeats=repeats, network=network)
+    lat.check_network(table, network, os.path.join(out, "table.jsonl"))
     pairs = TrialLog(os.path.join(out, "latency_pairs.jsonl"))
     done = {r["cell"]: r for r in pairs.read()}
     pool = [genotypes.get(n) for n in genotypes.names()] + lat.space_cells(cells, seed)
     for g in pool:
         if g.name in done:
             continue
-        net = lat.network(g, arch, size).to(device)
-        parts = lat._parts(net, size, 1, device)
+        parts = lat.network_parts(g, arch, size, 1, device, network)
         t0 = time.time()
         predicted = table.predict_parts(parts)
         table_s = time.time() - t0
-        measured = lat.measure(g, arch, size, device, repeats=repeats)
+        measured = lat.measure(g, arch, size, device, repeats=repeats, network=network)
         row = {"cell": g.name, "predicted_ms": predicted, "first_ms": measured, "parts": len(parts),
                "table_s": table_s}
         pairs.append(row)
@@ -67,7 +68,7 @@ def benchmark_latency(out: str, arch: str = "4@1056", size: Tuple[int, int] = (2
     for g in pool:
         row = done[g.name]
         if "again_ms" not in row:
-            row["again_ms"] = lat.measure(g, arch, size, device, repeats=repeats)
+            row["again_ms"] = lat.measure(g, arch, size, device, repeats=repeats, network=network)
             pairs.append(row)  # the later line of a cell wins when read back
     rows = [done[g.name] for g in pool]
     for r in rows:
@@ -77,7 +78,7 @@ def benchmark_latency(out: str, arch: str = "4@1056", size: Tuple[int, int] = (2
     fit_rows, test_rows = rows[0::2], rows[1::2]
     coef = fit_correction(fit_rows)
     held = _stats([corrected(coef, r) for r in test_rows], [r["measured_ms"] for r in test_rows])
-    result = {"arch": arch, "size": list(size), "device": device, "threads": torch.get_num_threads(),
+    result = {"network": network, "arch": arch, "size": list(size), "device": device, "threads": torch.get_num_threads(),
               "torch": torch.__version__, "cells": len(rows), "raw_sum": raw, "measurement_retest": retest,
               "corrected_held_out": held, "correction": {"a": coef[0], "b_per_part_ms": coef[1], "c_ms": coef[2]},
               "table_entries": len(table.entries), "seconds": time.time() - start, "rows": rows}

@@ -103,6 +103,8 @@ def main(argv=None):
     latency.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     latency.add_argument("--seed", type=int, default=0)
     latency.add_argument("--repeats", type=int, default=21, help="timed runs per part and per network (median)")
+    latency.add_argument("--network", default="classifier",
+                         help="classifier, or detector:CONFIG (a *_fpn_frcnn config's Faster R-CNN FPN around each cell)")
     ranking = sub.add_parser("ranking", help="every ranking method against the ground truth: tau, rho, top-10%%, "
                                              "regret, seconds per cell, equal-time pick (resumable)")
     ranking.add_argument("--out", default="runs/ranking")
@@ -125,7 +127,8 @@ def main(argv=None):
 
         if args.threads:
             torch.set_num_threads(args.threads)
-        return benchmark_latency(args.out, args.arch, tuple(args.size), args.cells, args.device, args.seed, args.repeats)
+        return benchmark_latency(args.out, args.arch, tuple(args.size), args.cells, args.device, args.seed, args.repeats,
+                                 network=args.network)
     if args.what == "ranking":
         from ..benchmarks.ranking import benchmark_ranking
         if args.stride < 1 or args.supernet_epochs < 1 or not args.wall > 0:

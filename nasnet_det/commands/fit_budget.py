@@ -23,10 +23,12 @@ def argument_parser():
     p.add_argument("--size", type=int, nargs=2, default=(224, 224), metavar=("H", "W"),
                    help="input size of a table timed here (default: 224 224)")
     p.add_argument("--max-cells", type=int, default=6, help="largest N tried (default: 6)")
+    p.add_argument("--network", default="classifier",
+                   help="classifier, or detector:CONFIG (the config's Faster R-CNN FPN around the cell; default: classifier)")
     return p
 
 
-def fit(table, genotype, target: float, max_cells: int = 6, log=print) -> dict:
+def fit(table, genotype, target: float, max_cells: int = 6, log=print, network: str = "classifier") -> dict:
     """For each N, the largest F whose predicted latency meets ``target`` (bisection over FILTERS);
     returns the best (most mult-adds) candidate, with every N's."""
     from .. import genotypes
@@ -38,7 +40,7 @@ def fit(table, genotype, target: float, max_cells: int = 6, log=print) -> dict:
     reference = genotypes.get("nasnet_a")
 
     def predict(n, f):  # the latency module reads N@F as NASNet-A's
-        return latency.predict(table, g, format_arch(reference, 3 * n, f))
+        return latency.predict(table, g, format_arch(reference, 3 * n, f), network=network)
 
     found, fastest = [], None
     for n in range(1, max_cells + 1):
@@ -73,11 +75,14 @@ def main(argv=None):
     from ..search import latency
 
     genotypes.get(args.genotype)  # a bad genotype is one line before anything is timed
+    latency.load_network(args.network)
     if args.table:
         table = latency.LatencyTable(args.table, carried=True)
+        latency.check_network(table, args.network, args.table)
     else:
-        table = latency.LatencyTable(args.out, "cpu", tuple(args.size), 1)
-    result = fit(table, args.genotype, args.target, args.max_cells)
+        table = latency.LatencyTable(args.out, "cpu", tuple(args.size), 1, network=args.network)
+        latency.check_network(table, args.network, args.out)
+    result = fit(table, args.genotype, args.target, args.max_cells, network=args.network)
     b = result["best"]
     print(f"{args.genotype}: {b['arch']} at {table.size[0]}x{table.size[1]} predicts {b['latency_ms']:.2f} ms "
           f"(target {args.target:g} ms, {b['mult_adds'] / 1e6:.1f}M mult-adds); use MODEL.NASNET.ARCH {b['arch']}")

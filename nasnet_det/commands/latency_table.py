@@ -3,6 +3,7 @@ latency table for a latency-constrained search), and predict networks' latency f
 
     nasnet-det latency-table --device cpu --size 224 224 --arch 4@1056 --out table.jsonl
     nasnet-det latency-table --out table.jsonl --predict nasnet_a pnasnet_5 runs/search/genotype.json
+    nasnet-det latency-table --network detector:nasnet_a_mobile_fpn_frcnn.yaml --size 640 640 --out det640.jsonl
 
 Resumable: run the same command again after a kill and it continues where it stopped. The table's
 header records the device, torch version and thread count; a table from another machine is refused
@@ -28,6 +29,10 @@ def argument_parser():
                         help="random cells of the space whose parts are timed, besides the published ones (default: 40)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random cells (default: 0)")
+    parser.add_argument("--network", default="classifier",
+                        help="what is timed: classifier (the NASNet), or detector:CONFIG, the Faster R-CNN FPN of a "
+                             "*_fpn_frcnn config around the cell (backbone cells, FPN, RPN and ROI heads), e.g. "
+                             "detector:nasnet_a_mobile_fpn_frcnn.yaml (default: classifier)")
     parser.add_argument("--predict", nargs="*", default=None, metavar="GENOTYPE",
                         help="published names or genotype.json files: print their predicted latency from the table")
     return parser
@@ -46,15 +51,18 @@ def main(argv=None):
     from ..search import latency
 
     latency.cells_and_filters(args.arch)  # a bad N@F is one line before anything is timed
+    latency.load_network(args.network)
     if args.predict is None:
-        table = latency.build_table(args.out, args.arch, tuple(args.size), args.device, cells=args.cells, seed=args.seed)
+        table = latency.build_table(args.out, args.arch, tuple(args.size), args.device, cells=args.cells, seed=args.seed,
+                                    network=args.network)
         print(f"{args.out}: {len(table.entries)} parts timed on {table.header['device_name']} "
               f"({table.header['threads']} threads, torch {table.header['torch']})")
         return table
-    table = latency.LatencyTable(args.out, args.device, tuple(args.size), 1, args.arch)
+    table = latency.LatencyTable(args.out, args.device, tuple(args.size), 1, args.arch, network=args.network)
+    latency.check_network(table, args.network, args.out)
     results = {}
     for name in args.predict:
-        results[name] = latency.predict(table, genotypes.get(name), args.arch)
+        results[name] = latency.predict(table, genotypes.get(name), args.arch, network=args.network)
         print(f"{name}: {results[name]:.2f} ms predicted at {args.arch}, {args.size[0]}x{args.size[1]}")
     return results
 

@@ -65,14 +65,27 @@ def check_boxes(dicts: List[dict], dataset: str) -> List[dict]:
     return dicts
 
 
+# PIL modes Detectron2's read_image converts to RGB by clipping at 255: a 16-bit PNG reads nearly all white
+DEEP_MODES = ("I;16", "I;16B", "I;16L", "I", "F")
+
+
 class CheckedDatasetMapper(DatasetMapper):
-    """Detectron2's DatasetMapper; an image that cannot be read is an error naming the file and record."""
+    """Detectron2's DatasetMapper; an image that cannot be read, or that it would read wrong (a 16-bit
+    or float image, saturated), is an error naming the file and record."""
 
     def __call__(self, dataset_dict):
+        from PIL import Image
+
         record = f"(image_id {dataset_dict.get('image_id')!r})"
         if "file_name" not in dataset_dict:
             raise DatasetError(f"a record without 'file_name' {record}: every image needs a file")
         try:
+            with Image.open(dataset_dict["file_name"]) as image:  # the header only: the mode
+                mode = image.mode
+            if mode in DEEP_MODES:
+                raise DatasetError(f"image {dataset_dict['file_name']} {record} is {mode} (16-bit or float), which "
+                                   "Detectron2 reads saturated: convert it to 8-bit RGB first (nasnet-det check-dataset "
+                                   "lists every such image)")
             return super().__call__(dataset_dict)
         except (OSError, SyntaxError, SizeMismatchError) as e:  # PIL: truncated or not an image
             raise DatasetError(f"cannot read image {dataset_dict['file_name']} {record}: {type(e).__name__}: {e}; "
@@ -312,7 +325,7 @@ def check_dataset(name: str, progress: bool = True) -> dict:
         except (OSError, SyntaxError) as e:
             problems.append(f"{file_name} {record}: cannot decode: {e}")
             continue
-        if mode in ("I;16", "I;16B", "I;16L", "I", "F"):  # Detectron2 reads these saturated (nearly all white)
+        if mode in DEEP_MODES:  # Detectron2 reads these saturated (nearly all white)
             problems.append(f"{file_name} {record}: a {mode} image (16-bit or float); convert it to 8-bit RGB first")
         expected = (d.get("width"), d.get("height"))
         if None not in expected and tuple(size) != expected:

@@ -16,6 +16,7 @@ from detectron2.utils import comm
 from ..modeling.nasnet import CellRunner
 from .checkpoint import NASNetCheckpointer
 from .config import check_trainable
+from ..errors import DatasetError
 from .datasets import CheckedDatasetMapper
 from .evaluation import ImageIdCOCOEvaluator, has_compiled_ops, safe_name
 
@@ -49,6 +50,41 @@ def _ddp_on_cpu():
         defaults.create_ddp_model = original
 
 
+def trainable_dicts(cfg) -> list:
+    """The training set's records as Detectron2's loader reads them (``get_detection_dataset_dicts``
+    with the config's filters); a set a detector cannot learn from is one line naming it and the
+    cause: no images (or ids that match none), or no box that is not crowd / difficult. Detectron2
+    would stop on a bare assertion ("Dataset ... is empty!", "No valid data found"), or train on
+    nothing when empty images are kept."""
+    from detectron2.data import DatasetCatalog, get_detection_dataset_dicts
+
+    names = list(cfg.DATASETS.TRAIN)
+    if not names:
+        raise DatasetError("DATASETS.TRAIN is empty: name a training set, e.g. DATASETS.TRAIN \"('voc:ROOT:train',)\"")
+
+    def refuse(name, dicts):
+        boxes = [a for d in dicts for a in d.get("annotations", [])]
+        if not dicts:
+            raise DatasetError(f"training set {name} has no images (an empty set, or image ids that match none): "
+                               f"check it with nasnet-det check-dataset {name}")
+        if not any(not a.get("iscrowd", 0) for a in boxes):
+            raise DatasetError(f"training set {name}: {len(dicts)} images, {len(boxes)} boxes, and no box that is not "
+                               "crowd / difficult: a detector has nothing to learn from (nasnet-det check-dataset "
+                               f"{name} reports each problem)")
+
+    try:
+        dicts = get_detection_dataset_dicts(
+            names, filter_empty=cfg.DATALOADER.FILTER_EMPTY_ANNOTATIONS,
+            min_keypoints=cfg.MODEL.ROI_KEYPOINT_HEAD.MIN_KEYPOINTS_PER_IMAGE if cfg.MODEL.KEYPOINT_ON else 0,
+            proposal_files=cfg.DATASETS.PROPOSAL_FILES_TRAIN if cfg.MODEL.LOAD_PROPOSALS else None)
+    except AssertionError:  # Detectron2's "is empty!" / "No valid data found": say which set and why
+        for name in names:
+            refuse(name, DatasetCatalog.get(name))
+        raise
+    refuse(" + ".join(names), dicts)  # empty images kept (FILTER_EMPTY_ANNOTATIONS False): still no box to learn
+    return dicts
+
+
 class Trainer(DefaultTrainer):
     def __init__(self, cfg):
         check_trainable(cfg)
@@ -59,7 +95,8 @@ class Trainer(DefaultTrainer):
     def build_train_loader(cls, cfg):
         from detectron2.data import build_detection_train_loader
 
-        return build_detection_train_loader(cfg, mapper=CheckedDatasetMapper(cfg, is_train=True))
+        dicts = trainable_dicts(cfg)
+        return build_detection_train_loader(cfg, mapper=CheckedDatasetMapper(cfg, is_train=True), dataset=dicts)
 
     @classmethod
     def build_test_loader(cls, cfg, dataset_name):

@@ -90,6 +90,8 @@ class SearchConfig:
     latency_limit: bool = False  # a hard limit instead: a child over the target gets failure_reward
     latency_arch: str = "4@1056"  # N@F (NASNet-A's reading) at which the cells' latency is predicted
     latency_size: int = 224  # input size (square, px) of the latency prediction
+    # what is timed: "classifier" (the NASNet) or "detector:CONFIG" (the config's Faster R-CNN FPN around the cell)
+    latency_network: str = "classifier"
 
     def __post_init__(self):
         if self.strategy not in STRATEGIES:

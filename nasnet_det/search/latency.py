@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import importlib
 import json
 import logging
 import os
@@ -50,11 +51,11 @@ class Part:
     run: Callable[[], object]
 
 
-def device_header(device: str, size: Tuple[int, int], batch: int, arch: str) -> dict:
+def device_header(device: str, size: Tuple[int, int], batch: int, arch: str, network: str = "classifier") -> dict:
     return {"kind": "header", "version": TABLE_VERSION, "device": device,
             "device_name": torch.cuda.get_device_name() if device == "cuda" else _cpu_name(),
             "torch": torch.__version__, "threads": torch.get_num_threads(), "batch": batch,
-            "size": list(size), "arch": arch}
+            "size": list(size), "arch": arch, "network": network}
 
 
 def _cpu_name() -> str:
@@ -94,14 +95,16 @@ def _settings(module: nn.Module) -> str:
     return ";".join(out)
 
 
-def module_key(module: nn.Module, inputs: Sequence[torch.Tensor]) -> str:
-    digest = hashlib.sha1((repr(module) + _settings(module)).encode()).hexdigest()[:12]
+def module_key(module: nn.Module, inputs: Sequence[torch.Tensor], extra: str = "") -> str:
+    """``extra``: settings the repr and the plain attributes miss (a detector head's top-k dicts)."""
+    digest = hashlib.sha1((repr(module) + _settings(module) + extra).encode()).hexdigest()[:12]
     return f"{type(module).__name__}:{digest}:{_shape_key(inputs)}"
 
 
-def _parts(net: nn.Module, size: Tuple[int, int], batch: int, device: str) -> List[Part]:
+def net_parts(net: nn.Module, size: Tuple[int, int], batch: int, device: str, head: bool = True) -> List[Part]:
     """The parts of ``net``'s forward on a ``batch`` x 3 x H x W input, with inputs of their shapes
-    (found by a forward on the meta device: shapes without compute)."""
+    (found by a forward on the meta device: shapes without compute); ``head=False``: without the
+    global pool and classifier (a detector's backbone)."""
     meta = copy.deepcopy(net).to("meta").eval()
     shapes: Dict[str, List[torch.Size]] = {}
     glue: List[Tuple[str, list]] = []
@@ -115,7 +118,7 @@ def _parts(net: nn.Module, size: Tuple[int, int], batch: int, device: str) -> Li
                 shapes[name + ":out"] = [output.shape]
         return record
 
-    timed = {"stem", "global_pool", "classifier"}
+    timed = {"stem", "global_pool", "classifier"} if head else {"stem"}
     for name, module in meta.named_modules():
         leaf = name.rsplit(".", 1)[-1]
         parent = name.rsplit(".", 1)[0] if "." in name else ""
@@ -203,13 +206,13 @@ class LatencyTable:
     """Part latencies on one device (ms), read from and appended to a JSONL file (or in memory)."""
 
     def __init__(self, path: Optional[str], device: str = "cpu", size: Tuple[int, int] = (224, 224), batch: int = 1,
-                 arch: str = "", warmup: int = 3, repeats: int = 15, carried: bool = False):
+                 arch: str = "", warmup: int = 3, repeats: int = 15, carried: bool = False, network: str = "classifier"):
         """``carried``: a table measured on the target device and handed to this machine: used as it
         is (its device, size and batch), and parts it lacks are an error, not timed here."""
         self.path, self.device, self.size, self.batch = path, device, tuple(size), batch
         self.warmup, self.repeats, self.carried = warmup, repeats, carried
         self.local = True  # parts may be timed here
-        self.header = device_header(device, self.size, batch, arch)
+        self.header = device_header(device, self.size, batch, arch, network)
         self.entries: Dict[str, float] = {}
         # measured = a * sum of parts + b * parts + c, fitted on networks measured end to end where the
         # table was built (the per-call overhead and memory traffic the parts alone miss); None: the raw sum
@@ -290,6 +293,14 @@ class LatencyTable:
         return self.correction
 
 
+def check_network(table: LatencyTable, network: str, path: str) -> None:
+    """A table built for another network (a classifier's for a detector's search) is one line."""
+    built = table.header.get("network", CLASSIFIER)
+    if built != network:
+        raise LatencyError(f"{path} times the {built} network, this asks for {network}: build a table with "
+                           f"nasnet-det latency-table --network {network}")
+
+
 def cells_and_filters(arch: str) -> Tuple[int, int]:
     """``arch`` read as NASNet-A's N@F: (normal cells per stage, filters of the first stage). Every
     cell is sized by these two numbers, so cells with another concat width compare at equal filters."""
@@ -305,11 +316,61 @@ def network(genotype, arch: str, size: Tuple[int, int], num_classes: int = 1000,
                         img_size=max(size), aux_head=False, **options).eval()
 
 
-def predict(table: LatencyTable, genotype, arch: str, measure_missing: bool = True, **options) -> float:
-    """Predicted milliseconds of one forward of the NASNet ``genotype`` at ``arch`` on the table's device."""
+# What is timed, as a table of kind -> module (imported on use, as the search's tasks are): a network
+# string is KIND or KIND:SPEC. The module provides ``latency_check(spec)`` (one line for a bad spec),
+# ``latency_parts(genotype, arch, size, batch, device, spec) -> [Part]`` and ``latency_forward(...)
+# -> run()`` (the end-to-end forward the parts add up to). "detector:CONFIG" is the Faster R-CNN FPN
+# of a shipped (or given) config around the cell: backbone cells, FPN, RPN and ROI heads.
+NETWORKS = {
+    "classifier": "nasnet_det.search.latency",
+    "detector": "nasnet_det.detection.latency",
+}
+CLASSIFIER = "classifier"
+
+
+def load_network(network: str):
+    """(module, spec) of a network string; an unknown kind or a bad spec is one line."""
+    kind, _, spec = str(network).partition(":")
+    if kind not in NETWORKS:
+        raise LatencyError(f"latency network {network!r}: use one of {', '.join(NETWORKS)} "
+                           "(detector:CONFIG, e.g. detector:nasnet_a_mobile_fpn_frcnn.yaml)")
+    module = importlib.import_module(NETWORKS[kind])
+    module.latency_check(spec)
+    return module, spec
+
+
+def latency_check(spec: str) -> None:
+    if spec:
+        raise LatencyError(f"latency network 'classifier:{spec}': the classifier takes no spec; use 'classifier'")
+
+
+def latency_parts(genotype, arch: str, size: Tuple[int, int], batch: int, device: str, spec: str = "") -> List[Part]:
+    """The classifier's parts: stem, cells, pool and classifier of the NASNet at ``arch``."""
+    return net_parts(network(genotype, arch, size).to(device), size, batch, device)
+
+
+def latency_forward(genotype, arch: str, size: Tuple[int, int], batch: int, device: str, spec: str = ""):
+    net = network(genotype, arch, size).to(device)
+    x = torch.randn(batch, 3, *size, device=device)
+
+    def run():
+        with torch.no_grad():
+            return net(x)
+    return run
+
+
+def network_parts(genotype, arch: str, size: Tuple[int, int], batch: int, device: str,
+                  network: str = CLASSIFIER) -> List[Part]:
+    module, spec = load_network(network)
+    return module.latency_parts(genotypes.get(genotype), arch, tuple(size), batch, device, spec)
+
+
+def predict(table: LatencyTable, genotype, arch: str, measure_missing: bool = True,
+            network: str = CLASSIFIER) -> float:
+    """Predicted milliseconds of one forward of ``network`` (the NASNet classifier, or a detector)
+    around ``genotype`` at ``arch`` on the table's device."""
     device = table.device if table.local else "cpu"  # a carried table: shapes only, on this machine
-    net = network(genotype, arch, table.size, **options).to(device)
-    return table.predict_parts(_parts(net, table.size, table.batch, device), measure_missing)
+    return table.predict_parts(network_parts(genotype, arch, table.size, table.batch, device, network), measure_missing)
 
 
 class LatencyReward:
@@ -323,19 +384,24 @@ class LatencyReward:
     def __init__(self, cfg, out: str):
         size = (cfg.latency_size, cfg.latency_size)
         self.cfg, self.arch = cfg, cfg.latency_arch
+        self.network = getattr(cfg, "latency_network", CLASSIFIER)
         cells_and_filters(self.arch)  # a bad N@F is one line at start
+        load_network(self.network)  # and a bad network
         if cfg.latency_table:
             if not os.path.isfile(cfg.latency_table):
                 raise LatencyError(f"--latency-table {cfg.latency_table}: no such file (build one with "
                                    "nasnet-det latency-table)")
             self.table = LatencyTable(cfg.latency_table, "cpu", size, 1, self.arch, carried=True)
+            check_network(self.table, self.network, cfg.latency_table)
         else:
-            self.table = LatencyTable(os.path.join(out, "latency_table.jsonl"), "cpu", size, 1, self.arch)
+            self.table = LatencyTable(os.path.join(out, "latency_table.jsonl"), "cpu", size, 1, self.arch,
+                                      network=self.network)
 
     def fastest(self, count: int = 20) -> Tuple[str, float]:
         """The fastest of the published cells and ``count`` random ones (the target's sanity check)."""
         pool = [genotypes.get(n) for n in genotypes.names()] + space_cells(count, seed=12345)
-        return min(((g.name, predict(self.table, g, self.arch)) for g in pool), key=lambda x: x[1])
+        return min(((g.name, predict(self.table, g, self.arch, network=self.network)) for g in pool),
+                   key=lambda x: x[1])
 
     def check_target(self) -> None:
         name, ms = self.fastest()
@@ -351,7 +417,7 @@ class LatencyReward:
 
         g = genotypes.get(genotype)
         net = network(g, self.arch, self.table.size)
-        return {"latency_ms": predict(self.table, g, self.arch), "latency_params": count_params(net),
+        return {"latency_ms": predict(self.table, g, self.arch, network=self.network), "latency_params": count_params(net),
                 "mult_adds": count_mult_adds(net, self.table.size[0])}
 
     def reward(self, accuracy: float, latency_ms: float) -> float:
@@ -362,14 +428,10 @@ class LatencyReward:
 
 
 def measure(genotype, arch: str, size: Tuple[int, int], device: str = "cpu", batch: int = 1, warmup: int = 3,
-            repeats: int = 15, **options) -> float:
-    """Measured milliseconds of one end-to-end forward (the median of ``repeats``)."""
-    net = network(genotype, arch, size, **options).to(device)
-    x = torch.randn(batch, 3, *size, device=device)
-
-    def run():
-        with torch.no_grad():
-            return net(x)
+            repeats: int = 15, network: str = CLASSIFIER) -> float:
+    """Measured milliseconds of one end-to-end forward of ``network`` (the median of ``repeats``)."""
+    module, spec = load_network(network)
+    run = module.latency_forward(genotypes.get(genotype), arch, tuple(size), batch, device, spec)
     return time_part(run, device, warmup, repeats)
 
 
@@ -383,26 +445,26 @@ def space_cells(count: int, seed: int = 0) -> List[genotypes.Genotype]:
 
 def build_table(path: str, arch: str, size: Tuple[int, int], device: str = "cpu", batch: int = 1, cells: int = 40,
                 seed: int = 0, progress: bool = True, warmup: int = 3, repeats: int = 15, correct: int = 10,
-                **options) -> LatencyTable:
+                network: str = CLASSIFIER) -> LatencyTable:
     """Time every part the published cells and ``cells`` random cells of the space use at ``arch``
     and ``size``: each op at each cell position and stride, the input convs at the widths those
     cells give them, the stem, the head and the glue; then ``correct`` of those networks end to end, for
     the table's correction (0: none, the raw sum). Resumable: parts already in ``path`` are kept."""
     from tqdm import tqdm
 
-    table = LatencyTable(path, device, size, batch, arch, warmup=warmup, repeats=repeats)
+    load_network(network)  # a bad network is one line before anything is timed
+    table = LatencyTable(path, device, size, batch, arch, warmup=warmup, repeats=repeats, network=network)
     pool = [genotypes.get(n) for n in genotypes.names()] + space_cells(cells, seed)
-    for g in tqdm(pool, desc=f"latency table {arch} @ {size[0]}x{size[1]} {device}", unit="cell",
+    for g in tqdm(pool, desc=f"latency table {network} {arch} @ {size[0]}x{size[1]} {device}", unit="cell",
                   disable=not progress, dynamic_ncols=True):
-        net = network(g, arch, size, **options).to(device)
-        table.measure(_parts(net, size, batch, device))
+        table.measure(network_parts(g, arch, size, batch, device, network))
     if correct and table.correction is None:
         rows = []
         for g in tqdm(pool[:correct], desc="end-to-end for the correction", unit="network", disable=not progress,
                       dynamic_ncols=True):
-            parts = _parts(network(g, arch, size, **options).to(device), size, batch, device)
+            parts = network_parts(g, arch, size, batch, device, network)
             rows.append((sum(table.entries[p.key] for p in parts), len(parts),
-                         measure(g, arch, size, device, batch, warmup, repeats, **options)))
+                         measure(g, arch, size, device, batch, warmup, repeats, network)))
         table.fit_correction(rows)
     return table
 
