@@ -295,6 +295,11 @@ API_CASES = [
      GenotypeError, r"unknown op 'bogus_op'"),
     ("search-config-backend", lambda t: __import__("nasnet_det.search.runner", fromlist=["x"]).SearchConfig(backend="bogus"),
      SearchError, r"unknown backend 'bogus'; use one of local, ray"),
+    ("ray-address-nothing-there", lambda t: __import__("nasnet_det.search.backends", fromlist=["x"]).build_backend(
+        "ray", 1, "127.0.0.1:1"), SearchError, r"--ray-address 127.0.0.1:1: nothing answers there \(connection refused "
+     r"within 5 s\); start the cluster with ray start --head --port 1"),
+    ("ray-address-malformed", lambda t: __import__("nasnet_det.search.backends", fromlist=["x"]).build_backend(
+        "ray", 1, "headnode"), SearchError, r"--ray-address 'headnode': give HOST:PORT"),
     ("child-config-img-size", lambda t: __import__("nasnet_det.search.child", fromlist=["x"]).ChildConfig(img_size=0),
      SearchError, r"child img_size must be"),
     ("pretrain-config-epochs", lambda t: __import__("nasnet_det.pretrain", fromlist=["x"]).PretrainConfig(epochs=0),
@@ -426,6 +431,28 @@ def test_check_dataset_reports_what_training_would_get_wrong_and_coco_ids_must_b
                         "difficult: a detector has nothing to learn from"]
     problems = check_dataset(coco("empty", [], []), progress=False)["problems"]
     assert len(problems) == 1 and "has no images (an empty set, or image ids that match none)" in problems[0]
+
+    # and training refuses each in one line naming the set (Detectron2 would assert, or read the image saturated)
+    from detectron2.config import get_cfg
+
+    from nasnet_det.detection.datasets import CheckedDatasetMapper
+    from nasnet_det.detection.train import Trainer
+
+    cfg = get_cfg()
+    for name, keep_empty, message in (("crowd", False, "1 images, 1 boxes, and no box that is not crowd / difficult"),
+                                      ("crowd", True, "no box that is not crowd / difficult"),
+                                      ("empty", False, "has no images (an empty set, or image ids that match none)")):
+        cfg.DATASETS.TRAIN = (coco(name, [] if name == "empty" else [image],
+                                   [] if name == "empty" else [{**box, "iscrowd": 1}]),)
+        cfg.DATALOADER.FILTER_EMPTY_ANNOTATIONS = not keep_empty
+        with pytest.raises(DatasetError, match=re.escape(message)) as e:
+            Trainer.build_train_loader(cfg)
+        assert "\n" not in str(e.value) and cfg.DATASETS.TRAIN[0] in str(e.value)
+    record = {"file_name": str(tmp_path / "img" / "deep.png"), "image_id": 1, "height": 32, "width": 32,
+              "annotations": []}
+    with pytest.raises(DatasetError, match=r"deep.png \(image_id 1\) is I;16 \(16-bit or float\), which Detectron2 "
+                                           "reads saturated: convert it to 8-bit RGB"):
+        CheckedDatasetMapper(cfg, is_train=True)(record)
 
 
 def test_evaluation_ground_truth_follows_edited_annotations(tmp_path):

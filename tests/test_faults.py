@@ -218,6 +218,90 @@ def test_kill_9_of_pretraining_then_resume_equals_an_uninterrupted_run(tmp_path)
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), name
 
 
+def _descendants(pid):
+    found, todo = [], [pid]
+    while todo:
+        kids = _children(todo.pop())
+        found += kids
+        todo += kids
+    return found
+
+
+def _ranks(pid, marker):
+    """Live descendants of ``pid`` whose command line holds ``marker`` (the rank processes)."""
+    ranks = []
+    for p in _descendants(pid):
+        try:
+            with open(f"/proc/{p}/cmdline", "rb") as f:
+                if marker in f.read() and _alive(p):
+                    ranks.append(p)
+        except OSError:
+            pass
+    return ranks
+
+
+def _kill_launcher(proc, ranks):
+    """kill -9 of the launcher alone (not its process group); its ranks must end by themselves."""
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    try:
+        _wait_for(lambda: not any(_alive(r) for r in ranks), timeout=15)
+    finally:
+        for r in ranks:
+            if _alive(r):
+                os.kill(r, signal.SIGKILL)
+
+
+def test_kill_9_of_torchrun_ends_both_pretraining_ranks_and_a_resume_equals_an_uninterrupted_run(tmp_path):
+    tool = os.path.join(TOOLS, "pretrain.py")
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", tool,
+                *PRETRAIN[:PRETRAIN.index("--epochs")], "--epochs", "4", *PRETRAIN[PRETRAIN.index("--epochs") + 2:]]
+    straight = str(tmp_path / "straight")
+    done = subprocess.run([*torchrun, "--out", straight], env=_env(), capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    killed = str(tmp_path / "killed")
+    proc = subprocess.Popen([*torchrun, "--out", killed], env=_env(), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        _wait_for(lambda: os.path.exists(os.path.join(killed, "checkpoint.pth")) or proc.poll() is not None,
+                  timeout=600)
+        ranks = _ranks(proc.pid, b"pretrain.py")
+        assert len(ranks) == 2, ranks
+    finally:
+        _kill_launcher(proc, _ranks(proc.pid, b"pretrain.py"))
+    assert not os.path.exists(os.path.join(killed, "backbone.pth")), "killed too late: the run had finished"
+    resumed = subprocess.run([*torchrun, "--out", killed, "--resume"], env=_env(), capture_output=True, text=True,
+                             timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    a, b = (json.load(open(os.path.join(d, "metrics.json"))) for d in (straight, killed))
+    drop = ("img_per_s",)
+    assert [{k: v for k, v in h.items() if k not in drop} for h in a["history"]] == \
+           [{k: v for k, v in h.items() if k not in drop} for h in b["history"]]
+    weights = [torch.load(os.path.join(d, "backbone.pth"), weights_only=True)["model"] for d in (straight, killed)]
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+
+
+def test_kill_9_of_train_net_with_two_processes_ends_both_ranks(tmp_path):
+    pytest.importorskip("detectron2")
+    from nasnet_det.detection.shapes import generate
+
+    sets = generate(str(tmp_path / "shapes"), train=8, val=4, size=64, seed=0)
+    out = tmp_path / "det"
+    proc = subprocess.Popen([sys.executable, os.path.join(TOOLS, "train_net.py"), "--num-gpus", "2", "--config",
+                             "Base-NASNet-FPN.yaml", *TINY_DETECTOR, "DATASETS.TRAIN", f"('{sets['train']}',)",
+                             "DATASETS.TEST", "()", "INPUT.MIN_SIZE_TRAIN", "(64,)", "INPUT.MAX_SIZE_TRAIN", "64",
+                             "SOLVER.IMS_PER_BATCH", "2", "SOLVER.MAX_ITER", "100000", "DATALOADER.NUM_WORKERS", "0",
+                             "OUTPUT_DIR", str(out)], env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        # Detectron2 writes log.txt.rank1 once rank 1 runs our worker (past its parent watch)
+        _wait_for(lambda: (out / "log.txt.rank1").exists() or proc.poll() is not None, timeout=300)
+        assert proc.poll() is None, "the run ended before it was killed"
+        ranks = _ranks(proc.pid, b"multiprocessing")
+        assert len(ranks) >= 2, ranks
+    finally:
+        _kill_launcher(proc, _ranks(proc.pid, b"multiprocessing"))
+
+
 def test_kill_9_of_detection_training_then_resume_continues_from_the_last_checkpoint(tmp_path):
     pytest.importorskip("detectron2")
     from nasnet_det.detection.shapes import generate

@@ -140,6 +140,9 @@ def _run_distributed(cfg: SearchConfig, resume: bool):
     if cfg.method != "oneshot" or cfg.evaluator != "train":
         raise SearchError("several processes (torchrun) train a one-shot supernet: use --method oneshot, or run "
                           "the per-child search as one process with --workers")
+    from ..procs import die_with_launcher
+
+    die_with_launcher()  # a kill -9 of torchrun ends this rank too
     dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
     try:
         if dist.get_rank() == 0:

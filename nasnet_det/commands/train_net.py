@@ -73,6 +73,9 @@ def train(args):
 
 
 def _worker(args):
+    from ..procs import die_with_launcher
+
+    die_with_launcher()  # a kill -9 of the launching process ends this rank too
     # each process prints its own one-line error; the parent then only reports the exit
     cli.run(lambda _: train(args))
 

@@ -39,6 +39,7 @@ from ..io import FolderLock, tensorboard_writer, torch_save, write_json
 from ..modeling import build_nasnet
 from ..errors import CheckpointError, ConfigError, DataError, require_ints
 from ..modeling.convert import save_for_detectron2
+from ..procs import die_with_launcher
 
 logger = logging.getLogger("nasnet_det.pretrain")
 
@@ -94,11 +95,14 @@ class PretrainConfig:
 
 
 def _is_main() -> bool:
-    return not dist.is_initialized() or dist.get_rank() == 0
+    if dist.is_initialized():
+        return dist.get_rank() == 0
+    return int(os.environ.get("RANK", "0")) == 0  # torchrun's rank, before the process group is up
 
 
 def _init_distributed() -> torch.device:
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
+        die_with_launcher()  # a kill -9 of torchrun ends this rank too
         backend = "nccl" if torch.cuda.is_available() else "gloo"
         dist.init_process_group(backend)
     if torch.cuda.is_available():

@@ -14,14 +14,12 @@ from __future__ import annotations
 import concurrent.futures as cf
 import multiprocessing as mp
 import os
-import signal
 import subprocess
 import sys
-import threading
-import time
 from typing import Dict, List, Optional, Protocol, Tuple
 
-from ..errors import SearchError
+from ..errors import SearchError, one_line
+from ..procs import die_with_parent  # noqa: F401  (the pool's initializer)
 from .evaluators import run_evaluation
 
 Outcome = Tuple[int, str, object]  # (child id, "ok" / "error" / "lost", payload)
@@ -53,31 +51,6 @@ def build_backend(name: str, workers: int, ray_address: Optional[str] = None, gp
 
 def _run_evaluation(*args):
     return run_evaluation(*args)
-
-
-def die_with_parent(parent_pid: int) -> None:
-    """Worker initializer: end this worker when the search process dies, even by ``kill -9``.
-
-    On Linux the kernel sends SIGKILL at the parent's death (PR_SET_PDEATHSIG); a watcher thread
-    that polls the parent's pid covers other systems and a parent that died before the call.
-    """
-    try:
-        import ctypes
-
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-
-    def watch():
-        while os.getppid() == parent_pid:
-            time.sleep(0.5)
-        os._exit(1)
-
-    if os.getppid() != parent_pid:
-        os._exit(1)
-    # Ctrl-C reaches the whole process group: the search stops its workers itself (no traceback per worker)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 def start_reaper() -> subprocess.Popen:
@@ -140,6 +113,30 @@ class LocalBackend:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 
+RAY_CONNECT_TIMEOUT_S = 5.0
+
+
+def check_ray_address(address: str, timeout: float = RAY_CONNECT_TIMEOUT_S) -> None:
+    """A host:port (or ray://host:port) where nothing answers is one line within ``timeout`` seconds;
+    Ray itself retries for minutes, printing warnings. ``auto`` is left to Ray (it fails at once)."""
+    import socket
+
+    target = address.split("://", 1)[-1]
+    host, sep, port = target.rpartition(":")
+    if not sep or not port.isdigit():
+        if address != "auto":
+            raise SearchError(f"--ray-address {address!r}: give HOST:PORT of the cluster's head (ray start --head "
+                              "prints it), ray://HOST:PORT, or auto")
+        return
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as e:
+        cause = "timed out" if isinstance(e, socket.timeout) else (e.strerror or type(e).__name__).lower()
+        raise SearchError(f"--ray-address {address}: nothing answers there ({cause} within {timeout:g} s); start the "
+                          f"cluster with ray start --head --port {port}, or leave --ray-address unset for a "
+                          "local Ray") from None
+
+
 class RayBackend:
     """One Ray task per child, on a local Ray (``address`` None) or a cluster (``auto`` or host:port)."""
 
@@ -153,8 +150,14 @@ class RayBackend:
             if address is None:
                 # a local cluster lives in this process's tree; Ray's agents outlive a killed driver
                 start_reaper()
-            ray.init(address=address, num_cpus=None if address else workers, include_dashboard=False,
-                     log_to_driver=False, ignore_reinit_error=True)
+            else:
+                check_ray_address(address)
+            try:
+                ray.init(address=address, num_cpus=None if address else workers, include_dashboard=False,
+                         log_to_driver=False, ignore_reinit_error=True)
+            except (ConnectionError, RuntimeError, TimeoutError) as e:
+                raise SearchError(f"--ray-address {address}: cannot join the Ray cluster ({one_line(e)}); start one "
+                                  "with ray start --head, or leave --ray-address unset for a local Ray") from None
         # Ray re-runs a task whose worker or node died (max_retries); exceptions raised by the child
         # itself are not retried by Ray but by the runner, so they are counted and recorded.
         self._remote = ray.remote(num_cpus=1, num_gpus=gpus_per_child, max_retries=2)(_run_evaluation)
