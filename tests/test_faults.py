@@ -302,29 +302,38 @@ def test_kill_9_of_train_net_with_two_processes_ends_both_ranks(tmp_path):
         _kill_launcher(proc, _ranks(proc.pid, b"multiprocessing"))
 
 
-def test_kill_9_of_detection_training_then_resume_continues_from_the_last_checkpoint(tmp_path):
+@pytest.mark.parametrize("processes", [1, 2])
+def test_kill_9_of_detection_training_then_resume_equals_an_uninterrupted_run(tmp_path, processes):
     pytest.importorskip("detectron2")
     from nasnet_det.detection.shapes import generate
 
     sets = generate(str(tmp_path / "shapes"), train=8, val=4, size=64, seed=0)
+
+    def command(out):
+        # random flips and ROI sampling: the draws a resume must repeat
+        return [sys.executable, os.path.join(TOOLS, "train_net.py"), "--num-gpus", str(processes), "--config",
+                "Base-NASNet-FPN.yaml", *TINY_DETECTOR, "MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE", "32",
+                "MODEL.RPN.POST_NMS_TOPK_TRAIN", "100", "MODEL.RPN.POST_NMS_TOPK_TEST", "50",
+                "DATASETS.TRAIN", f"('{sets['train']}',)", "DATASETS.TEST", f"('{sets['val']}',)",
+                "INPUT.MIN_SIZE_TRAIN", "(64,)", "INPUT.MAX_SIZE_TRAIN", "64", "INPUT.MIN_SIZE_TEST", "64",
+                "INPUT.MAX_SIZE_TEST", "64", "SOLVER.IMS_PER_BATCH", "2", "SOLVER.BASE_LR", "0.01", "SOLVER.STEPS",
+                "()", "SOLVER.WARMUP_ITERS", "2", "SOLVER.MAX_ITER", "40", "SOLVER.CHECKPOINT_PERIOD", "5",
+                "DATALOADER.NUM_WORKERS", "0", "SEED", "1", "OUTPUT_DIR", out]
+
+    straight = str(tmp_path / "straight")
+    done = subprocess.run(command(straight), env=_env(), capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
     out = str(tmp_path / "det")
-    args = [sys.executable, os.path.join(TOOLS, "train_net.py"), "--config", "Base-NASNet-FPN.yaml",
-            *TINY_DETECTOR, "MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE", "32",
-            "MODEL.RPN.POST_NMS_TOPK_TRAIN", "100", "MODEL.RPN.POST_NMS_TOPK_TEST", "50",
-            "DATASETS.TRAIN", f"('{sets['train']}',)", "DATASETS.TEST", f"('{sets['val']}',)",
-            "INPUT.MIN_SIZE_TRAIN", "(64,)", "INPUT.MAX_SIZE_TRAIN", "64", "INPUT.MIN_SIZE_TEST", "64",
-            "INPUT.MAX_SIZE_TEST", "64", "SOLVER.IMS_PER_BATCH", "2", "SOLVER.BASE_LR", "0.01", "SOLVER.STEPS", "()",
-            "SOLVER.WARMUP_ITERS", "2", "SOLVER.MAX_ITER", "40", "SOLVER.CHECKPOINT_PERIOD", "5",
-            "DATALOADER.NUM_WORKERS", "0", "SEED", "1", "OUTPUT_DIR", out]
+    args = command(out)
     proc = subprocess.Popen(args, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     tag = os.path.join(out, "last_checkpoint")
     _wait_for(lambda: (os.path.exists(tag) and open(tag).read() >= "model_0000014.pth") or proc.poll() is not None,
               timeout=600)
-    proc.kill()
-    proc.wait()
+    _kill_launcher(proc, _ranks(proc.pid, b"multiprocessing") if processes > 1 else [])
     last = open(tag).read().strip()
     assert last != "model_final.pth", "killed too late: the run had finished"
-    torch.load(os.path.join(out, last), weights_only=False)  # the tagged checkpoint is whole
+    # the tagged checkpoint is whole, plain data, and holds the stream's seed (SEED -1 draws one)
+    assert torch.load(os.path.join(out, last), weights_only=True)["data_stream"] == {"seed": 1}
     resumed = subprocess.run(args[:2] + ["--resume"] + args[2:], env=_env(), capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     start = int(last[len("model_"):-len(".pth")]) + 1
@@ -338,3 +347,39 @@ def test_kill_9_of_detection_training_then_resume_continues_from_the_last_checkp
     iterations = [json.loads(line)["iteration"] for line in open(os.path.join(out, "metrics.json"))
                   if line.strip() and "total_loss" in line]
     assert max(iterations) == 39 and min(i for i in iterations if i >= start) >= start
+    # the resumed run read the same batches and drew the same flips and ROI samples: the same weights
+    a, b = (torch.load(os.path.join(d, "model_final.pth"), weights_only=False)["model"] for d in (straight, out))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), \
+        [k for k in a if not torch.equal(a[k], b[k])][:5]
+
+
+def test_the_training_stream_restarts_at_any_iteration_with_the_same_batches_and_draws():
+    pytest.importorskip("detectron2")
+    import itertools
+    import random
+
+    from nasnet_det.detection.stream import GroupedBatches, StreamDataset
+
+    # wide and tall records: aspect-ratio buckets fill unevenly, so a restart must rebuild them
+    dicts = [{"image_id": i, "width": 40 if i % 3 else 20, "height": 30} for i in range(11)]
+    mapper = lambda d: {**d, "draw": random.random()}  # an augmentation's draw from the global RNG
+    data = StreamDataset(dicts, mapper, seed=7)
+
+    def batches(start, rank=0, world=1, count=12):
+        sampler = GroupedBatches(data, batch_size=3, rank=rank, world=world)
+        sampler.start = start
+        return list(itertools.islice(iter(sampler), count))
+
+    straight = batches(0, count=30)
+    assert all(len({data.wide[data.index(p)] for p in b}) == 1 for b in straight)  # one bucket a batch
+    for start in (1, 5, 13):
+        assert batches(start) == straight[start:start + 12]
+    # two ranks read disjoint positions of one order (Detectron2's TrainingSampler split)
+    ranks = [sum(batches(0, r, 2, count=6), []) for r in (0, 1)]
+    assert not set(ranks[0]) & set(ranks[1]) and all(p % 2 == r for r in (0, 1) for p in ranks[r])
+    # a position is the same record with the same draw, in whatever order and process it is read
+    forward = [data[p] for p in range(15)]
+    assert [data[p] for p in reversed(range(15))] == forward[::-1]
+    assert sorted(d["image_id"] for d in forward[:11]) == list(range(11))  # one pass is a permutation
+    other = StreamDataset(dicts, mapper, seed=8)  # another seed, another order
+    assert [other.index(p) for p in range(11)] != [data.index(p) for p in range(11)]

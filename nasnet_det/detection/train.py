@@ -1,5 +1,5 @@
-"""Training with Detectron2's engine: DefaultTrainer with our data mapper, evaluator, checkpointer
-and the ScheduledDropPath hook.
+"""Training with Detectron2's engine: DefaultTrainer with our data mapper, evaluator, checkpointer,
+an exactly resumable data stream (:mod:`.stream`) and the ScheduledDropPath hook.
 
 Split as Detectron2 splits these: config loading in :mod:`.config`, the checking checkpointer in
 :mod:`.checkpoint`, the evaluator in :mod:`.evaluation`; the command line is
@@ -7,18 +7,22 @@ Split as Detectron2 splits these: config loading in :mod:`.config`, the checking
 """
 from __future__ import annotations
 
+import logging
 import os
 from contextlib import contextmanager, nullcontext
 
 from detectron2.engine import DefaultTrainer, HookBase
 from detectron2.utils import comm
 
+from ..errors import ConfigError, DatasetError
 from ..modeling.nasnet import CellRunner
 from .checkpoint import NASNetCheckpointer
 from .config import check_trainable
-from ..errors import DatasetError
 from .datasets import CheckedDatasetMapper
 from .evaluation import ImageIdCOCOEvaluator, has_compiled_ops, safe_name
+from .stream import GroupedBatches, StepSeeds, StreamState, build_stream_loader
+
+logger = logging.getLogger(__name__)
 
 
 class DropPathSchedule(HookBase):
@@ -93,10 +97,31 @@ class Trainer(DefaultTrainer):
 
     @classmethod
     def build_train_loader(cls, cfg):
+        """Detectron2's training data, as a stream that resumes exactly (:mod:`.stream`) where the
+        sampler is Detectron2's default (TrainingSampler); another sampler is Detectron2's loader."""
         from detectron2.data import build_detection_train_loader
 
         dicts = trainable_dicts(cfg)
-        return build_detection_train_loader(cfg, mapper=CheckedDatasetMapper(cfg, is_train=True), dataset=dicts)
+        mapper = CheckedDatasetMapper(cfg, is_train=True)
+        if cfg.DATALOADER.SAMPLER_TRAIN != "TrainingSampler":
+            logger.warning("DATALOADER.SAMPLER_TRAIN %s: Detectron2's loader, whose data order a --resume does not "
+                           "continue exactly (TrainingSampler does)", cfg.DATALOADER.SAMPLER_TRAIN)
+            return build_detection_train_loader(cfg, mapper=mapper, dataset=dicts)
+        world = comm.get_world_size()
+        if cfg.SOLVER.IMS_PER_BATCH % world or cfg.SOLVER.IMS_PER_BATCH < world:
+            raise ConfigError(f"SOLVER.IMS_PER_BATCH {cfg.SOLVER.IMS_PER_BATCH} is the total batch of {world} "
+                              f"processes: give a multiple of {world}")
+        seed = cfg.SEED if cfg.SEED >= 0 else comm.shared_random_seed()
+        return build_stream_loader(dicts, mapper, seed, cfg.SOLVER.IMS_PER_BATCH // world,
+                                   cfg.DATALOADER.ASPECT_RATIO_GROUPING, cfg.DATALOADER.NUM_WORKERS)
+
+    def resume_or_load(self, resume=True):
+        """Detectron2's, and the data stream continues at the resumed iteration (its seed comes
+        from the checkpoint): kill -9 + --resume trains as the uninterrupted run."""
+        super().resume_or_load(resume=resume)
+        sampler = getattr(self._trainer.data_loader, "batch_sampler", None)
+        if isinstance(sampler, GroupedBatches):
+            sampler.start = self.start_iter
 
     @classmethod
     def build_test_loader(cls, cfg, dataset_name):
@@ -118,9 +143,15 @@ class Trainer(DefaultTrainer):
 
     def build_hooks(self):
         # loads and the periodic saves both go through the checking, atomic checkpointer
+        stream = None
+        if isinstance(getattr(self._trainer.data_loader, "batch_sampler", None), GroupedBatches):
+            stream = StreamState(self._trainer.data_loader)  # the stream's seed travels in each checkpoint
         self.checkpointer = NASNetCheckpointer(self._trainer.model, self.cfg.OUTPUT_DIR, cfg=self.cfg,
-                                               **self.checkpointer.checkpointables)
+                                               **self.checkpointer.checkpointables,
+                                               **({"data_stream": stream} if stream is not None else {}))
         hooks = super().build_hooks()
+        if stream is not None:
+            hooks.insert(0, StepSeeds(stream))  # every step's draws from (seed, iteration, rank)
         nasnet = self.cfg.MODEL.NASNET
         if nasnet.DROP_PATH_KEEP_PROB < 1.0:
             hooks.insert(0, DropPathSchedule(nasnet.DROP_PATH_SCHEDULE_ITERS or self.cfg.SOLVER.MAX_ITER))
