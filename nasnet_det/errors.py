@@ -39,6 +39,30 @@ class InputError(UserError):
     """A tensor a network cannot take (too small, wrong channel count)."""
 
 
+class StorageError(UserError):
+    """A write the disk refused (full, a file-size limit, read-only); the message names the file."""
+
+
+# errno values of a disk that refuses a write: ENOSPC, EFBIG (ulimit -f), EDQUOT, EROFS, EIO
+STORAGE_ERRNOS = (28, 27, 122, 30, 5)
+
+
+def storage_cause(error: BaseException):
+    """Why a write failed, where the disk refused it (an OSError of those errnos, or torch's
+    serializer's "file write failed"); None for any other error (a bug keeps its traceback)."""
+    import os
+
+    if isinstance(error, OSError) and error.errno in STORAGE_ERRNOS:
+        return os.strerror(error.errno).lower()
+    text = str(error)
+    # torch's zip writer (inline_container.cc) reports a short write as "file write failed" or, under a
+    # file-size limit, as "unexpected pos": either way the disk took less than it was given
+    if isinstance(error, RuntimeError) and any(s in text for s in ("file write failed", "PytorchStreamWriter failed",
+                                                                   "inline_container.cc")):
+        return "the write failed (a full disk or a file-size limit)"
+    return None
+
+
 def require_ints(obj, lows: dict, error: type = UserError, what: str = "", optional: tuple = ()) -> None:
     """Raise ``error`` naming the first field of ``obj`` in ``lows`` that is not an integer of at
     least its bound (a bool or a float is not; fields in ``optional`` may be None)."""

@@ -14,6 +14,8 @@ import re
 from contextlib import contextmanager
 from typing import Iterator
 
+from .errors import StorageError, storage_cause
+
 
 def _pid_alive(pid: int) -> bool:
     try:
@@ -53,6 +55,14 @@ def atomic_path(path: str) -> Iterator[str]:
     try:
         yield tmp
         os.replace(tmp, path)
+    except (OSError, RuntimeError) as e:
+        cause = storage_cause(e)
+        if cause is None:
+            raise
+        kept = "the previous file is intact" if os.path.exists(path) else "nothing was written"
+        raise StorageError(f"cannot write {path}: {cause} ({kept}); free space, raise the file-size limit "
+                           "(ulimit -f) or choose another folder, then rerun (with --resume where the run "
+                           "had started)") from None
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)

@@ -383,3 +383,45 @@ def test_the_training_stream_restarts_at_any_iteration_with_the_same_batches_and
     assert sorted(d["image_id"] for d in forward[:11]) == list(range(11))  # one pass is a permutation
     other = StreamDataset(dicts, mapper, seed=8)  # another seed, another order
     assert [other.index(p) for p in range(11)] != [data.index(p) for p in range(11)]
+
+
+def _limit_file_size(size):
+    import resource
+
+    return lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (size, size))  # ulimit -f, in the child only
+
+
+def test_a_full_disk_or_a_file_size_limit_is_one_line_and_keeps_what_was_written(tmp_path):
+    # pretraining whose checkpoint does not fit under the limit: one line naming the file, no traceback
+    out = tmp_path / "pre"
+    done = subprocess.run([sys.executable, os.path.join(TOOLS, "pretrain.py"), *PRETRAIN, "--out", str(out)], env=_env(),
+                          capture_output=True, text=True, timeout=600, preexec_fn=_limit_file_size(200_000))
+    last = done.stderr.strip().splitlines()[-1]
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert last.startswith(f"error: cannot write {out / 'checkpoint.pth'}: ") and "ulimit -f" in last
+    assert not [f for f in os.listdir(out) if ".tmp" in f]  # no half-written temporary left behind
+    # a checkpoint that existed stays whole; the trial log keeps every complete record
+    script = (
+        "import sys, torch\n"
+        "from nasnet_det.io import torch_save\n"
+        "from nasnet_det.search.trials import TrialLog\n"
+        "from nasnet_det.errors import StorageError\n"
+        "path, log = sys.argv[1], TrialLog(sys.argv[2])\n"
+        "log.append({'id': 0, 'status': 'ok'})\n"
+        "for call in (lambda: torch_save({'w': torch.zeros(100000)}, path), lambda: log.append({'x': 'a' * 30000})):\n"
+        "    try:\n"
+        "        call()\n"
+        "    except StorageError as e:\n"
+        "        print(e)\n")
+    ckpt, trials = tmp_path / "ckpt.pth", tmp_path / "trials.jsonl"
+    torch_save({"w": torch.ones(3)}, str(ckpt))
+    done = subprocess.run([sys.executable, "-c", script, str(ckpt), str(trials)], env=_env(), capture_output=True,
+                          text=True, timeout=120, preexec_fn=_limit_file_size(20_000))
+    lines = done.stdout.strip().splitlines()
+    assert done.returncode == 0 and len(lines) == 2, done.stdout + done.stderr[-2000:]
+    assert lines[0].startswith(f"cannot write {ckpt}: ") and "the previous file is intact" in lines[0]
+    assert lines[1].startswith(f"cannot append to {trials}: file too large; every complete record before it is kept")
+    assert torch.equal(torch.load(ckpt, weights_only=True)["w"], torch.ones(3))
+    from nasnet_det.search.trials import TrialLog
+
+    assert TrialLog(str(trials)).read() == [{"id": 0, "status": "ok"}]

@@ -12,7 +12,7 @@ import os
 from typing import Callable, List, Optional
 
 from .. import genotypes
-from ..errors import GenotypeError, SearchError
+from ..errors import GenotypeError, SearchError, StorageError, storage_cause
 
 logger = logging.getLogger("nasnet_det.search")
 
@@ -117,10 +117,18 @@ class TrialLog:
         return size - keep
 
     def append(self, trial: dict) -> None:
-        with open(self.path, "a") as f:
-            f.write(json.dumps(trial) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
+        try:
+            with open(self.path, "a") as f:
+                f.write(json.dumps(trial) + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as e:
+            cause = storage_cause(e)
+            if cause is None:
+                raise
+            raise StorageError(f"cannot append to {self.path}: {cause}; every complete record before it is kept "
+                               "(a torn last line is cut off when read): free space or raise the file-size limit "
+                               "(ulimit -f), then rerun with --resume") from None
 
 
 def read_trials(path: str) -> List[dict]:
