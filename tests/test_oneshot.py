@@ -210,6 +210,31 @@ def test_detection_reward_trains_the_supernet_inside_faster_rcnn(tmp_path):
     genotypes.get(os.path.join(cfg.out, "genotype.json"))
 
 
+@pytest.mark.parametrize("kind", ["voc", "coco"])
+def test_the_detection_reward_reads_voc_and_coco_sets_named_by_path(tmp_path, kind, request):
+    pytest.importorskip("detectron2")
+    from detectron2.data import DatasetCatalog
+
+    from nasnet_det.detection.datasets import ensure_registered
+    from nasnet_det.detection.oneshot import detection_splits
+    from nasnet_det.detection.shapes import generate
+
+    if kind == "voc":
+        dataset = f"voc:{request.getfixturevalue('raccoon_voc')}"  # 200 real photos, VOC XML
+    else:
+        dataset = generate(str(tmp_path / "shapes"), train=12, val=4, size=64, seed=0)["train"]  # coco:DIR:JSON
+    child = ChildConfig(dataset=dataset, img_size=64, num_cells=3, stem_multiplier=1.0, batch_size=2, lr=0.02,
+                        max_train_batches=2)
+    done = run_search(_cfg(tmp_path, task="detection", budget=1, child=child))
+    assert len(done) == 1 and done[0]["status"] == "ok", done
+    assert set(done[0]["metrics"]) == {"AP", "AP50", "AP75"}
+    # the search trains and scores on two disjoint splits of the set (VOC's own ImageSets where it has them)
+    train, val = detection_splits(dataset, str(tmp_path / "run"), 64, 0)
+    ensure_registered(dataset)
+    ids = [{d["file_name"] for d in DatasetCatalog.get(name)} for name in (dataset, train, val)]
+    assert ids[1] and ids[2] and not ids[1] & ids[2] and ids[1] | ids[2] <= ids[0]
+
+
 def test_supernet_trains_data_parallel_under_torchrun(tmp_path):
     out = str(tmp_path / "run")
     args = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", TOOL, "--method", "oneshot",
