@@ -126,8 +126,16 @@ class FolderLock:
             FolderLock._held[self.path][1] += 1
             self._file = FolderLock._held[self.path][0]
             return self
-        os.makedirs(os.path.dirname(self.path), exist_ok=True)
-        f = open(self.path, "a+")
+        folder = os.path.dirname(self.path)
+        try:
+            os.makedirs(folder, exist_ok=True)
+            f = open(self.path, "a+")
+        except (FileExistsError, NotADirectoryError):
+            raise error(f"cannot run this {self.what} in {folder}: it (or a folder above it) is a file, not a "
+                        "folder; give a folder (it is created if missing)") from None
+        except OSError as e:  # read-only, no permission, a full disk
+            raise error(f"cannot run this {self.what} in {folder}: {e.strerror or e}; give a folder you can "
+                        "write to") from None
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -71,6 +71,7 @@ def files(tmp_path_factory):
     f["concat7"] = write("concat7.json", json.dumps({"normal": {"blocks": [[0, 1, "identity", "identity"]], "concat": 7},
                                                       "reduction": [[0, 1, "identity", "identity"]]}))
     f["a_file"] = write("a_file.txt", "x")
+    f["empty_yaml"] = write("empty.yaml", "")
     f["ids"] = write("ids.txt", "1\n2\nthree\n")
     # a tiny COCO set, and broken copies of its annotations
     from PIL import Image
@@ -165,8 +166,23 @@ CLI_CASES = [
      r"missing the train/ folder"),
     ("pretrain-batch-too-large", "pretrain", lambda f: ["--arch", "1@96", "--batch-size", "100000", "--out",
                                                         f["root"] + "/p8"], r"exceeds the 1437 training images"),
+    ("pretrain-out-is-a-file", "pretrain", lambda f: ["--arch", "1@96", "--out", f["a_file"]],
+     r"cannot run this pretraining in .*a_file.txt: it \(or a folder above it\) is a file, not a folder"),
     # train_net
     ("train-no-config", "train_net", lambda f: [], r"no config: use --config NAME"),
+    ("train-out-is-a-file", "train_net", lambda f: ["--config", "Base-NASNet-FPN.yaml"] + _det(f) + ["OUTPUT_DIR", f["a_file"]],
+     r"cannot run this detection run in .*a_file.txt: it \(or a folder above it\) is a file, not a folder"),
+    ("train-empty-config", "train_net", lambda f: ["--config-file", f["empty_yaml"]], r"empty.yaml: an empty config"),
+    ("train-option-after-overrides", "train_net", lambda f: ["--config", "Base-NASNet-FPN.yaml", "MODEL.DEVICE", "cpu",
+                                                             "--eval-only"],
+     r"--eval-only after the KEY VALUE overrides is read as one of them: put the options first"),
+    ("train-device-cuda-absent", "train_net", lambda f: ["--config", "Base-NASNet-FPN.yaml", "MODEL.DEVICE", "cuda"]
+     if not torch.cuda.is_available() else ["--config", "Base-NASNet-FPN.yaml", "MODEL.DEVICE", "cuda:99"],
+     r"MODEL.DEVICE cuda(:99)?: no CUDA device|invalid device ordinal"),
+    ("train-machines-never-join", "train_net", lambda f: ["--config", "Base-NASNet-FPN.yaml", "--num-machines", "2",
+                                                          "--dist-url", "tcp://127.0.0.1:0", "--dist-timeout", "0.05",
+                                                          "--eval-only"] + _det(f, "MODEL.WEIGHTS", f["a_file"]),
+     r"--num-machines 2: the other machines did not join at tcp://127.0.0.1:0 within 0.05 min"),
     ("train-config-unknown", "train_net", lambda f: ["--config", "nasnet_z.yaml"], r"config file not found: 'nasnet_z.yaml'"),
     ("train-key-unknown", "train_net", lambda f: ["--config", "Base-NASNet-FPN.yaml", "MODEL.NASNET.NOPE", "1"],
      r"MODEL.NASNET.NOPE"),

@@ -6,6 +6,8 @@
 """
 import logging
 import os
+import sys
+from datetime import timedelta
 
 import torch
 import torch.multiprocessing as mp
@@ -17,7 +19,7 @@ from detectron2.utils.logger import setup_logger
 from .. import cli
 from ..detection.datasets import register_cfg_datasets
 from ..detection.checkpoint import ALLOW_PICKLE, NASNetCheckpointer
-from ..detection.config import get_config, shipped_configs
+from ..detection.config import check_device, get_config, shipped_configs
 from ..detection.evaluation import write_eval_results
 from ..detection.train import Trainer
 from ..errors import ConfigError, UserError
@@ -28,6 +30,9 @@ def argument_parser():
     parser = cli.one_line_errors(default_argument_parser())
     parser.add_argument("--config", metavar="NAME",
                         help="a config shipped in configs/ (e.g. nasnet_a_large_frcnn.yaml) or a path")
+    parser.add_argument("--dist-timeout", type=float, default=10.0, metavar="MINUTES",
+                        help="with --num-machines > 1: give up when the other machines have not joined within "
+                             "this many minutes (default: 10)")
     parser.add_argument("--allow-pickle", action="store_true",
                         help="load .pkl weights (unpickling runs any code the file holds: trusted files only)")
     return parser
@@ -39,6 +44,7 @@ def setup(args) -> CfgNode:
     if not (args.config or args.config_file):
         raise ConfigError(f"no config: use --config NAME ({', '.join(shipped_configs())}) or --config-file PATH")
     cfg = get_config(args.config or args.config_file, args.opts, register_datasets=False)
+    check_device(cfg)  # before anything is built or written
     if comm.get_rank() == 0 and cfg.OUTPUT_DIR:
         # one writer per OUTPUT_DIR, taken before anything is written there; held until the process ends
         FolderLock(cfg.OUTPUT_DIR, "detection run").acquire(ConfigError)
@@ -91,9 +97,23 @@ def main(argv=None):
     dist_url = args.dist_url
     if args.num_machines == 1 and dist_url == argument_parser().get_default("dist_url"):
         dist_url = "auto"  # a free port: Detectron2's default is one fixed port per user, busy if two runs share a machine
+    if not args.dist_timeout > 0:
+        raise UserError(f"--dist-timeout {args.dist_timeout}: give a positive number of minutes")
+    if args.num_machines > 1:  # Detectron2 waits in silence, for 30 minutes, for machines that may never come
+        others = ", ".join(str(r) for r in range(args.num_machines) if r != args.machine_rank)
+        print(f"waiting up to {args.dist_timeout:g} min for the other machines at {dist_url}: run this command on each "
+              f"with --machine-rank {others} and the same --dist-url", file=sys.stderr, flush=True)
     try:
         launch(_worker, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,
-               dist_url=dist_url, args=(args,))
+               dist_url=dist_url, args=(args,), timeout=timedelta(minutes=args.dist_timeout))
+    except mp.ProcessRaisedException as e:  # raised before our worker ran: the rendezvous of the machines
+        text = str(e)
+        if "DistStoreError" in text or "Timed out" in text:
+            joined = next((line.strip() for line in text.splitlines() if "clients joined" in line), "timed out")
+            raise UserError(f"--num-machines {args.num_machines}: the other machines did not join at {dist_url} within "
+                            f"{args.dist_timeout:g} min ({joined}); start this command on each with its "
+                            "--machine-rank and the same --dist-url, or raise --dist-timeout") from None
+        raise
     except mp.ProcessExitedException as e:
         raise UserError(f"training process {e.error_index} stopped with exit status {e.exit_code} "
                         "(its error is printed above)") from None

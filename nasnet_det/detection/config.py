@@ -80,7 +80,11 @@ def check_yaml(path: str, chain: tuple = ()) -> None:
         raise ConfigError(f"{path}: not valid YAML ({one_line(e)})") from None
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError(f"cannot read config {path}: {e}") from None
-    base = data.get("_BASE_") if isinstance(data, dict) else None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: {'an empty config' if data is None else 'not a mapping of config keys'}; a config "
+                          "holds Detectron2 keys (MODEL:, SOLVER:, ...) and may start from _BASE_: "
+                          "Base-NASNet-FPN.yaml")
+    base = data.get("_BASE_")
     if isinstance(base, str) and "://" not in base:
         base = os.path.expanduser(base)
         check_yaml(base if os.path.isabs(base) else os.path.join(os.path.dirname(path), base), chain + (path,))
@@ -99,6 +103,10 @@ def get_config(config_file: str, opts: Optional[List[str]] = None, register_data
         cfg.merge_from_file(path)
     except KeyError as e:
         raise ConfigError(f"{path}: {e.args[0] if e.args else e} (is it a key of MODEL.NASNET or Detectron2?)") from None
+    options = [o for o in (opts or []) if isinstance(o, str) and o.startswith("--")]
+    if options:  # Detectron2's parser hands everything after the first KEY VALUE to the overrides
+        raise ConfigError(f"{options[0]} after the KEY VALUE overrides is read as one of them: put the options first "
+                          f"(train_net.py --config ... {options[0]} KEY VALUE ...)")
     try:
         cfg.merge_from_list(list(opts or []))
     except (KeyError, AssertionError, ValueError) as e:
@@ -107,6 +115,14 @@ def get_config(config_file: str, opts: Optional[List[str]] = None, register_data
     if register_datasets:
         register_cfg_datasets(cfg)
     return cfg
+
+
+def check_device(cfg) -> None:
+    """``MODEL.DEVICE cuda`` on a machine without one is one line (torch's is a driver traceback)."""
+    import torch
+
+    if str(cfg.MODEL.DEVICE).startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"MODEL.DEVICE {cfg.MODEL.DEVICE}: no CUDA device on this machine; use MODEL.DEVICE cpu")
 
 
 def check_renamed_keys(cfg) -> None:
