@@ -289,6 +289,8 @@ API_CASES = [
     ("build-arch-form", lambda t: build_nasnet("nasnet_a", arch="6x4032"), ConfigError, r"'N@F'"),
     ("build-reductions-crowd-cells", lambda t: _net(num_cells=1), ConfigError,
      r"num_reduction_layers 2 needs more cells than num_cells 1: two reductions would fall before the same cell"),
+    ("timm-drop-rate-range", lambda t: (__import__("nasnet_det.modeling.timm_models"), __import__("timm").create_model(
+        "nasnet_a_mobile", drop_rate=1.5)), ConfigError, r"drop_rate must be a number in \[0, 1\), got 1.5 \(timm's argument"),
     ("timm-global-pool-bogus", lambda t: _net(global_pool="median"), ConfigError, r"global_pool must be one of"),
     ("detector-paper-layout-stride-taps", lambda t: _paper_detector("MODEL.NASNET.OUT_FEATURES", "['stride4']"),
      ConfigError, r"the paper layout's second stage \(NASNetROIHeads\) reads 'pair16'"),
@@ -600,3 +602,25 @@ def test_a_shipped_scratch_config_trains_without_diverging():
             optimizer.step()
             totals.append(loss.item())
     assert all(t == t and t < 20 for t in totals), totals  # FrozenBN from scratch reached 1356, then NaN
+
+
+def test_another_arch_on_resume_or_eval_is_named_and_leaves_the_run_config(tmp_path, capsys):
+    pytest.importorskip("detectron2")
+    from nasnet_det.commands.train_net import main
+    from nasnet_det.detection.shapes import generate
+
+    sets = generate(str(tmp_path / "shapes"), train=4, val=2, size=64, seed=0)
+    out = tmp_path / "det"
+    args = ["--config", "Base-NASNet-FPN.yaml", *TINY_DET, "DATASETS.TRAIN", f"('{sets['train']}',)",
+            "DATASETS.TEST", "()", "INPUT.MIN_SIZE_TRAIN", "(64,)", "INPUT.MAX_SIZE_TRAIN", "64",
+            "SOLVER.IMS_PER_BATCH", "2", "SOLVER.MAX_ITER", "2", "DATALOADER.NUM_WORKERS", "0", "OUTPUT_DIR", str(out)]
+    cli.run(main, args)  # a finished run
+    config = (out / "config.yaml").read_text()
+    weights = str(out / "model_final.pth")
+    for extra in (["--resume"], ["--eval-only"]):
+        argv = extra + args + ["MODEL.NASNET.ARCH", "1@384", "MODEL.WEIGHTS", weights, "SOLVER.MAX_ITER", "4"]
+        status, message = run_tool(capsys, "train_net", argv)
+        assert status != 0 and "\n" not in message, message
+        assert message == (f"error: {weights} holds another NASNet than MODEL.NASNET describes (checkpoint vs config): "
+                           "num_conv_filters 8 vs 16")
+        assert (out / "config.yaml").read_text() == config  # the run's own config, not the failed invocation's

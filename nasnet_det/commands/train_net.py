@@ -7,6 +7,7 @@
 import logging
 import os
 import sys
+from contextlib import contextmanager
 from datetime import timedelta
 
 import torch
@@ -23,7 +24,7 @@ from ..detection.config import check_device, get_config, shipped_configs
 from ..detection.evaluation import write_eval_results
 from ..detection.train import Trainer
 from ..errors import ConfigError, UserError
-from ..io import FolderLock
+from ..io import FolderLock, write_text
 
 
 def argument_parser():
@@ -53,8 +54,33 @@ def setup(args) -> CfgNode:
     logging.getLogger("nasnet_det").propagate = True  # Detectron2 turns it off; pytest's caplog listens at the root
     register_cfg_datasets(cfg)
     cfg.freeze()
+    config_yaml = os.path.join(cfg.OUTPUT_DIR, "config.yaml") if cfg.OUTPUT_DIR else ""
+    if comm.is_main_process() and os.path.isfile(config_yaml):
+        with open(config_yaml, encoding="utf-8") as f:
+            _RUN_CONFIGS[config_yaml] = f.read()  # the run's own, put back if this invocation fails or only evaluates
     default_setup(cfg, args)  # logging, and OUTPUT_DIR/config.yaml so a run can be reproduced
     return cfg
+
+
+_RUN_CONFIGS: dict = {}  # OUTPUT_DIR/config.yaml -> its text before this process wrote it
+
+
+@contextmanager
+def keeping_run_config(cfg, eval_only: bool):
+    """An ``--eval-only``, or a run that fails (another ARCH on ``--resume``), leaves OUTPUT_DIR/config.yaml
+    as the training that made the folder wrote it (Detectron2's default_setup overwrites it at start);
+    the evaluation's own config goes to config_eval.yaml."""
+    path = os.path.join(cfg.OUTPUT_DIR, "config.yaml") if cfg.OUTPUT_DIR else ""
+    previous = _RUN_CONFIGS.pop(path, None)
+    ok = False
+    try:
+        yield
+        ok = True
+    finally:
+        if previous is not None and (eval_only or not ok):
+            if eval_only:
+                write_text(os.path.join(cfg.OUTPUT_DIR, "config_eval.yaml"), cfg.dump())
+            write_text(path, previous)
 
 
 def train(args):
@@ -62,17 +88,20 @@ def train(args):
         os.environ[ALLOW_PICKLE] = "1"  # in the environment: launch's worker processes see it too
     """Train (``--resume`` to continue) or evaluate (``--eval-only``); returns the metrics."""
     cfg = setup(args)
-    if args.eval_only:
-        if not cfg.MODEL.WEIGHTS and not (args.resume and os.path.isfile(os.path.join(cfg.OUTPUT_DIR, "last_checkpoint"))):
-            raise ConfigError("--eval-only needs weights to evaluate: give MODEL.WEIGHTS path/to/model_final.pth")
-        model = Trainer.build_model(cfg)
-        NASNetCheckpointer(model, cfg.OUTPUT_DIR, cfg=cfg, strict=True).resume_or_load(cfg.MODEL.WEIGHTS, resume=args.resume)
-        results = Trainer.test(cfg, model)
-    else:
-        trainer = Trainer(cfg)
-        trainer.resume_or_load(resume=args.resume)
-        results = trainer.train()
-    write_eval_results(cfg, results)
+    with keeping_run_config(cfg, args.eval_only):
+        if args.eval_only:
+            if not cfg.MODEL.WEIGHTS and not (args.resume and
+                                              os.path.isfile(os.path.join(cfg.OUTPUT_DIR, "last_checkpoint"))):
+                raise ConfigError("--eval-only needs weights to evaluate: give MODEL.WEIGHTS path/to/model_final.pth")
+            model = Trainer.build_model(cfg)
+            NASNetCheckpointer(model, cfg.OUTPUT_DIR, cfg=cfg, strict=True).resume_or_load(cfg.MODEL.WEIGHTS,
+                                                                                         resume=args.resume)
+            results = Trainer.test(cfg, model)
+        else:
+            trainer = Trainer(cfg)
+            trainer.resume_or_load(resume=args.resume)
+            results = trainer.train()
+        write_eval_results(cfg, results)
     return results
 
 

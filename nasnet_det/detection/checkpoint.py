@@ -2,6 +2,7 @@
 the model silently wrong, refuses pickles unless allowed, and saves atomically."""
 from __future__ import annotations
 
+import dataclasses
 import os
 from typing import List, Optional
 
@@ -132,6 +133,9 @@ class NASNetCheckpointer(DetectionCheckpointer):
             names = MetadataCatalog.get(self.cfg.DATASETS.TRAIN[0]).get("thing_classes", None)
             if names:
                 data["thing_classes"] = list(names)
+        if self.cfg is not None:  # the NASNet it holds: a --resume or MODEL.WEIGHTS with other settings is named
+            genotype, layout = resolve(**nasnet_options(self.cfg))
+            data["nasnet"] = {"genotype": genotype.to_dict(), "config": dataclasses.asdict(layout)}
         path = os.path.join(self.save_dir, f"{name}.pth")
         self.logger.info("Saving checkpoint to %s", path)
         torch_save(data, path)

@@ -108,9 +108,13 @@ def _create(name: str, pretrained: bool = False, **kwargs) -> NASNet:
     published = PUBLISHED[name]
     # timm's generic arguments, in this network's terms
     for timm_name, ours in (("drop_rate", "dense_dropout_keep_prob"), ("drop_path_rate", "drop_path_keep_prob")):
-        if kwargs.get(timm_name) is not None:
-            kwargs[ours] = 1.0 - kwargs.pop(timm_name)
-        kwargs.pop(timm_name, None)
+        value = kwargs.pop(timm_name, None)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+            raise ConfigError(f"{timm_name} must be a number in [0, 1), got {value!r} (timm's argument; the network "
+                              f"keeps {ours} = 1 - {timm_name})")
+        kwargs[ours] = 1.0 - value
 
     def build(**options):
         return build_nasnet(published.genotype, **{**published.options, **options})
