@@ -120,7 +120,10 @@ class _CifarUnpickler(pickle.Unpickler):
 
 def _unpickle(path: str) -> dict:
     if not os.path.isfile(path):
-        raise DataError(f"CIFAR-10 file not found: {path}")
+        inner = os.path.join(os.path.dirname(path), "cifar-10-batches-py")
+        hint = f" (the batches are in {inner}: give cifar10:{inner})" if os.path.isdir(inner) else \
+            " (give the cifar-10-batches-py folder of the python version of CIFAR-10)"
+        raise DataError(f"CIFAR-10 file not found: {path}{hint}")
     try:
         with open(path, "rb") as f:
             return _CifarUnpickler(f, encoding="latin1").load()
