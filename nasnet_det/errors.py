@@ -50,10 +50,8 @@ STORAGE_ERRNOS = (28, 27, 122, 30, 5)
 def storage_cause(error: BaseException):
     """Why a write failed, where the disk refused it (an OSError of those errnos, or torch's
     serializer's "file write failed"); None for any other error (a bug keeps its traceback)."""
-    import os
-
     if isinstance(error, OSError) and error.errno in STORAGE_ERRNOS:
-        return os.strerror(error.errno).lower()
+        return (error.strerror or f"errno {error.errno}").lower()
     text = str(error)
     # torch's zip writer (inline_container.cc) reports a short write as "file write failed" or, under a
     # file-size limit, as "unexpected pos": either way the disk took less than it was given
