@@ -135,7 +135,9 @@ def test_a_failed_export_leaves_the_previous_file_whole(tmp_path, monkeypatch):
         raise OSError(27, "File too large")  # what `ulimit -f` does to a write
 
     monkeypatch.setattr(torch.onnx, "export", fails_halfway)
-    with pytest.raises(OSError, match="File too large"):
+    from nasnet_det.errors import StorageError
+
+    with pytest.raises(StorageError, match=rf"cannot write {path}: file too large \(the previous file is intact\)"):
         export_onnx(torch.nn.Linear(2, 2), (torch.randn(1, 2),), str(path), ["x"], ["y"], {})
     assert path.read_bytes() == b"the previous export" and sorted(os.listdir(tmp_path)) == ["model.onnx"]
 
