@@ -46,7 +46,6 @@ def benchmark_latency(out: str, arch: str = "4@1056", size: Tuple[int, int] = (2
     os.makedirs(out, exist_ok=True)
     start = time.time()
     table = lat.LatencyTable(os.path.join(out, "table.jsonl"), device, size, 1, arch, repeats=repeats, network=network)
-    lat.check_network(table, network, os.path.join(out, "table.jsonl"))
     pairs = TrialLog(os.path.join(out, "latency_pairs.jsonl"))
     done = {r["cell"]: r for r in pairs.read()}
     pool = [genotypes.get(n) for n in genotypes.names()] + lat.space_cells(cells, seed)

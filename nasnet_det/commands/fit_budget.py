@@ -77,11 +77,9 @@ def main(argv=None):
     genotypes.get(args.genotype)  # a bad genotype is one line before anything is timed
     latency.load_network(args.network)
     if args.table:
-        table = latency.LatencyTable(args.table, carried=True)
-        latency.check_network(table, args.network, args.table)
+        table = latency.LatencyTable(args.table, carried=True, network=args.network)
     else:
         table = latency.LatencyTable(args.out, "cpu", tuple(args.size), 1, network=args.network)
-        latency.check_network(table, args.network, args.out)
     result = fit(table, args.genotype, args.target, args.max_cells, network=args.network)
     b = result["best"]
     print(f"{args.genotype}: {b['arch']} at {table.size[0]}x{table.size[1]} predicts {b['latency_ms']:.2f} ms "

@@ -59,7 +59,6 @@ def main(argv=None):
               f"({table.header['threads']} threads, torch {table.header['torch']})")
         return table
     table = latency.LatencyTable(args.out, args.device, tuple(args.size), 1, args.arch, network=args.network)
-    latency.check_network(table, args.network, args.out)
     results = {}
     for name in args.predict:
         results[name] = latency.predict(table, genotypes.get(name), args.arch, network=args.network)

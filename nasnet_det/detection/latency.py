@@ -14,6 +14,7 @@ per-class NMS of up to 100 boxes is not timed (no box passes the score threshold
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 from typing import Dict, List, Tuple
 
@@ -21,13 +22,14 @@ import torch
 from detectron2.modeling import GeneralizedRCNN, build_proposal_generator, build_roi_heads
 from detectron2.structures import ImageList
 
-from ..search.latency import LatencyError, Part, cells_and_filters, module_key, net_parts
+from ..search.latency import LatencyError, Part, cells_and_filters, module_key, module_settings, net_parts
 from .backbone import build_fpn, nasnet_backbone, nasnet_options
 from .config import get_config
 
 DEFAULT_CONFIG = "nasnet_a_mobile_fpn_frcnn.yaml"
 
 
+@functools.lru_cache(maxsize=None)
 def _config(spec: str):
     # RPN.NMS_THRESH 1.0 (and zeroed output layers, build_detector): a trained RPN keeps POST_NMS_TOPK_TEST
     # proposals of a real image, a random one a handful (its boxes blow up, clip to the image and merge);
@@ -39,6 +41,7 @@ def _config(spec: str):
         raise LatencyError(f"latency network detector:{spec}: the latency model times the FPN layout "
                            f"(build_nasnet_fpn_backbone in a GeneralizedRCNN), this config has "
                            f"{cfg.MODEL.BACKBONE.NAME} in {cfg.MODEL.META_ARCHITECTURE}; use an *_fpn_frcnn config")
+    cfg.freeze()  # read once per spec (the check and every detector built), shared: never changed
     return cfg
 
 
@@ -85,22 +88,19 @@ def _padded(model: GeneralizedRCNN, size: Tuple[int, int]) -> Tuple[int, int]:
     return tuple(-(-s // d) * d for s in size) if d > 1 else tuple(size)
 
 
-def _shapes(module: torch.nn.Module, x_shape) -> Dict[str, torch.Size]:
-    """The output shapes of a backbone (a dict of features) by a forward on the meta device."""
-    meta = copy.deepcopy(module).to("meta")
+def _feature_shapes(fpn: torch.nn.Module, x_shape) -> Tuple[Dict[str, torch.Size], Dict[str, torch.Size]]:
+    """(the bottom-up's output shapes, the FPN's) by one forward on the meta device."""
+    meta = copy.deepcopy(fpn).to("meta")
+    taps: Dict[str, torch.Size] = {}
+    meta.bottom_up.register_forward_hook(lambda m, i, out: taps.update({k: v.shape for k, v in out.items()}))
     with torch.no_grad():
-        return {k: v.shape for k, v in meta(torch.zeros(x_shape, device="meta")).items()}
+        levels = {k: v.shape for k, v in meta(torch.zeros(x_shape, device="meta")).items()}
+    return taps, levels
 
 
 def _digest(*modules) -> str:
     """What a head computes: its modules' reprs and their settings (top-k dicts, thresholds)."""
-    text = ""
-    for m in modules:
-        for name, sub in m.named_modules():
-            plain = {k: v for k, v in vars(sub).items() if not k.startswith("_") and
-                     isinstance(v, (int, float, str, bool, tuple, list, dict))}
-            text += f"{name}={sorted((k, repr(v)) for k, v in plain.items())};"
-        text += repr(m)
+    text = "".join(repr(m) + module_settings(m, containers=True) for m in modules)
     return hashlib.sha1(text.encode()).hexdigest()[:12]
 
 
@@ -120,7 +120,7 @@ def latency_parts(genotype, arch: str, size: Tuple[int, int], batch: int, device
     parts.append(Part(f"preprocess:{batch}x3x{size[0]}x{size[1]}:{padded[0]}x{padded[1]}", preprocess))
     parts += net_parts(bottom_up.net, padded, batch, device, head=False)
 
-    taps = _shapes(bottom_up, (batch, 3, *padded))
+    taps, levels = _feature_shapes(fpn, (batch, 3, *padded))
     features = {k: torch.randn(s, device=device) for k, s in taps.items()}
 
     class Fixed(torch.nn.Module):  # the bottom-up's output, so that the FPN alone is timed
@@ -135,9 +135,8 @@ def latency_parts(genotype, arch: str, size: Tuple[int, int], batch: int, device
         with torch.no_grad():
             return top(image)
     lateral = [m for n, m in fpn.named_children() if n != "bottom_up"]
-    parts.append(Part(module_key(torch.nn.ModuleList(lateral), list(features.values()), _shape_key(taps)), run_fpn))
+    parts.append(Part(module_key(torch.nn.ModuleList(lateral), list(features.values())), run_fpn))
 
-    levels = _shapes(fpn, (batch, 3, *padded))
     pyramid = {k: torch.randn(s, device=device) for k, s in levels.items()}
     images = ImageList(torch.zeros(batch, 3, *padded, device=device), [tuple(size)] * batch)
 

@@ -27,6 +27,7 @@ from typing import Iterator, List, Optional
 
 import numpy as np
 import torch
+from detectron2.data.build import trivial_batch_collator
 from detectron2.data.common import DatasetFromList
 from detectron2.engine import HookBase
 from detectron2.utils import comm
@@ -109,17 +110,13 @@ class GroupedBatches(torch.utils.data.Sampler):
                 iteration += 1
 
 
-def trivial_batch(batch):
-    return batch
-
-
 def build_stream_loader(dicts: List[dict], mapper, seed: int, batch_size: int, grouping: bool,
                         num_workers: int) -> torch.utils.data.DataLoader:
     """A DataLoader of lists of mapped records (what Detectron2's trainer reads), resumable exactly:
     set ``loader.batch_sampler.start`` (and the seed, :class:`StreamState`) before iterating."""
     dataset = StreamDataset(dicts, mapper, seed)
     return torch.utils.data.DataLoader(dataset, batch_sampler=GroupedBatches(dataset, batch_size, grouping),
-                                       num_workers=num_workers, collate_fn=trivial_batch)
+                                       num_workers=num_workers, collate_fn=trivial_batch_collator)
 
 
 class StreamState:

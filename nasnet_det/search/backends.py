@@ -19,7 +19,7 @@ import sys
 from typing import Dict, List, Optional, Protocol, Tuple
 
 from ..errors import SearchError, one_line
-from ..procs import die_with_parent  # noqa: F401  (the pool's initializer)
+from ..procs import die_with_parent
 from .evaluators import run_evaluation
 
 Outcome = Tuple[int, str, object]  # (child id, "ok" / "error" / "lost", payload)

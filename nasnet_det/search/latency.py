@@ -37,6 +37,7 @@ from .trials import TrialLog
 logger = logging.getLogger(__name__)
 
 TABLE_VERSION = 1
+CLASSIFIER = "classifier"  # the network a table times unless told otherwise (see NETWORKS)
 
 
 class LatencyError(UserError):
@@ -51,7 +52,7 @@ class Part:
     run: Callable[[], object]
 
 
-def device_header(device: str, size: Tuple[int, int], batch: int, arch: str, network: str = "classifier") -> dict:
+def device_header(device: str, size: Tuple[int, int], batch: int, arch: str, network: str = CLASSIFIER) -> dict:
     return {"kind": "header", "version": TABLE_VERSION, "device": device,
             "device_name": torch.cuda.get_device_name() if device == "cuda" else _cpu_name(),
             "torch": torch.__version__, "threads": torch.get_num_threads(), "batch": batch,
@@ -85,19 +86,20 @@ def _shape_key(xs: Sequence[torch.Tensor]) -> str:
     return ";".join("x".join(str(d) for d in x.shape) for x in xs)
 
 
-def _settings(module: nn.Module) -> str:
+def module_settings(module: nn.Module, containers: bool = False) -> str:
     """The plain settings of each submodule (a pool's kind, kernel and stride hold no tensors and
-    show in no repr): with the repr, what tells two parts of one input shape apart."""
+    show in no repr): with the repr, what tells two parts of one input shape apart. ``containers``:
+    lists and dicts too (a detector head's top-k per mode)."""
+    kinds = (int, float, str, bool, tuple) + ((list, dict) if containers else ())
     out = []
     for name, m in module.named_modules():
-        plain = {k: v for k, v in vars(m).items() if not k.startswith("_") and isinstance(v, (int, float, str, bool, tuple))}
+        plain = {k: v for k, v in vars(m).items() if not k.startswith("_") and isinstance(v, kinds)}
         out.append(f"{name}={sorted(plain.items())}")
     return ";".join(out)
 
 
-def module_key(module: nn.Module, inputs: Sequence[torch.Tensor], extra: str = "") -> str:
-    """``extra``: settings the repr and the plain attributes miss (a detector head's top-k dicts)."""
-    digest = hashlib.sha1((repr(module) + _settings(module) + extra).encode()).hexdigest()[:12]
+def module_key(module: nn.Module, inputs: Sequence[torch.Tensor]) -> str:
+    digest = hashlib.sha1((repr(module) + module_settings(module)).encode()).hexdigest()[:12]
     return f"{type(module).__name__}:{digest}:{_shape_key(inputs)}"
 
 
@@ -206,10 +208,10 @@ class LatencyTable:
     """Part latencies on one device (ms), read from and appended to a JSONL file (or in memory)."""
 
     def __init__(self, path: Optional[str], device: str = "cpu", size: Tuple[int, int] = (224, 224), batch: int = 1,
-                 arch: str = "", warmup: int = 3, repeats: int = 15, carried: bool = False, network: str = "classifier"):
+                 arch: str = "", warmup: int = 3, repeats: int = 15, carried: bool = False, network: str = CLASSIFIER):
         """``carried``: a table measured on the target device and handed to this machine: used as it
         is (its device, size and batch), and parts it lacks are an error, not timed here."""
-        self.path, self.device, self.size, self.batch = path, device, tuple(size), batch
+        self.path, self.device, self.size, self.batch, self.network = path, device, tuple(size), batch, network
         self.warmup, self.repeats, self.carried = warmup, repeats, carried
         self.local = True  # parts may be timed here
         self.header = device_header(device, self.size, batch, arch, network)
@@ -241,6 +243,10 @@ class LatencyTable:
                 self.device == here["device"])
         else:
             check_header(records[0], self.header, self.path)
+        built = records[0].get("network", CLASSIFIER)  # a classifier's table for a detector's search: one line
+        if built != self.network:
+            raise LatencyError(f"{self.path} times the {built} network, this asks for {self.network}: build a table "
+                               f"with nasnet-det latency-table --network {self.network}")
         for number, r in enumerate(records[1:], 2):
             if r.get("kind") == "correction":
                 if not all(isinstance(r.get(k), (int, float)) for k in ("a", "b", "c")):
@@ -293,14 +299,6 @@ class LatencyTable:
         return self.correction
 
 
-def check_network(table: LatencyTable, network: str, path: str) -> None:
-    """A table built for another network (a classifier's for a detector's search) is one line."""
-    built = table.header.get("network", CLASSIFIER)
-    if built != network:
-        raise LatencyError(f"{path} times the {built} network, this asks for {network}: build a table with "
-                           f"nasnet-det latency-table --network {network}")
-
-
 def cells_and_filters(arch: str) -> Tuple[int, int]:
     """``arch`` read as NASNet-A's N@F: (normal cells per stage, filters of the first stage). Every
     cell is sized by these two numbers, so cells with another concat width compare at equal filters."""
@@ -322,10 +320,9 @@ def network(genotype, arch: str, size: Tuple[int, int], num_classes: int = 1000,
 # -> run()`` (the end-to-end forward the parts add up to). "detector:CONFIG" is the Faster R-CNN FPN
 # of a shipped (or given) config around the cell: backbone cells, FPN, RPN and ROI heads.
 NETWORKS = {
-    "classifier": "nasnet_det.search.latency",
+    CLASSIFIER: "nasnet_det.search.latency",
     "detector": "nasnet_det.detection.latency",
 }
-CLASSIFIER = "classifier"
 
 
 def load_network(network: str):
@@ -391,8 +388,7 @@ class LatencyReward:
             if not os.path.isfile(cfg.latency_table):
                 raise LatencyError(f"--latency-table {cfg.latency_table}: no such file (build one with "
                                    "nasnet-det latency-table)")
-            self.table = LatencyTable(cfg.latency_table, "cpu", size, 1, self.arch, carried=True)
-            check_network(self.table, self.network, cfg.latency_table)
+            self.table = LatencyTable(cfg.latency_table, "cpu", size, 1, self.arch, carried=True, network=self.network)
         else:
             self.table = LatencyTable(os.path.join(out, "latency_table.jsonl"), "cpu", size, 1, self.arch,
                                       network=self.network)
