@@ -9,6 +9,7 @@ setup(
     package_data={
         "nasnet_det.model_zoo": ["configs/*.yaml", "configs/*.py", "configs/*/*.py", "configs/*/*/*.py"],
         "nasnet_det.benchmarks.ground_truth": ["cells.jsonl", "summary.json"],
+        "nasnet_det.search": ["prior_nb301.json"],  # fitted to NAS-Bench-301 (NASLib, Apache-2.0)
         "nasnet_det.data": ["raccoon/*.md", "raccoon/LICENSE", "raccoon/images/*.jpg", "raccoon/annotations/*.xml",
                             "coco_minival_tf_ids.txt"],
     },

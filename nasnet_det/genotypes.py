@@ -304,6 +304,35 @@ def from_darts(normal, normal_concat, reduce, reduce_concat, name: str = "", sou
                 convert(reduce, reduce_concat, f"{name or 'darts'}.reduction"), name, source)
 
 
+# NASLib's op order for the DARTS space (naslib/search_spaces/nasbench301/conversions.py, OP_NAMES).
+NASLIB_DARTS_OPS = ("max_pool_3x3", "avg_pool_3x3", "skip_connect", "sep_conv_3x3", "sep_conv_5x5",
+                    "dil_conv_3x3", "dil_conv_5x5")
+
+
+def from_naslib_compact(compact, name: str = "", source: str = "") -> Genotype:
+    """Import NASLib's "compact" DARTS encoding (NAS-Bench-301 keys, BANANAS): ``[normal, reduce]``,
+    each a list of ``(input, op index)`` pairs, two per block, inputs in DARTS numbering, ops indexing
+    :data:`NASLIB_DARTS_OPS`; every block output is concatenated (NASLib's
+    ``convert_compact_to_genotype``)."""
+    where = name or "naslib compact"
+    if not (isinstance(compact, (list, tuple)) and len(compact) == 2):
+        raise GenotypeError(f"{where}: expected [normal, reduce], two lists of (input, op) pairs")
+    cells = []
+    for kind, pairs in zip(("normal", "reduce"), compact):
+        if not isinstance(pairs, (list, tuple)) or not pairs:
+            raise GenotypeError(f"{where}.{kind}: expected a list of (input, op) pairs, got {pairs!r}")
+        converted = []
+        for k, pair in enumerate(pairs):
+            if not (isinstance(pair, (list, tuple)) and len(pair) == 2 and all(
+                    isinstance(v, int) and not isinstance(v, bool) for v in pair)) or not 0 <= pair[1] < len(NASLIB_DARTS_OPS):
+                raise GenotypeError(f"{where}.{kind} entry {k}: expected (input, op index 0-{len(NASLIB_DARTS_OPS) - 1}), "
+                                    f"got {pair!r}")
+            converted.append((NASLIB_DARTS_OPS[pair[1]], pair[0]))
+        cells.append(converted)
+    concat = lambda pairs: list(range(2, 2 + len(pairs) // 2))  # noqa: E731
+    return from_darts(cells[0], concat(cells[0]), cells[1], concat(cells[1]), name, source)
+
+
 # --------------------------------------------------------------------------------------------
 # Published cells.
 

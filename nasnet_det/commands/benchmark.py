@@ -17,6 +17,7 @@ import os
 import torch
 
 from .. import cli
+from ..errors import UserError
 
 from ..benchmarks import BenchConfig, benchmark_backbone, benchmark_pretrain, benchmark_search
 
@@ -105,6 +106,20 @@ def main(argv=None):
     latency.add_argument("--repeats", type=int, default=21, help="timed runs per part and per network (median)")
     latency.add_argument("--network", default="classifier",
                          help="classifier, or detector:CONFIG (a *_fpn_frcnn config's Faster R-CNN FPN around each cell)")
+    transfer = sub.add_parser("transfer", help="every ranking method against public CIFAR-10 accuracies "
+                                                "(LaMCTS, NAS-Bench-301): tau, rho, top-10%%, regret, cost, test-retest")
+    transfer.add_argument("--lamcts", metavar="PATH", help="LaMCTS cells JSONL (../shared/ground_truth/lamcts_cifar10_dev.jsonl)")
+    transfer.add_argument("--nb301", metavar="PATH", help="NASLib's zc_nasbench301.json")
+    transfer.add_argument("--out", default="runs/transfer")
+    transfer.add_argument("--sample", type=int, default=200, help="cells per truth, spread over its accuracy range")
+    transfer.add_argument("--parts", nargs="+", default=["cheap", "ladder"], choices=["cheap", "ladder", "table"])
+    transfer.add_argument("--methods", nargs="+", default=["params", "flops", "prior", "synflow", "naswot",
+                                                           "jacob_cov", "snip", "grad_norm"], help="the cheap methods")
+    transfer.add_argument("--fidelities", nargs="+", default=["nd12-F8-e2", "nd12-F16-e2", "rot16-F8-e3", "d16-F8-e2",
+                                                              "nd12-F8-e1"], help="per-child fidelities (LADDER)")
+    transfer.add_argument("--ladder-cells", type=int, help="per-child: the first N cells of the sample only")
+    transfer.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    transfer.add_argument("--fit-prior", metavar="NB301.json", help="refit the prior method's shipped coefficients")
     ranking = sub.add_parser("ranking", help="every ranking method against the ground truth: tau, rho, top-10%%, "
                                              "regret, seconds per cell, equal-time pick (resumable)")
     ranking.add_argument("--out", default="runs/ranking")
@@ -129,6 +144,26 @@ def main(argv=None):
             torch.set_num_threads(args.threads)
         return benchmark_latency(args.out, args.arch, tuple(args.size), args.cells, args.device, args.seed, args.repeats,
                                  network=args.network)
+    if args.what == "transfer":
+        from ..benchmarks.transfer import CHEAP, LADDER, benchmark_transfer, fit_prior
+        if args.fit_prior:
+            model = fit_prior(args.fit_prior)
+            print(f"prior fitted to {model['cells']} cells of {args.fit_prior}: {dict(zip(model['features'], model['weights']))}")
+            return
+        truths = {k: v for k, v in (("lamcts", args.lamcts), ("nb301", args.nb301)) if v}
+        if not truths:
+            raise UserError("transfer needs a ground truth: --lamcts PATH and/or --nb301 PATH (see ../shared/ground_truth)")
+        for f in args.fidelities:
+            if f not in LADDER:
+                raise UserError(f"unknown fidelity {f!r}; use one of {', '.join(LADDER)}")
+        for m in args.methods:
+            if m not in CHEAP:
+                raise UserError(f"unknown cheap method {m!r}; use one of {', '.join(CHEAP)}")
+        if args.sample < 6 or (args.ladder_cells is not None and args.ladder_cells < 6):
+            raise UserError("--sample and --ladder-cells must be at least 6")
+        benchmark_transfer(args.out, truths, args.sample, args.parts, args.fidelities, args.ladder_cells,
+                           tuple(args.seeds), methods=args.methods)
+        return
     if args.what == "ranking":
         from ..benchmarks.ranking import benchmark_ranking
         if args.stride < 1 or args.supernet_epochs < 1 or not args.wall > 0:

@@ -8,6 +8,12 @@
   training images shifted by up to 1/6 of the size and given Gaussian noise (sigma 0.4, in the
   [-1, 1] scale) at every draw; the validation set is four fixed distorted copies of each held-out
   image (1,440 images), the same for every run.
+- ``photo-rotation``: a self-supervised task on real photos (rotation prediction, Gidaris et al.
+  2018; used to rank DARTS cells by Liu et al., "Are Labels Necessary for Neural Architecture
+  Search?", ECCV 2020): random square crops of the 200 raccoon photos shipped with the package,
+  each rotated by 0, 90, 180 or 270 degrees, the label being the rotation. Photos 0-159 train
+  (a fresh crop, flip and rotation at every draw), photos 160-199 validate (8 fixed crops each,
+  every crop in its four rotations: 1,280 images, the same for every run).
 - ``cifar10:PATH``: the python-pickle CIFAR-10 folder (``data_batch_1..5``, ``test_batch``). With
   ``holdout`` the paper's split is used: the last 5,000 training images are the validation set.
 - ``imagefolder:PATH``: an ImageNet-layout folder, ``PATH/train/<class>/*`` and ``PATH/val/<class>/*``.
@@ -104,6 +110,67 @@ def noisy_digits(img_size: int = 12, augment: bool = True, seed: int = 0, copies
     return ClassificationData(train, TensorDataset(val, y.repeat(copies)), 10, img_size, "noisy-digits")
 
 
+RACCOON = os.path.join(os.path.dirname(os.path.abspath(__file__)), "raccoon", "images")
+PHOTO_SIDE = 48  # photos are scaled to this short side before cropping (a crop holds 1/4-1/2 of the side)
+
+
+def _photos(side: int = PHOTO_SIDE) -> List[torch.Tensor]:
+    from PIL import Image
+
+    names = sorted(f for f in os.listdir(RACCOON) if f.lower().endswith((".jpg", ".jpeg", ".png")))
+    photos = []
+    for name in names:
+        with Image.open(os.path.join(RACCOON, name)) as im:
+            im = im.convert("RGB")
+            w, h = im.size
+            scale = side / min(w, h)
+            im = im.resize((max(side, round(w * scale)), max(side, round(h * scale))), Image.BILINEAR)
+            x = torch.from_numpy(np.asarray(im, dtype=np.float32).copy()).permute(2, 0, 1) / 255.0
+        photos.append((x - 0.5) / 0.5)
+    return photos
+
+
+def _crop(photo: torch.Tensor, img_size: int, generator: Optional[torch.Generator]) -> torch.Tensor:
+    """A random square crop of 1/4 to 1/2 of the photo's short side, scaled to ``img_size``."""
+    h, w = photo.shape[-2:]
+    s = int(torch.randint(min(h, w) // 4, min(h, w) // 2 + 1, (1,), generator=generator))
+    top = int(torch.randint(0, h - s + 1, (1,), generator=generator))
+    left = int(torch.randint(0, w - s + 1, (1,), generator=generator))
+    x = photo[:, top:top + s, left:left + s][None]
+    return F.interpolate(x, size=(img_size, img_size), mode="bilinear", align_corners=False)[0]
+
+
+class _RotatedCrops(Dataset):
+    """Training draws: item i is a fresh random crop of photo ``i % len(photos)``, flipped at random
+    and rotated by a random multiple of 90 degrees; the label is that multiple."""
+
+    def __init__(self, photos: List[torch.Tensor], img_size: int, length: int):
+        self.photos, self.img_size, self.length = photos, img_size, length
+
+    def __len__(self):
+        return self.length
+
+    def __getitem__(self, i):
+        x = _crop(self.photos[i % len(self.photos)], self.img_size, None)
+        if torch.rand(()) < 0.5:
+            x = x.flip(-1)
+        k = int(torch.randint(0, 4, ()))
+        return torch.rot90(x, k, (1, 2)), k
+
+
+def photo_rotation(img_size: int = 16, augment: bool = True, train_photos: int = 160, crops: int = 8,
+                   length: int = 2560) -> ClassificationData:
+    photos = _photos()
+    if len(photos) <= train_photos:
+        raise DataError(f"photo-rotation needs more than {train_photos} photos in {RACCOON}, found {len(photos)}")
+    g = torch.Generator().manual_seed(123)
+    val = [_crop(p, img_size, g) for p in photos[train_photos:] for _ in range(crops)]
+    xs = torch.stack([torch.rot90(x, k, (1, 2)) for x in val for k in range(4)])
+    ys = torch.arange(4).repeat(len(val))
+    train = _RotatedCrops(photos[:train_photos], img_size, length)
+    return ClassificationData(train, TensorDataset(xs, ys), 4, img_size, "photo-rotation")
+
+
 class _CifarUnpickler(pickle.Unpickler):
     """Admits only what CIFAR-10's python batches hold (numpy arrays, and the dicts, lists and
     strings pickle builds without a class): a crafted batch file cannot run code."""
@@ -195,7 +262,7 @@ def check_spec(text: str) -> DatasetSpec:
     spec = parse_spec(text)
     if spec.task != "classification" or (spec.args and not spec.args[0]):
         what = "a detection dataset" if spec.kind in ("coco", "voc", "ids") else "unknown dataset"
-        raise DataError(f"{what} {text!r}: classification takes digits, noisy-digits, cifar10:PATH or imagefolder:PATH")
+        raise DataError(f"{what} {text!r}: classification takes digits, noisy-digits, photo-rotation, cifar10:PATH or imagefolder:PATH")
     if spec.args and not os.path.isdir(spec.args[0]):
         raise DataError(f"{spec.kind} folder not found: {spec.args[0]}")
     return spec
@@ -213,4 +280,6 @@ def build(text: str, img_size: Optional[int] = None, augment: bool = True, holdo
     check_spec(text)  # raises the error that names the problem
     if spec.kind == "noisy-digits":
         return noisy_digits(img_size or 12, augment)
+    if spec.kind == "photo-rotation":
+        return photo_rotation(img_size or 16, augment)
     return digits(img_size or 32, augment)

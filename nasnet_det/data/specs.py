@@ -6,6 +6,7 @@ form                    task            what it names
 ======================  ==============  ===============================================================
 ``digits``              classification  scikit-learn's handwritten digits, shipped with the package
 ``noisy-digits``        classification  the digits, shifted and with Gaussian noise (harder: the ranking task)
+``photo-rotation``      classification  rotation prediction on crops of the shipped raccoon photos (self-supervised)
 ``cifar10:PATH``        classification  the CIFAR-10 python folder (``data_batch_1..5``, ``test_batch``)
 ``imagefolder:PATH``    classification  ``PATH/train/<class>/*`` and ``PATH/val/<class>/*``
 ``coco:IMAGES:JSON``    detection       a COCO-format detection set
@@ -20,7 +21,7 @@ import os
 from dataclasses import dataclass
 from typing import Tuple
 
-CLASSIFICATION = ("digits", "noisy-digits", "cifar10", "imagefolder")
+CLASSIFICATION = ("digits", "noisy-digits", "photo-rotation", "cifar10", "imagefolder")
 DETECTION = ("coco", "voc", "ids", "registered")
 
 
@@ -51,7 +52,7 @@ def parse_spec(text: str) -> DatasetSpec:
 
 
 def _parse_base(text: str) -> DatasetSpec:
-    if text in ("digits", "noisy-digits"):
+    if text in ("digits", "noisy-digits", "photo-rotation"):
         return DatasetSpec(text, (), text)
     kind, sep, rest = text.partition(":")
     if sep and kind in ("cifar10", "imagefolder"):
@@ -69,7 +70,7 @@ def _parse_base(text: str) -> DatasetSpec:
 
 def format_spec(kind: str, *args: str) -> str:
     """The inverse of :func:`parse_spec`: ``format_spec("coco", images, json)`` -> ``coco:images:json``."""
-    if kind in ("digits", "noisy-digits"):
+    if kind in ("digits", "noisy-digits", "photo-rotation"):
         return kind
     if kind == "ids":
         return f"{args[0]}@{args[1]}"

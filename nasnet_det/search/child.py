@@ -86,7 +86,9 @@ def train_child(genotype_dict: dict, cfg: ChildConfig) -> dict:
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 0.5 * (1 + math.cos(math.pi * s / total)))
     criterion = nn.CrossEntropyLoss()
     model.train()
+    epoch_losses = []  # mean training loss per epoch: the learning curve (SoTL-E, White et al. 2021)
     for _ in range(cfg.epochs):
+        total_loss = 0.0
         for i, (x, y) in enumerate(loader):
             if i >= steps_per_epoch:
                 break
@@ -98,9 +100,11 @@ def train_child(genotype_dict: dict, cfg: ChildConfig) -> dict:
             nn.utils.clip_grad_norm_(model.parameters(), 5.0)
             optimizer.step()
             scheduler.step()
+            total_loss += loss.item()
+        epoch_losses.append(total_loss / steps_per_epoch)
     model.eval()
     return {"reward": held_out_accuracy(model, data.val), "params": sum(p.numel() for p in model.parameters()),
-            "seconds": time.perf_counter() - start}
+            "train_losses": epoch_losses, "seconds": time.perf_counter() - start}
 
 
 @torch.no_grad()

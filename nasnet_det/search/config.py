@@ -18,7 +18,7 @@ from .supernet import check_shareable, parse_recipe
 from .tasks import TASKS as TASK_MODULES, load_task
 
 # --method NAME scores children with one of these instead of training them (nasnet_det.search.ranking)
-PROXY_METHODS = ("params", "flops", "synflow", "naswot", "jacob_cov", "snip", "grad_norm")
+PROXY_METHODS = ("params", "flops", "prior", "synflow", "naswot", "jacob_cov", "snip", "grad_norm")
 BACKENDS = ("local", "ray")
 METHODS = ("per-child", "oneshot") + PROXY_METHODS
 TASKS = tuple(TASK_MODULES)

@@ -7,6 +7,7 @@ A method maps a genotype to a score (larger: expected better). :data:`METHODS` i
 ==============  ================================================================================
 ``params``      the child's parameter count (the baseline every method must beat)
 ``flops``       the child's mult-adds at the child's image size (fvcore, conv + linear)
+``prior``       the cell's op mix and wiring through a linear model fitted to NAS-Bench-301 (:mod:`.prior`)
 ``synflow``     zero-cost proxies (:mod:`.proxies`, each with its source) on one minibatch of the
 ``naswot``      child's training data, the child network untrained and seeded
 ``jacob_cov``
@@ -39,6 +40,7 @@ from .proxies import PROXIES, VOTE, vote
 METHOD_HELP = {
     "params": "parameter count of the child (baseline)",
     "flops": "mult-adds of the child at its image size (baseline)",
+    "prior": "op mix and wiring -> a linear model fitted to NAS-Bench-301's CIFAR-10 accuracies (no data, no training)",
     "synflow": "synaptic flow, data-free (Tanaka et al. 2020; Abdelfattah et al. 2021)",
     "naswot": "log-determinant of the ReLU-code kernel on one minibatch (Mellor et al. 2021)",
     "jacob_cov": "input-Jacobian correlation on one minibatch (Mellor et al. 2020)",
@@ -109,6 +111,10 @@ class Scorer:
         if method == "params":
             net = child_network(genotype, child, *self._data())
             return {"score": float(sum(p.numel() for p in net.parameters()))}
+        if method == "prior":
+            from .prior import score
+
+            return {"score": score(genotype)}
         if method == "flops":
             from ..modeling.complexity import count_mult_adds
 

@@ -1,0 +1,247 @@
+"""Ranking methods against public, full-scale CIFAR-10 accuracies (``tools/benchmark.py transfer``).
+
+The shipped ground truth (:mod:`.truth`) is trained on the per-child reward's own toy task; this
+benchmark asks whether a method ranks cells that others trained at full scale: LaMCTS (200-epoch
+CIFAR-10 test accuracy) and NAS-Bench-301 (CIFAR-10 validation accuracy), read by :mod:`.public`.
+
+Per truth, in ``OUT/<truth>/`` (resumable: every score file is an append-only log):
+
+- ``sample.jsonl``: the cells scored, ``--sample`` of them spread over the accuracy range
+  (:func:`nasnet_det.benchmarks.public.spread_sample`, seeded), or all of them.
+- ``scores/<method>_seed<k>.jsonl``: each method's score of each cell, seeds 0 and 1 (the
+  test-retest tau), with the CPU-seconds it took (one thread):
+  - ``cheap``: ``params``, ``flops``, ``prior`` and the zero-cost proxies, on the search's default child;
+  - ``ladder``: the per-child reward at each fidelity of :data:`LADDER`; each run also yields the
+    learning-curve score ``sotl`` (minus the last epoch's mean training loss, SoTL-E) at no cost.
+- ``transfer.json`` / ``transfer.md``: per method, Kendall tau, Spearman rho, top-10% precision,
+  regret and percentile of the top pick, on all sampled cells, on the >= 85% band and on the two
+  halves of the sample (half A chooses among candidates, half B reports), CPU-seconds per cell and
+  the test-retest tau; ``ladder.png``: tau against CPU-seconds per cell, one point per fidelity.
+
+The LaMCTS data is CC BY-NC 4.0: it is read from a path, never shipped, and nothing is fitted to
+it (``--fit-prior`` fits the ``prior`` method to NAS-Bench-301 only).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from typing import Dict, List, Optional, Sequence
+
+from ..io import write_json, write_text
+from .public import read_truth, spread_sample
+
+CHEAP = ("params", "flops", "prior", "synflow", "naswot", "jacob_cov", "snip", "grad_norm")
+# per-child fidelities: name -> ChildConfig fields over the search's default child
+LADDER: Dict[str, dict] = {
+    "nd12-F8-e2": {},  # the search's default reward (noisy digits, 12 px, N = 1, F = 8, 2 epochs)
+    "nd12-F8-e1": {"epochs": 1},
+    "nd12-F16-e2": {"num_conv_filters": 16},
+    "d16-F8-e2": {"dataset": "digits", "img_size": 16},
+    "rot16-F8-e3": {"dataset": "photo-rotation", "img_size": 16, "epochs": 3, "batch_size": 32, "lr": 0.05},
+}
+BAND = 85.0  # percent: the LaMCTS cells that trained well
+
+
+def fit_prior(nb301_path: str, out: Optional[str] = None) -> dict:
+    """Fit :mod:`nasnet_det.search.prior` to NASLib's NAS-Bench-301 file; write it to ``out``
+    (default: the package's ``prior_nb301.json``)."""
+    from .. import genotypes
+    from ..search import prior
+
+    records = read_truth(nb301_path)
+    rows = [prior.features(genotypes.Genotype.from_dict(r["genotype"])) for r in records]
+    model = prior.fit(rows, [r["accuracy"] for r in records],
+                      source="NAS-Bench-301 CIFAR-10 val_accuracy of the 500 cells of automl/NASLib "
+                             "naslib/data/zc_nasbench301.json (Apache-2.0), Siems et al. 2020")
+    write_json(out or prior.MODEL_PATH, model)
+    return model
+
+
+def _scorer(method: str, child):
+    from .. import genotypes
+    from ..search.ranking import RankConfig, Scorer
+
+    scorer = Scorer(RankConfig(method, child))
+    return lambda c: scorer(genotypes.Genotype.from_dict(c["genotype"]))
+
+
+def score_cheap(folder: str, cells: Sequence[dict], child, seeds=(0, 1), methods=CHEAP, progress=True) -> None:
+    from .ranking import _score_file
+
+    for method in methods:
+        # params, flops and prior do not depend on the seed: one run
+        for seed in (seeds if method not in ("params", "flops", "prior") else seeds[:1]):
+            score = _scorer(method, dataclasses.replace(child, seed=seed))
+            _score_file(folder, f"{method}_seed{seed}", cells, score, progress)
+
+
+def score_ladder(folder: str, cells: Sequence[dict], child, fidelities: Sequence[str], seeds=(0, 1),
+                 progress=True) -> None:
+    from ..search.child import train_child
+    from .ranking import _score_file
+
+    for seed in seeds:  # every fidelity at seed 0 first: the test-retest runs come last
+        for name in fidelities:
+            cfg = dataclasses.replace(child, **LADDER[name], seed=seed)
+
+            def score(c, cfg=cfg):
+                r = train_child(c["genotype"], cfg)
+                return {"score": r["reward"], "sotl": -r["train_losses"][-1], "seconds": r["seconds"]}
+
+            _score_file(folder, f"per-child:{name}_seed{seed}", cells, score, progress)
+
+
+def _read(path: str) -> Dict[int, dict]:
+    from ..search.trials import TrialLog
+
+    return {r["id"]: r for r in TrialLog(path).read()}
+
+
+def method_scores(folder: str) -> Dict[str, Dict[int, Dict[int, dict]]]:
+    """``{method: {seed: {cell id: {"score", "seconds"}}}}`` from ``folder/scores``; a per-child
+    file gives two methods, its reward and its ``sotl:`` learning-curve score."""
+    scores: Dict[str, Dict[int, Dict[int, dict]]] = {}
+    root = os.path.join(folder, "scores")
+    for name in sorted(os.listdir(root)) if os.path.isdir(root) else []:
+        if not name.endswith(".jsonl") or "_seed" not in name:
+            continue
+        method, _, seed = name[:-6].rpartition("_seed")
+        records = _read(os.path.join(root, name))
+        scores.setdefault(method, {})[int(seed)] = records
+        if method.startswith("per-child:"):
+            scores.setdefault("sotl:" + method.split(":", 1)[1], {})[int(seed)] = {
+                i: {"score": r["sotl"], "seconds": r["seconds"]} for i, r in records.items() if "sotl" in r}
+    return scores
+
+
+def halves(ids: Sequence[int], seed: int = 0) -> tuple:
+    """The sample's two halves: A chooses among candidates, B reports (seeded, disjoint)."""
+    import random
+
+    ordered = sorted(ids)
+    random.Random(seed).shuffle(ordered)
+    return set(ordered[: len(ordered) // 2]), set(ordered[len(ordered) // 2:])
+
+
+def table(folder: str, truth: Dict[int, float], extra: Optional[Dict[str, Dict[int, float]]] = None) -> dict:
+    """Every method's metrics against ``truth`` (cell id -> accuracy); each score is joined to the
+    truth of its own cell id."""
+    from scipy.stats import kendalltau
+
+    from ..search.ranking import rank_metrics
+
+    half_a, half_b = halves(list(truth))
+    rows = {}
+    methods = method_scores(folder)
+    for name, values in (extra or {}).items():  # scores that come with the truth (NASLib's zero-cost columns)
+        methods[name] = {0: {i: {"score": v, "seconds": float("nan")} for i, v in values.items()}}
+    for method, by_seed in methods.items():
+        first = by_seed[min(by_seed)]
+        ids = sorted(i for i in first if i in truth and first[i].get("score") is not None)
+        if len(ids) < 6:
+            continue
+        s, t = [first[i]["score"] for i in ids], [truth[i] for i in ids]
+        row = {"all": rank_metrics(s, t),
+               "seconds_per_cell": sum(first[i]["seconds"] for i in ids) / len(ids)}
+        for label, keep in (("band", lambda i: truth[i] >= BAND), ("half_a", half_a.__contains__),
+                            ("half_b", half_b.__contains__)):
+            sub = [i for i in ids if keep(i)]
+            if len(sub) >= 6 and len(sub) < len(ids):
+                row[label] = rank_metrics([first[i]["score"] for i in sub], [truth[i] for i in sub])
+        if len(by_seed) > 1:
+            other = by_seed[sorted(by_seed)[1]]
+            both = [i for i in ids if i in other]
+            if len(both) >= 6:
+                row["retest_tau"] = float(kendalltau([first[i]["score"] for i in both],
+                                                     [other[i]["score"] for i in both])[0])
+                row["retest_cells"] = len(both)
+        rows[method] = row
+    return rows
+
+
+def markdown(name: str, rows: dict, cells: int) -> str:
+    def cell(m, key):
+        return "-" if m is None else (f"{m[key]:.3f}" if key in ("kendall_tau", "spearman_rho") else
+                                      f"{m[key]:.2f}" if key in ("top_precision", "regret") else f"{100 * m[key]:.0f}")
+
+    lines = [f"### {name}: {cells} cells", "",
+             "| method | cells | Kendall tau | Spearman rho | top-10% precision | regret of the top pick | its percentile "
+             f"| tau >= {BAND:.0f}% | tau half A / B | CPU s / cell | test-retest tau |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for method, r in sorted(rows.items(), key=lambda kv: -kv[1]["all"]["kendall_tau"]):
+        m, band = r["all"], r.get("band")
+        secs = r["seconds_per_cell"]
+        lines.append(f"| {method} | {m['cells']} | {cell(m, 'kendall_tau')} | {cell(m, 'spearman_rho')} | "
+                     f"{cell(m, 'top_precision')} | {cell(m, 'regret')} | {cell(m, 'pick_percentile')} | "
+                     f"{cell(band, 'kendall_tau')} | {cell(r.get('half_a'), 'kendall_tau')} / "
+                     f"{cell(r.get('half_b'), 'kendall_tau')} | {'-' if secs != secs else f'{secs:.3f}'} | "
+                     f"{r['retest_tau']:.3f} |" if "retest_tau" in r else
+                     f"| {method} | {m['cells']} | {cell(m, 'kendall_tau')} | {cell(m, 'spearman_rho')} | "
+                     f"{cell(m, 'top_precision')} | {cell(m, 'regret')} | {cell(m, 'pick_percentile')} | "
+                     f"{cell(band, 'kendall_tau')} | {cell(r.get('half_a'), 'kendall_tau')} / "
+                     f"{cell(r.get('half_b'), 'kendall_tau')} | {'-' if secs != secs else f'{secs:.3f}'} | - |")
+    return "\n".join(lines) + "\n"
+
+
+def plot_ladder(path: str, rows: dict, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
+    for method, r in rows.items():
+        secs = r["seconds_per_cell"]
+        if secs != secs:
+            continue
+        ax.scatter(max(secs, 1e-4), r["all"]["kendall_tau"], s=18)
+        ax.annotate(method, (max(secs, 1e-4), r["all"]["kendall_tau"]), fontsize=7)
+    ax.set_xscale("log")
+    ax.set_xlabel("CPU-seconds per cell (1 thread)")
+    ax.set_ylabel("Kendall tau against real accuracy")
+    ax.axhline(0, color="grey", lw=0.5)
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def benchmark_transfer(out: str, truths: Dict[str, str], sample: int = 200, parts=("cheap", "ladder"),
+                       fidelities: Sequence[str] = tuple(LADDER), ladder_cells: Optional[int] = None,
+                       seeds=(0, 1), sample_seed: int = 0, methods: Sequence[str] = CHEAP,
+                       progress: bool = True) -> dict:
+    """Score (resumably) and tabulate; ``truths``: name -> path of a public ground truth."""
+    from ..search.child import ChildConfig
+
+    child = ChildConfig(threads=1)
+    result = {}
+    for name, path in truths.items():
+        folder = os.path.join(out, name)
+        os.makedirs(folder, exist_ok=True)
+        records = read_truth(path)
+        sample_path = os.path.join(folder, "sample.jsonl")
+        if os.path.exists(sample_path):  # a resumed run scores the cells it chose first
+            cells = [json.loads(line) for line in open(sample_path)]
+        else:
+            cells = spread_sample(records, sample, sample_seed)
+            write_text(sample_path, "".join(json.dumps({k: c[k] for k in ("id", "genotype", "accuracy")}) + "\n"
+                                            for c in cells))
+        if "cheap" in parts:
+            score_cheap(folder, cells, child, seeds, methods, progress=progress)
+        if "ladder" in parts:
+            score_ladder(folder, cells[:ladder_cells] if ladder_cells else cells, child, fidelities, seeds, progress)
+        truth = {c["id"]: c["accuracy"] for c in cells}
+        by_id = {r["id"]: r for r in records}
+        extra = {}
+        for c in cells:  # NASLib's own zero-cost scores, when the truth has them
+            for key, value in by_id[c["id"]].get("zc", {}).items():
+                extra.setdefault(f"naslib:{key}", {})[c["id"]] = value
+        rows = table(folder, truth, extra)
+        result[name] = {"path": os.path.basename(path), "cells": len(cells), "methods": rows}
+        write_json(os.path.join(folder, "transfer.json"), result[name])
+        text = markdown(name, rows, len(cells))
+        write_text(os.path.join(folder, "transfer.md"), text)
+        plot_ladder(os.path.join(folder, "ladder.png"), rows, f"{name}: tau against real accuracy vs cost")
+        if progress:
+            print(text, flush=True)
+    return result
