@@ -31,3 +31,13 @@ def jittered_evaluator(genotype_dict: dict, settings: dict) -> dict:
     """The synthetic reward after a random wait: children finish in a different order every run."""
     time.sleep(random.SystemRandom().uniform(0.0, 0.25))
     return {"reward": sep_conv_fraction(genotypes.Genotype.from_dict(genotype_dict))}
+
+
+def fidelity_evaluator(genotype_dict: dict, settings: dict) -> dict:
+    """A reward that depends on the rung: the sep-conv fraction at child epochs 1, a noisy mix of it
+    and the cell's first op at more epochs; ``synthetic_seconds`` of waiting first (a kill lands mid-child)."""
+    time.sleep(float(settings.get("synthetic_seconds", 0.0)))
+    g = genotypes.Genotype.from_dict(genotype_dict)
+    epochs = settings["child"]["epochs"]
+    reward = sep_conv_fraction(g) if epochs == 1 else (sep_conv_fraction(g) + len(g.normal.blocks[0].ops[0])) * epochs
+    return {"reward": reward}

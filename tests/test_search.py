@@ -236,3 +236,41 @@ def test_a_seeded_search_proposes_the_same_children_whatever_the_finishing_order
                      for t in done})
     assert runs[0] == runs[1]
     assert len(set(runs[0].values())) > 4  # evolution proposed children of its own after the population
+
+
+def test_successive_halving_promotes_the_best_third_per_rung_and_resumes_after_kill_9_mid_rung(tmp_path):
+    from nasnet_det.search.promote import read_promotion
+    from search_helpers import fidelity_evaluator
+
+    out = str(tmp_path / "run")
+    args = [sys.executable, TOOL, "--strategy", "random", "--evaluator", "search_helpers:fidelity_evaluator",
+            "--synthetic-seconds", "0.2", "--budget", "20", "--workers", "2", "--child-epochs", "1",
+            "--promote", "epochs=2", "epochs=3", "--out", out, "--no-progress"]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([os.path.dirname(__file__), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.Popen(args, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    rung1 = os.path.join(out, "rung1", "trials.jsonl")
+    deadline = time.time() + 120
+    while time.time() < deadline and len(read_trials(rung1)) < 2:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)  # the search and its workers, in the middle of rung 1
+    proc.wait()
+    assert 2 <= len(read_trials(rung1)) < 7 and not os.path.exists(os.path.join(out, "rung2"))
+    done = subprocess.run(args + ["--resume"], capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    rungs = read_promotion(out)
+    assert [len(r["children"]) for r in rungs] == [20, 7, 3]  # ceil(20 / 3), ceil(7 / 3): none lost, none twice
+    trials = [_final(out)] + [_final(os.path.join(out, f"rung{k}")) for k in (1, 2)]
+    for k, (rung, final) in enumerate(zip(rungs, trials)):
+        assert rung["child"]["epochs"] == k + 1 and len({t["id"] for t in final}) == len(final)
+        settings = {"child": rung["child"], "synthetic_seconds": 0}
+        for t in final:  # each reward is the rung's own fidelity of that child's cell
+            assert t["reward"] == fidelity_evaluator(t["genotype"], settings)["reward"]
+    for before, after, previous, final in zip(rungs, rungs[1:], trials, trials[1:]):
+        best = sorted(before["children"], key=lambda c: (-c[1], c[0]))[: len(after["children"])]
+        assert after["promoted"] == [i for i, _ in best]  # the best third, best first
+        cells = lambda t: (t["genotype"]["normal"], t["genotype"]["reduction"])  # noqa: E731
+        by_id = {t["id"]: cells(t) for t in previous}  # ... and the same cells, re-scored
+        assert [cells(t) for t in sorted(final, key=lambda t: t["id"])] == [by_id[i] for i in after["promoted"]]
+    best = json.load(open(os.path.join(out, "genotype.json")))
+    assert best == json.load(open(os.path.join(out, "rung2", "genotype.json")))
+    assert f"reward {max(t['reward'] for t in trials[2]):.4f}" in best["source"]

@@ -39,7 +39,7 @@ from ..search.child import ChildConfig
 from ..search.oneshot import OneShotConfig
 from ..search.runner import BACKENDS, METHODS, STRATEGIES, TASKS, SearchConfig, SearchError, run_search
 
-NESTED = ("ops", "combines", "strategy_options", "child", "oneshot")
+NESTED = ("ops", "combines", "strategy_options", "child", "oneshot", "promote")
 CONFIG_FIELDS = [f.name for f in dataclasses.fields(SearchConfig) if f.name not in NESTED]
 
 
@@ -56,6 +56,9 @@ def parser():
                         "shapes (default), voc:ROOT or coco:DIR:JSON")
     cli.add_dataclass_options(p, ChildConfig, prefix="child-", skip=("dataset",))
     cli.add_dataclass_options(p, OneShotConfig, prefix="oneshot-")
+    p.add_argument("--promote", nargs="+", metavar="RUNG", help="successive halving: after the search, each RUNG "
+                   "(KEY=VALUE[,KEY=VALUE], over method and the child's fields, e.g. method=per-child or epochs=4) "
+                   "re-scores the best --promote-keep of the rung before it")
     p.add_argument("--resume", action="store_true", help="continue the search in --out with its stored settings")
     return p
 
@@ -111,6 +114,8 @@ def config_from_args(args, given=None) -> SearchConfig:
             fields["ops"] = tuple(a["ops"])
         if "combines" in given:
             fields["combines"] = tuple(a["combines"])
+        if "promote" in given:
+            fields["promote"] = tuple(a["promote"])
         if "strategy_option" in given:
             fields["strategy_options"] = _strategy_options(a["strategy_option"])
         return dataclasses.replace(stored, child=dataclasses.replace(stored.child, **child), **fields)
@@ -125,6 +130,7 @@ def config_from_args(args, given=None) -> SearchConfig:
     oneshot = OneShotConfig(**{f.name: a["oneshot_" + f.name] for f in dataclasses.fields(OneShotConfig)})
     return SearchConfig(**{k: a[k] for k in CONFIG_FIELDS}, ops=tuple(a["ops"] or SearchConfig.ops),
                         combines=tuple(a["combines"]), strategy_options=_strategy_options(a["strategy_option"]),
+                        promote=tuple(a["promote"] or ()),
                         child=child, oneshot=oneshot)
 
 

@@ -92,6 +92,9 @@ class SearchConfig:
     latency_size: int = 224  # input size (square, px) of the latency prediction
     # what is timed: "classifier" (the NASNet) or "detector:CONFIG" (the config's Faster R-CNN FPN around the cell)
     latency_network: str = "classifier"
+    # successive halving (search/promote.py): rungs after the search, each KEY=VALUE[,...] over method and child
+    promote: Tuple[str, ...] = ()
+    promote_keep: float = 1 / 3  # the share of a rung's children promoted to the next rung
 
     def __post_init__(self):
         if self.strategy not in STRATEGIES:
@@ -113,6 +116,13 @@ class SearchConfig:
                               f"{self.latency_size} and {self.latency_weight}")
         if self.gpus_per_child < 0 or self.synthetic_seconds < 0:
             raise SearchError("gpus_per_child and synthetic_seconds cannot be negative")
+        if not 0 < self.promote_keep <= 1:
+            raise SearchError(f"promote_keep must be in (0, 1], got {self.promote_keep}")
+        if self.promote:
+            from .promote import rung_configs
+
+            for rung in rung_configs(self):
+                rung.__post_init__()  # a bad rung (an unknown key, method or value) is one line now
         unknown = [op for op in self.ops if op not in genotypes.OPS] + [c for c in self.combines if c not in genotypes.COMBINES]
         if unknown or not self.ops or not self.combines:
             raise SearchError(f"ops/combines: {', '.join(map(repr, unknown)) or 'none given'} "
@@ -120,14 +130,14 @@ class SearchConfig:
 
     def to_dict(self) -> dict:
         d = asdict(self)
-        d["ops"], d["combines"] = list(self.ops), list(self.combines)
+        d["ops"], d["combines"], d["promote"] = list(self.ops), list(self.combines), list(self.promote)
         return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "SearchConfig":
         """Inverse of :meth:`to_dict` (what ``search.json`` holds)."""
         d = dict(d)
-        return cls(**{**d, "ops": tuple(d["ops"]), "combines": tuple(d["combines"]),
+        return cls(**{**d, "ops": tuple(d["ops"]), "combines": tuple(d["combines"]), "promote": tuple(d.get("promote", ())),
                       "child": ChildConfig(**d["child"]), "oneshot": OneShotConfig(**d.get("oneshot", {}))})
 
     @property
@@ -138,7 +148,7 @@ class SearchConfig:
 # Settings that a resumed search may change: how much work, and how it is run. Any other setting
 # changes what a reward means, and rewards of two settings must not be ranked together.
 RESUMABLE = ("budget", "workers", "backend", "ray_address", "gpus_per_child", "out", "progress", "top_k",
-             "retries", "child.threads")
+             "retries", "child.threads", "promote")
 
 
 def config_differences(stored: dict, current: dict, prefix: str = "") -> list:

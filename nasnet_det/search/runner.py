@@ -344,4 +344,9 @@ def build_supernet_trainer(cfg: SearchConfig, space: SearchSpace):
 
 
 def run_search(cfg: SearchConfig, resume: bool = False) -> List[dict]:
+    """The search; with ``cfg.promote``, successive halving over its rungs (:mod:`.promote`)."""
+    if cfg.promote:
+        from .promote import run_promoted
+
+        return run_promoted(cfg, resume)
     return SearchRunner(cfg, resume).run()

@@ -195,7 +195,37 @@ class PPOController(Strategy):
         self.baseline, self.buffer, self.updates = state["baseline"], list(state["buffer"]), state["updates"]
 
 
-STRATEGIES = {"random": RandomSearch, "ppo": PPOController, "evolution": RegularizedEvolution}
+class Replay(Strategy):
+    """Asks the given children in order and learns nothing: the promotion rungs of successive
+    halving (:mod:`.promote`), which re-score the previous rung's best at a higher fidelity."""
+
+    name = "replay"
+
+    def __init__(self, space: SearchSpace, seed: int = 0, decisions=()):
+        super().__init__(space, seed)
+        if not decisions:
+            raise SearchError("the replay strategy asks given children: --strategy-option decisions=[[...], ...] "
+                              "(it runs the rungs of --promote)")
+        self.decisions = [list(d) for d in decisions]
+        for d in self.decisions:
+            space.decode(d)  # a decision list of another space is one line now
+        self.asked = 0
+
+    def ask(self) -> dict:
+        if self.asked >= len(self.decisions):
+            raise SearchError(f"the replay strategy holds {len(self.decisions)} children; the budget is larger")
+        self.asked += 1
+        return {"decisions": self.decisions[self.asked - 1]}
+
+    def state_dict(self) -> dict:
+        return {**super().state_dict(), "asked": self.asked}
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        self.asked = state["asked"]
+
+
+STRATEGIES = {"random": RandomSearch, "ppo": PPOController, "evolution": RegularizedEvolution, "replay": Replay}
 
 
 def build_strategy(name: str, space: SearchSpace, seed: int = 0, **options) -> Strategy:
