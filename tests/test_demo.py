@@ -94,6 +94,14 @@ def test_demo_pipeline_with_a_tiny_budget(tmp_path):
     assert {"AP", "AP50", "AP75"} <= set(bbox)
     report = open(os.path.join(out, "report.md")).read()
     assert "cell_normal.png" in report and "AP50" in report
+    # the searched cell's standing under the search's reward, among random cells of the space
+    from nasnet_det.demo import percentile_among_random
+    from nasnet_det.search.ranking import RankConfig, Scorer
+
+    rank = json.load(open(os.path.join(out, "search_rank.json")))
+    assert rank["method"] == "prior" and rank["score"] == Scorer(RankConfig("prior"))(genotype)["score"]
+    assert rank == percentile_among_random(genotype, "prior", cfg.child)
+    assert f"beats {100 * rank['percentile']:.1f}% of 1000 random cells" in report
     assert set(result["metrics"]["shapes"]["bbox"]) == set(bbox)
     # a 6-iteration detector may find nothing (COCOeval's NaN, written as null): what is determined is
     # that each value is a percentage or NaN, and that the JSON holds exactly what the run returned

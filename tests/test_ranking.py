@@ -112,7 +112,7 @@ def test_rank_bad_input_is_one_line(tmp_path):
     r = _rank([str(cells), "--method", "params", "--out", str(tmp_path / "s.jsonl"), *SMALL])
     assert r.returncode == 1 and "line 4" in r.stderr and "Traceback" not in r.stderr
     r = _rank([str(cells), "--method", "magic", "--out", str(tmp_path / "s.jsonl"), *SMALL])
-    assert r.returncode == 1 and "synflow" in r.stderr and "per-child" in r.stderr and "Traceback" not in r.stderr
+    assert r.returncode == 2 and "synflow" in r.stderr and "per-child" in r.stderr and "Traceback" not in r.stderr
     good = _cells_file(tmp_path / "good.jsonl", 3)
     r = _rank([str(good), "--method", "params", "--out", str(tmp_path / "s.jsonl"), "--truth", "nope", *SMALL])
     assert r.returncode == 1 and "truth key 'nope'" in r.stderr

@@ -110,7 +110,16 @@ def test_the_prior_scores_by_its_features_and_is_a_method_of_rank_and_search(tmp
                         "--truth", "acc", "--no-progress"], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     scores = [json.loads(line)["score"] for line in open(out)]
-    assert scores == pytest.approx([prior.score(genotypes.get(n)) for n in ("nasnet_a", "darts_v2", "amoebanet_a")])
+    assert scores == pytest.approx([prior.score(genotypes.get(n)) / 100 for n in ("nasnet_a", "darts_v2", "amoebanet_a")])
+    # ... and the search's default reward: each child's reward is its prior score
+    from nasnet_det.search.runner import SearchConfig, run_search
+
+    cfg = SearchConfig(strategy="random", workers=1, budget=3, out=str(tmp_path / "search"), progress=False)
+    assert cfg.method == "prior"
+    done = run_search(cfg)
+    assert [t["reward"] for t in done] == pytest.approx(
+        [prior.score(genotypes.Genotype.from_dict(t["genotype"])) / 100 for t in done])
+    assert SearchConfig(method="per-child", out=str(tmp_path / "x")).budget == 20 and cfg.budget == 3
 
 
 def test_the_transfer_table_joins_each_score_to_its_own_cell(tmp_path):

@@ -31,7 +31,8 @@ from typing import Dict, List, Optional, Sequence
 from ..io import write_json, write_text
 from .public import read_truth, spread_sample
 
-CHEAP = ("params", "flops", "prior", "synflow", "naswot", "jacob_cov", "snip", "grad_norm")
+CHEAP = ("params", "flops", "prior", "synflow", "naswot", "jacob_cov", "snip", "grad_norm",
+         "prior+gradnorm", "naswot+gradnorm", "prior+naswot+gradnorm")
 # per-child fidelities: name -> ChildConfig fields over the search's default child
 LADDER: Dict[str, dict] = {
     "nd12-F8-e2": {},  # the search's default reward (noisy digits, 12 px, N = 1, F = 8, 2 epochs)

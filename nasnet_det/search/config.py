@@ -18,9 +18,12 @@ from .supernet import check_shareable, parse_recipe
 from .tasks import TASKS as TASK_MODULES, load_task
 
 # --method NAME scores children with one of these instead of training them (nasnet_det.search.ranking)
-PROXY_METHODS = ("params", "flops", "prior", "synflow", "naswot", "jacob_cov", "snip", "grad_norm")
+PROXY_METHODS = ("params", "flops", "prior", "synflow", "naswot", "jacob_cov", "snip", "grad_norm",
+                 "prior+gradnorm", "naswot+gradnorm", "prior+naswot+gradnorm")
 BACKENDS = ("local", "ray")
 METHODS = ("per-child", "oneshot") + PROXY_METHODS
+# children when --budget is not given: a method without training scores a child in milliseconds to a second
+DEFAULT_BUDGETS = {"per-child": 20, "oneshot": 20, **{m: 200 for m in PROXY_METHODS}}
 TASKS = tuple(TASK_MODULES)
 SAMPLING = ("uniform", "fair")
 
@@ -60,11 +63,12 @@ class SearchConfig:
     """Everything a search is run with; ``search.json`` holds it (:meth:`to_dict`)."""
 
     strategy: str = "ppo"
-    # "per-child" (each child trained on its own), "oneshot" (shared weights), or a zero-cost method
-    # (PROXY_METHODS: params, flops, synflow, ...) that scores children without training
-    method: str = "per-child"
+    # "prior" (the default: the reward that ranks public full-scale CIFAR-10 accuracies best per CPU-second,
+    # docs/search.md), "per-child" (each child trained on its own), "oneshot" (shared weights), or another
+    # method that scores children without training (PROXY_METHODS: params, flops, synflow, ...)
+    method: str = "prior"
     task: str = "classification"  # the reward: "classification" accuracy or "detection" AP (oneshot)
-    budget: int = 20
+    budget: Optional[int] = None  # children; None: DEFAULT_BUDGETS of the method
     workers: int = 2
     backend: str = "local"  # "local" or "ray"
     ray_address: Optional[str] = None  # None: start a local Ray; "auto" or host:port: join a cluster
@@ -103,6 +107,8 @@ class SearchConfig:
             raise SearchError(f"unknown backend {self.backend!r}; use one of {', '.join(BACKENDS)}")
         if self.method not in METHODS:
             raise SearchError(f"unknown method {self.method!r}; use one of {', '.join(METHODS)}")
+        if self.budget is None:
+            self.budget = DEFAULT_BUDGETS[self.method]
         if self.task not in TASKS:
             raise SearchError(f"unknown task {self.task!r}; use one of {', '.join(TASKS)}")
         if self.method == "oneshot":

@@ -56,7 +56,7 @@ def proxy_evaluator(genotype_dict: dict, settings: dict) -> dict:
     key = (cfg.method, repr(cfg.child))
     if key not in _SCORERS:
         _SCORERS.clear()
-        _SCORERS[key] = Scorer(RankConfig(cfg.method, cfg.child))
+        _SCORERS[key] = Scorer(RankConfig(cfg.method, cfg.child, space=cfg.space.describe()))
     result = _SCORERS[key](genotypes.Genotype.from_dict(genotype_dict))
     return {"reward": result["score"], "seconds": result["seconds"]}
 

@@ -14,6 +14,8 @@ A method maps a genotype to a score (larger: expected better). :data:`METHODS` i
 ``snip``
 ``grad_norm``
 ``vote``        the mean rank under synflow, jacob_cov and snip (Abdelfattah et al. 2021)
+combinations    :data:`COMBINATIONS`: the mean of signed components' z-scores, each taken against
+                ``reference`` random cells of the space (``docs/search.md`` says how they were chosen)
 ``per-child``   the paper's reward: the child trained at ``child``'s budget, mean over ``seeds``
 ``oneshot``     held-out accuracy with the weights of a trained ``supernet.pt``
 ==============  ================================================================================
@@ -50,16 +52,32 @@ METHOD_HELP = {
     "per-child": "held-out accuracy after training at the child budget, mean over --seeds (the paper's reward)",
     "oneshot": "held-out accuracy with the weights of a trained supernet.pt (--supernet)",
 }
+# Combinations: name -> ((component method, sign), ...). The score is the mean of the components'
+# signed z-scores; each z-score is taken against RankConfig.reference random cells of the space,
+# scored once per scorer (grad_norm, snip and synflow on a log scale, where their spread is).
+# Chosen on one half of the LaMCTS dev sample among a list of candidates, reported on the other
+# half (docs/search.md, "Ranking against real accuracies"); nothing is fitted to LaMCTS.
+COMBINATIONS = {
+    "prior+gradnorm": (("prior", 1), ("grad_norm", -1)),
+    "naswot+gradnorm": (("naswot", 1), ("grad_norm", -1)),
+    "prior+naswot+gradnorm": (("prior", 1), ("naswot", 1), ("grad_norm", -1)),
+}
+LOG_SCALE = ("grad_norm", "snip", "synflow")
+for _name, _parts in COMBINATIONS.items():
+    METHOD_HELP[_name] = "mean z-score of " + ", ".join(("minus " if sign < 0 else "") + m for m, sign in _parts) + \
+        " (z against random cells of the space)"
 METHODS = tuple(METHOD_HELP)
 
 
 @dataclass
 class RankConfig:
-    method: str = "params"
+    method: str = "prior"
     child: ChildConfig = field(default_factory=ChildConfig)
     seeds: int = 1  # per-child: the score is the mean over seeds 0..K-1
     supernet: Optional[str] = None  # oneshot: the supernet.pt to score with
     proxy_batch: int = 64  # zero-cost proxies: images in their one minibatch
+    reference: int = 16  # combinations: random cells of the space whose scores set each component's z-scale
+    space: Optional[dict] = None  # combinations: the space of the reference cells (SearchSpace.describe(); None: the paper's)
 
     def __post_init__(self):
         if self.method not in METHODS:
@@ -94,6 +112,7 @@ class Scorer:
         self.cfg = cfg
         self._batch = None
         self._oneshot = None
+        self._scales = None  # combinations: component -> (mean, std) over the reference cells
 
     def __call__(self, genotype: genotypes.Genotype) -> dict:
         torch.set_num_threads(max(1, self.cfg.child.threads))
@@ -107,14 +126,47 @@ class Scorer:
         return data.num_classes, data.img_size
 
     def _score(self, genotype: genotypes.Genotype) -> dict:
-        method, child = self.cfg.method, self.cfg.child
+        if self.cfg.method in COMBINATIONS:
+            return self._combination(genotype)
+        return self._single(self.cfg.method, genotype)
+
+    def _component(self, name: str, genotype: genotypes.Genotype) -> float:
+        value = self._single(name, genotype)["score"]
+        if name in LOG_SCALE:
+            value = math.log(value) if value > 0 else -math.inf
+        return value
+
+    def _combination(self, genotype: genotypes.Genotype) -> dict:
+        import random
+        import statistics
+
+        from .space import SearchSpace
+
+        parts = COMBINATIONS[self.cfg.method]
+        if self._scales is None:
+            space = SearchSpace.from_description(self.cfg.space) if self.cfg.space else SearchSpace()
+            rng = random.Random(12345)
+            cells = [space.decode(space.random(rng)) for _ in range(self.cfg.reference)]
+            self._scales = {}
+            for name, _ in parts:
+                values = [v for v in (self._component(name, c) for c in cells) if math.isfinite(v)]
+                if len(values) < 2:
+                    raise SearchError(f"{self.cfg.method}: {name} is not finite on the reference cells")
+                self._scales[name] = (statistics.fmean(values), statistics.pstdev(values) or 1.0)
+        components = {name: self._component(name, genotype) for name, _ in parts}
+        z = [sign * (components[name] - self._scales[name][0]) / self._scales[name][1] for name, sign in parts]
+        score = sum(z) / len(z) if all(math.isfinite(v) for v in z) else -math.inf
+        return {"score": score, "components": components}
+
+    def _single(self, method: str, genotype: genotypes.Genotype) -> dict:
+        child = self.cfg.child
         if method == "params":
             net = child_network(genotype, child, *self._data())
             return {"score": float(sum(p.numel() for p in net.parameters()))}
         if method == "prior":
             from .prior import score
 
-            return {"score": score(genotype)}
+            return {"score": score(genotype) / 100.0}  # the predicted accuracy, as a fraction like per-child's
         if method == "flops":
             from ..modeling.complexity import count_mult_adds
 
