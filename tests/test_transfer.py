@@ -159,3 +159,57 @@ def test_photo_rotation_labels_are_the_rotations_of_real_photo_crops():
     torch.manual_seed(0)
     img, label = data.train[0]
     assert img.shape == (3, 16, 16) and label in (0, 1, 2, 3)
+
+
+def test_a_combination_is_the_mean_signed_z_score_against_reference_cells_and_files_give_the_same(tmp_path):
+    import math
+
+    from nasnet_det.search.child import ChildConfig
+    from nasnet_det.search.ranking import RankConfig, Scorer
+
+    child = ChildConfig(img_size=8, num_conv_filters=4, threads=1)
+    scorer = Scorer(RankConfig("prior+gradnorm", child, reference=4))
+    cells = [genotypes.NASNET_A, genotypes.DARTS_V2, genotypes.AMOEBANET_A]
+    results = [scorer(g) for g in cells]
+    (pm, ps), (gm, gs) = scorer._scales["prior"], scorer._scales["grad_norm"]
+    for g, r in zip(cells, results):
+        p = prior.score(g) / 100
+        gn = Scorer(RankConfig("grad_norm", child))(g)["score"]
+        assert r["components"] == pytest.approx({"prior": p, "grad_norm": math.log(gn)})
+        assert r["score"] == pytest.approx(((p - pm) / ps - (math.log(gn) - gm) / gs) / 2)
+    # the benchmark's derivation from the components' score files gives the scorer's numbers
+    folder = tmp_path / "t"
+    (folder / "scores").mkdir(parents=True)
+    for name in ("prior", "grad_norm"):
+        single = Scorer(RankConfig(name, child))
+        with open(folder / "scores" / f"{name}_seed0.jsonl", "w") as f:
+            for i, g in enumerate(cells):
+                f.write(json.dumps({"id": i, "score": single(g)["score"], "seconds": 1.0}) + "\n")
+    derived = transfer.combination_scores(str(folder), "prior+gradnorm", child)
+    scorer16 = Scorer(RankConfig("prior+gradnorm", child))  # the benchmark's reference size
+    assert [derived[i]["score"] for i in range(3)] == pytest.approx([scorer16(g)["score"] for g in cells])
+    assert derived[0]["seconds"] == 2.0
+
+
+def test_the_equal_time_pick_affords_cells_by_their_cost_and_reports_the_picks_percentile():
+    truth = {i: float(i) for i in range(100)}
+    perfect = {i: {"score": float(i), "seconds": 2.0} for i in truth}
+    whole = transfer.equal_time(perfect, truth, cpu_seconds=1000.0, pool=50, seeds=3)
+    assert whole["cells"] == 50 and whole["percentile"] == 1.0 and whole["std"] == 0.0  # scores the pool, picks its best
+    some = transfer.equal_time(perfect, truth, cpu_seconds=20.0, pool=50, seeds=3)
+    assert some["cells"] == 10 and 0.5 < some["percentile"] < 1.0  # the best of 10 random cells of 50
+    worst = transfer.equal_time({i: {"score": -float(i), "seconds": 2.0} for i in truth}, truth, 1000.0, pool=50)
+    assert worst["percentile"] == pytest.approx(1 / 50)
+    assert transfer.equal_time(perfect, truth, cpu_seconds=1.0)["cells"] == 0
+
+
+def test_the_cross_validated_prior_scores_each_cell_with_a_model_of_the_other_half():
+    space = SearchSpace()
+    rng = random.Random(0)
+    cells = [{"id": i, "genotype": space.decode(space.random(rng)).to_dict(), "accuracy": rng.uniform(90, 94)}
+             for i in range(40)]
+    scores = transfer.cross_validated_prior(cells)
+    changed = [dict(c) for c in cells]
+    changed[0]["accuracy"] = 10.0  # a cell's own truth never reaches its own score
+    again = transfer.cross_validated_prior(changed)
+    assert again[0] == pytest.approx(scores[0]) and again != scores

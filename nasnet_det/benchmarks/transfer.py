@@ -59,6 +59,21 @@ def fit_prior(nb301_path: str, out: Optional[str] = None) -> dict:
     return model
 
 
+def cross_validated_prior(cells: Sequence[dict], seed: int = 0) -> Dict[int, float]:
+    """Each cell scored by the prior fitted to the other half of ``cells`` (the halves of :func:`halves`)."""
+    from .. import genotypes
+    from ..search import prior
+
+    features = {c["id"]: prior.features(genotypes.Genotype.from_dict(c["genotype"])) for c in cells}
+    accuracy = {c["id"]: c["accuracy"] for c in cells}
+    scores = {}
+    for fit_on, score_on in zip(halves(list(features), seed), reversed(halves(list(features), seed))):
+        model = prior.fit([features[i] for i in sorted(fit_on)], [accuracy[i] for i in sorted(fit_on)])
+        scores.update({i: prior.score(genotypes.Genotype.from_dict(next(c["genotype"] for c in cells if c["id"] == i)),
+                                      model) for i in score_on})
+    return scores
+
+
 def _scorer(method: str, child):
     from .. import genotypes
     from ..search.ranking import RankConfig, Scorer
@@ -237,6 +252,8 @@ def benchmark_transfer(out: str, truths: Dict[str, str], sample: int = 200, part
         for c in cells:  # NASLib's own zero-cost scores, when the truth has them
             for key, value in by_id[c["id"]].get("zc", {}).items():
                 extra.setdefault(f"naslib:{key}", {})[c["id"]] = value
+        if extra:  # NAS-Bench-301: the prior was fitted to these cells; its held-out figure is a 2-fold one
+            extra["prior (2-fold, other half)"] = cross_validated_prior(cells)
         rows = table(folder, truth, extra)
         result[name] = {"path": os.path.basename(path), "cells": len(cells), "methods": rows}
         write_json(os.path.join(folder, "transfer.json"), result[name])
@@ -245,4 +262,101 @@ def benchmark_transfer(out: str, truths: Dict[str, str], sample: int = 200, part
         plot_ladder(os.path.join(folder, "ladder.png"), rows, f"{name}: tau against real accuracy vs cost")
         if progress:
             print(text, flush=True)
+    return result
+
+
+# ------------------------------------------------------------------------------------------------
+# The outcome a user sees: the pick of a search given the same CPU time
+
+def combination_scores(folder: str, method: str, child, space: Optional[dict] = None) -> Dict[int, dict]:
+    """A combination's scores computed from its components' score files (seed 0) and the reference
+    scales its scorer would use: the same numbers as scoring it, without recomputing the components."""
+    import math
+
+    from ..search.ranking import COMBINATIONS, LOG_SCALE, RankConfig, Scorer
+    from .. import genotypes
+
+    parts = COMBINATIONS[method]
+    scorer = Scorer(RankConfig(method, child, space=space))
+    scorer._combination(genotypes.NASNET_A)  # computes the reference scales
+    files = {name: _read(os.path.join(folder, "scores", f"{name}_seed0.jsonl")) for name, _ in parts}
+    out = {}
+    for i in set.intersection(*(set(f) for f in files.values())):
+        z = []
+        for name, sign in parts:
+            v = files[name][i]["score"]
+            v = (math.log(v) if v > 0 else -math.inf) if name in LOG_SCALE else v
+            mean, std = scorer._scales[name]
+            z.append(sign * (v - mean) / std)
+        out[i] = {"score": sum(z) / len(z), "seconds": sum(files[name][i]["seconds"] for name, _ in parts)}
+    return out
+
+
+def equal_time(scores: Dict[int, dict], truth: Dict[int, float], cpu_seconds: float, pool: int = 500,
+               seeds: int = 3, fixed: float = 0.0) -> dict:
+    """A search with ``cpu_seconds`` (workers x wall) scores as many random cells of a random pool of
+    ``pool`` cells as its cost per cell allows and picks its best-scored one; the pick's true
+    percentile within the pool, mean and spread over ``seeds`` pools."""
+    import random
+    import statistics
+
+    ids = sorted(i for i in scores if i in truth)
+    per_cell = statistics.fmean(scores[i]["seconds"] for i in ids)
+    picks, afforded = [], 0
+    for seed in range(seeds):
+        rng = random.Random(seed)
+        members = rng.sample(ids, min(pool, len(ids)))
+        afforded = int(min(len(members), max(0, cpu_seconds - fixed) // max(per_cell, 1e-9)))
+        if afforded == 0:
+            return {"percentile": None, "std": None, "cells": 0, "pool": len(members)}
+        scored = rng.sample(members, afforded)
+        pick = max(scored, key=lambda i: scores[i]["score"])
+        picks.append(sum(truth[j] <= truth[pick] for j in members) / len(members))
+    return {"percentile": statistics.fmean(picks), "std": statistics.pstdev(picks), "cells": afforded,
+            "pool": min(pool, len(ids)), "picks": picks, "seconds_per_cell": per_cell}
+
+
+PICK_METHODS = ("params", "prior", "grad_norm")  # scored on the whole truth (the pool); combinations derived
+
+
+def benchmark_pick(out: str, path: str, minutes=(10, 30), workers: int = 2, pool: int = 500, seeds: int = 3,
+                   progress: bool = True) -> dict:
+    """The equal-time pick on a pool of ``pool`` cells drawn from every cell of the truth at ``path``:
+    ``params``, ``prior`` and ``grad_norm`` scored on all of them (``OUT/<name>-pool/``), the
+    combinations derived from their components, the per-child ladder from ``OUT/<name>/`` (its
+    pool is the cells the ladder scored)."""
+    from ..search.child import ChildConfig
+    from ..search.ranking import COMBINATIONS
+
+    name = os.path.splitext(os.path.basename(path))[0].split("_")[0]
+    child = ChildConfig(threads=1)
+    records = read_truth(path)
+    folder = os.path.join(out, f"{name}-pool")
+    os.makedirs(folder, exist_ok=True)
+    score_cheap(folder, records, child, seeds=(0,), methods=PICK_METHODS, progress=progress)
+    truth = {r["id"]: r["accuracy"] for r in records}
+    methods = {m: by_seed[0] for m, by_seed in method_scores(folder).items()}
+    for combo, parts in COMBINATIONS.items():
+        if all(p in methods for p, _ in parts):
+            methods[combo] = combination_scores(folder, combo, child)
+    ladder = os.path.join(out, name)
+    for m, by_seed in method_scores(ladder).items():
+        if m.startswith(("per-child:", "sotl:")):
+            methods[m] = by_seed[0]
+    rows = {}
+    for m, scores in methods.items():
+        rows[m] = {f"{w}": equal_time(scores, truth, 60.0 * w * workers, pool, seeds) for w in minutes}
+    result = {"truth": os.path.basename(path), "pool": pool, "workers": workers, "seeds": seeds, "methods": rows}
+    write_json(os.path.join(out, f"{name}-pick.json"), result)
+    lines = [f"| method | CPU s / cell | " + " | ".join(f"pick percentile after {w} min x {workers} workers (std; cells scored / pool)"
+                                                     for w in minutes) + " |", "|---|---|" + "---|" * len(minutes)]
+    for m, r in sorted(rows.items(), key=lambda kv: -(kv[1][str(minutes[0])]["percentile"] or 0)):
+        first = r[str(minutes[0])]
+        lines.append(f"| {m} | {first.get('seconds_per_cell', float('nan')):.3f} | " + " | ".join(
+            "-" if e["percentile"] is None else f"{100 * e['percentile']:.1f} ({100 * e['std']:.1f}; {e['cells']} / {e['pool']})"
+            for e in r.values()) + " |")
+    text = "\n".join(lines) + "\n"
+    write_text(os.path.join(out, f"{name}-pick.md"), text)
+    if progress:
+        print(text, flush=True)
     return result

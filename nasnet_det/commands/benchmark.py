@@ -112,7 +112,7 @@ def main(argv=None):
     transfer.add_argument("--nb301", metavar="PATH", help="NASLib's zc_nasbench301.json")
     transfer.add_argument("--out", default="runs/transfer")
     transfer.add_argument("--sample", type=int, default=200, help="cells per truth, spread over its accuracy range")
-    transfer.add_argument("--parts", nargs="+", default=["cheap", "ladder"], choices=["cheap", "ladder", "table"])
+    transfer.add_argument("--parts", nargs="+", default=["cheap", "ladder"], choices=["cheap", "ladder", "table", "pick"])
     transfer.add_argument("--methods", nargs="+", default=["params", "flops", "prior", "synflow", "naswot",
                                                            "jacob_cov", "snip", "grad_norm"], help="the cheap methods")
     transfer.add_argument("--fidelities", nargs="+", default=["nd12-F8-e2", "nd12-F16-e2", "rot16-F8-e3", "d16-F8-e2",
@@ -161,8 +161,14 @@ def main(argv=None):
                 raise UserError(f"unknown cheap method {m!r}; use one of {', '.join(CHEAP)}")
         if args.sample < 6 or (args.ladder_cells is not None and args.ladder_cells < 6):
             raise UserError("--sample and --ladder-cells must be at least 6")
-        benchmark_transfer(args.out, truths, args.sample, args.parts, args.fidelities, args.ladder_cells,
-                           tuple(args.seeds), methods=args.methods)
+        if set(args.parts) - {"pick"}:
+            benchmark_transfer(args.out, truths, args.sample, args.parts, args.fidelities, args.ladder_cells,
+                               tuple(args.seeds), methods=args.methods)
+        if "pick" in args.parts:  # the equal-time pick on a pool of LaMCTS cells (every dev cell scored)
+            from ..benchmarks.transfer import benchmark_pick
+            if not args.lamcts:
+                raise UserError("--parts pick needs --lamcts PATH (its pool is drawn from every cell of that file)")
+            benchmark_pick(args.out, args.lamcts)
         return
     if args.what == "ranking":
         from ..benchmarks.ranking import benchmark_ranking
