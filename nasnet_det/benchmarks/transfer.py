@@ -74,12 +74,23 @@ def cross_validated_prior(cells: Sequence[dict], seed: int = 0) -> Dict[int, flo
     return scores
 
 
+def _cpu_timed(score):
+    """``score`` with the CPU-seconds it used (one thread: the figure holds whatever else shares the cores)."""
+    import time
+
+    def timed(c):
+        start = time.process_time()
+        result = score(c)
+        return {**result, "cpu_seconds": time.process_time() - start}
+    return timed
+
+
 def _scorer(method: str, child):
     from .. import genotypes
     from ..search.ranking import RankConfig, Scorer
 
     scorer = Scorer(RankConfig(method, child))
-    return lambda c: scorer(genotypes.Genotype.from_dict(c["genotype"]))
+    return _cpu_timed(lambda c: scorer(genotypes.Genotype.from_dict(c["genotype"])))
 
 
 def score_cheap(folder: str, cells: Sequence[dict], child, seeds=(0, 1), methods=CHEAP, progress=True) -> None:
@@ -105,7 +116,7 @@ def score_ladder(folder: str, cells: Sequence[dict], child, fidelities: Sequence
                 r = train_child(c["genotype"], cfg)
                 return {"score": r["reward"], "sotl": -r["train_losses"][-1], "seconds": r["seconds"]}
 
-            _score_file(folder, f"per-child:{name}_seed{seed}", cells, score, progress)
+            _score_file(folder, f"per-child:{name}_seed{seed}", cells, _cpu_timed(score), progress)
 
 
 def _read(path: str) -> Dict[int, dict]:
@@ -127,8 +138,14 @@ def method_scores(folder: str) -> Dict[str, Dict[int, Dict[int, dict]]]:
         scores.setdefault(method, {})[int(seed)] = records
         if method.startswith("per-child:"):
             scores.setdefault("sotl:" + method.split(":", 1)[1], {})[int(seed)] = {
-                i: {"score": r["sotl"], "seconds": r["seconds"]} for i, r in records.items() if "sotl" in r}
+                i: {"score": r["sotl"], "seconds": r["seconds"], **({"cpu_seconds": r["cpu_seconds"]} if "cpu_seconds" in r else {})}
+                for i, r in records.items() if "sotl" in r}
     return scores
+
+
+def _cost(records: Dict[int, dict], ids: Sequence[int]) -> float:
+    """Mean CPU-seconds per cell where the records hold them, else wall seconds (scored alone: the same)."""
+    return sum(records[i].get("cpu_seconds", records[i]["seconds"]) for i in ids) / len(ids)
 
 
 def halves(ids: Sequence[int], seed: int = 0) -> tuple:
@@ -158,8 +175,7 @@ def table(folder: str, truth: Dict[int, float], extra: Optional[Dict[str, Dict[i
         if len(ids) < 6:
             continue
         s, t = [first[i]["score"] for i in ids], [truth[i] for i in ids]
-        row = {"all": rank_metrics(s, t),
-               "seconds_per_cell": sum(first[i]["seconds"] for i in ids) / len(ids)}
+        row = {"all": rank_metrics(s, t), "seconds_per_cell": _cost(first, ids)}
         for label, keep in (("band", lambda i: truth[i] >= BAND), ("half_a", half_a.__contains__),
                             ("half_b", half_b.__contains__)):
             sub = [i for i in ids if keep(i)]
@@ -288,7 +304,8 @@ def combination_scores(folder: str, method: str, child, space: Optional[dict] = 
             v = (math.log(v) if v > 0 else -math.inf) if name in LOG_SCALE else v
             mean, std = scorer._scales[name]
             z.append(sign * (v - mean) / std)
-        out[i] = {"score": sum(z) / len(z), "seconds": sum(files[name][i]["seconds"] for name, _ in parts)}
+        out[i] = {"score": sum(z) / len(z), "seconds": sum(files[name][i].get("cpu_seconds", files[name][i]["seconds"])
+                                                           for name, _ in parts)}
     return out
 
 
@@ -301,7 +318,7 @@ def equal_time(scores: Dict[int, dict], truth: Dict[int, float], cpu_seconds: fl
     import statistics
 
     ids = sorted(i for i in scores if i in truth)
-    per_cell = statistics.fmean(scores[i]["seconds"] for i in ids)
+    per_cell = _cost(scores, ids)
     picks, afforded = [], 0
     for seed in range(seeds):
         rng = random.Random(seed)
