@@ -213,3 +213,15 @@ def test_the_cross_validated_prior_scores_each_cell_with_a_model_of_the_other_ha
     changed[0]["accuracy"] = 10.0  # a cell's own truth never reaches its own score
     again = transfer.cross_validated_prior(changed)
     assert again[0] == pytest.approx(scores[0]) and again != scores
+
+
+def test_successive_halving_at_equal_time_pays_each_rung_and_picks_from_the_last():
+    truth = {i: float(i) for i in range(90)}
+    noisy = {i: {"score": float(i % 10), "seconds": 1.0} for i in truth}  # rung 0: sees only i % 10
+    exact = {i: {"score": float(i), "seconds": 10.0} for i in truth}  # rung 1: exact, 10x the cost
+    # 90 cells at rung 0 (90 s) and their best 30 at rung 1 (300 s): 390 s pays for the whole pool
+    whole = transfer.equal_time_promoted((noisy, exact), truth, cpu_seconds=390.0, pool=90, seeds=2)
+    assert whole["cells"] == 90 and whole["percentile"] == 1.0
+    # 389 s pays for 89 cells at rung 0 only (89 + 10 * 30 = 389)
+    assert transfer.equal_time_promoted((noisy, exact), truth, cpu_seconds=389.0, pool=90)["cells"] == 89
+    assert transfer.equal_time_promoted((noisy, exact), truth, cpu_seconds=5.0)["cells"] == 0

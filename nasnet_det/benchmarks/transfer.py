@@ -143,6 +143,18 @@ def method_scores(folder: str) -> Dict[str, Dict[int, Dict[int, dict]]]:
     return scores
 
 
+def _vote(folder: str) -> Dict[str, Dict[int, float]]:
+    """``vote`` (Abdelfattah et al. 2021: the mean rank under synflow, jacob_cov and snip) from their
+    seed-0 score files, where all three are there."""
+    from ..search.proxies import VOTE, vote
+
+    scores = method_scores(folder)
+    if not all(name in scores for name in VOTE):
+        return {}
+    ids = sorted(set.intersection(*(set(scores[name][0]) for name in VOTE)))
+    return {"vote": dict(zip(ids, vote([{n: scores[n][0][i]["score"] for n in VOTE} for i in ids])))}
+
+
 def _cost(records: Dict[int, dict], ids: Sequence[int]) -> float:
     """Mean CPU-seconds per cell where the records hold them, else wall seconds (scored alone: the same)."""
     return sum(records[i].get("cpu_seconds", records[i]["seconds"]) for i in ids) / len(ids)
@@ -268,7 +280,8 @@ def benchmark_transfer(out: str, truths: Dict[str, str], sample: int = 200, part
         for c in cells:  # NASLib's own zero-cost scores, when the truth has them
             for key, value in by_id[c["id"]].get("zc", {}).items():
                 extra.setdefault(f"naslib:{key}", {})[c["id"]] = value
-        if extra:  # NAS-Bench-301: the prior was fitted to these cells; its held-out figure is a 2-fold one
+        extra.update(_vote(folder))
+        if any(k.startswith("naslib:") for k in extra):  # NAS-Bench-301: the prior was fitted to these cells
             extra["prior (2-fold, other half)"] = cross_validated_prior(cells)
         rows = table(folder, truth, extra)
         result[name] = {"path": os.path.basename(path), "cells": len(cells), "methods": rows}
@@ -333,7 +346,46 @@ def equal_time(scores: Dict[int, dict], truth: Dict[int, float], cpu_seconds: fl
             "pool": min(pool, len(ids)), "picks": picks, "seconds_per_cell": per_cell}
 
 
-PICK_METHODS = ("params", "prior", "grad_norm")  # scored on the whole truth (the pool); combinations derived
+def equal_time_promoted(rungs: Sequence[Dict[int, dict]], truth: Dict[int, float], cpu_seconds: float,
+                        keep: float = 1 / 3, pool: int = 500, seeds: int = 3) -> dict:
+    """Successive halving at equal CPU time (what ``--promote`` does): n random cells of a pool at
+    rung 0, the best ``keep`` of each rung re-scored at the next, n the most the budget pays for;
+    the pick (the best of the last rung) as a percentile of the pool. The pool: the cells every
+    rung has a score for."""
+    import math
+    import random
+    import statistics
+
+    ids = sorted(set.intersection(*(set(r) for r in rungs)) & set(truth))
+    costs = [_cost(r, ids) for r in rungs]
+
+    def cost(n):
+        total, m = 0.0, n
+        for c in costs:
+            total, m = total + m * c, max(1, math.ceil(keep * m))
+        return total
+
+    picks, n = [], 0
+    for seed in range(seeds):
+        rng = random.Random(seed)
+        members = rng.sample(ids, min(pool, len(ids)))
+        n = max((k for k in range(1, len(members) + 1) if cost(k) <= cpu_seconds), default=0)
+        if n == 0:
+            return {"percentile": None, "std": None, "cells": 0, "pool": len(members)}
+        alive = rng.sample(members, n)
+        for k, rung in enumerate(rungs):
+            alive = sorted(alive, key=lambda i: -rung[i]["score"])
+            if k < len(rungs) - 1:
+                alive = alive[: max(1, math.ceil(keep * len(alive)))]
+        picks.append(sum(truth[j] <= truth[alive[0]] for j in members) / len(members))
+    return {"percentile": statistics.fmean(picks), "std": statistics.pstdev(picks), "cells": n,
+            "pool": min(pool, len(ids)), "picks": picks, "seconds_per_cell": cost(n) / n}
+
+
+PICK_METHODS = ("params", "prior", "grad_norm")
+# successive halving measured at equal time: rung 0's method -> the per-child fidelity that re-scores its best third
+PROMOTIONS = (("prior+gradnorm", "per-child:d16-F8-e2"), ("prior", "per-child:d16-F8-e2"),
+              ("per-child:nd12-F8-e1", "per-child:nd12-F8-e2"))  # scored on the whole truth (the pool); combinations derived
 
 
 def benchmark_pick(out: str, path: str, minutes=(10, 30), workers: int = 2, pool: int = 500, seeds: int = 3,
@@ -363,6 +415,11 @@ def benchmark_pick(out: str, path: str, minutes=(10, 30), workers: int = 2, pool
     rows = {}
     for m, scores in methods.items():
         rows[m] = {f"{w}": equal_time(scores, truth, 60.0 * w * workers, pool, seeds) for w in minutes}
+    for low, high in PROMOTIONS:
+        if low in methods and high in methods:
+            rows[f"{low} -> best third -> {high}"] = {
+                f"{w}": equal_time_promoted((methods[low], methods[high]), truth, 60.0 * w * workers, pool=pool,
+                                            seeds=seeds) for w in minutes}
     result = {"truth": os.path.basename(path), "pool": pool, "workers": workers, "seeds": seeds, "methods": rows}
     write_json(os.path.join(out, f"{name}-pick.json"), result)
     lines = [f"| method | CPU s / cell | " + " | ".join(f"pick percentile after {w} min x {workers} workers (std; cells scored / pool)"

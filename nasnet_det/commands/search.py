@@ -1,6 +1,9 @@
 """Search a NASNet cell; writes OUT/genotype.json (usable as MODEL.NASNET.GENOTYPE).
 
-    python tools/search.py                                   # ppo on noisy-digits, 20 children, 2 local workers
+    python tools/search.py                                   # ppo, the default reward (prior), 200 children, 2 workers
+    python tools/search.py --method per-child --dataset digits --child-img-size 16   # train each child (20 by default)
+    python tools/search.py --budget 2000 --promote method=per-child,dataset=digits,img_size=16 --out runs/sh
+                                                             # successive halving: the best third re-scored by training
     python tools/search.py --strategy evolution --budget 100 --workers 2 --out runs/evo
     python tools/search.py --resume --out runs/evo           # after a crash or kill -9
     python tools/search.py --resume --out runs/evo --budget 200   # continue to a larger budget
@@ -23,6 +26,7 @@ Outputs in OUT:
 - trials.jsonl: every attempt;
 - state.pt: strategy state;
 - search.json: the settings;
+- rung1/, rung2/, ..., promotion.json (--promote): each rung's search and who was promoted;
 - genotype.json: the best cell;
 - report.md: the top-k table;
 - search_curve.png: rewards and running best;

@@ -68,7 +68,7 @@ class SearchConfig:
     # method that scores children without training (PROXY_METHODS: params, flops, synflow, ...)
     method: str = "prior"
     task: str = "classification"  # the reward: "classification" accuracy or "detection" AP (oneshot)
-    budget: Optional[int] = None  # children; None: DEFAULT_BUDGETS of the method
+    budget: Optional[int] = None  # children; if not given: 200 for the methods without training, 20 for per-child and oneshot
     workers: int = 2
     backend: str = "local"  # "local" or "ray"
     ray_address: Optional[str] = None  # None: start a local Ray; "auto" or host:port: join a cluster
@@ -127,8 +127,7 @@ class SearchConfig:
         if self.promote:
             from .promote import rung_configs
 
-            for rung in rung_configs(self):
-                rung.__post_init__()  # a bad rung (an unknown key, method or value) is one line now
+            rung_configs(self)  # a bad rung (an unknown key, method or value) is one line now
         unknown = [op for op in self.ops if op not in genotypes.OPS] + [c for c in self.combines if c not in genotypes.COMBINES]
         if unknown or not self.ops or not self.combines:
             raise SearchError(f"ops/combines: {', '.join(map(repr, unknown)) or 'none given'} "

@@ -55,7 +55,8 @@ def parse_rung(text: str) -> dict:
             else:
                 rung["child"][key] = value
         except ValueError:
-            raise SearchError(f"--promote {text!r}: {key}={value!r} is not a {kind}") from None
+            raise SearchError(f"--promote {text!r}: {key}={value!r} is not {str(kind).replace('Optional[', '').rstrip(']')} "
+                              f"(as the child's --child-{key.replace('_', '-')} takes)") from None
     if not rung["child"] and "method" not in rung:
         raise SearchError(f"--promote {text!r}: a rung names at least one KEY=VALUE (e.g. epochs=4)")
     return rung
@@ -67,10 +68,13 @@ def rung_configs(cfg) -> list:
     for k, text in enumerate(cfg.promote, 1):
         rung = parse_rung(text)
         method = rung.get("method", method)
-        child = dataclasses.replace(child, **rung["child"])
-        configs.append(dataclasses.replace(cfg, method=method, child=child, promote=(), promote_keep=cfg.promote_keep,
-                                           out=os.path.join(cfg.out, f"rung{k}"), strategy="replay",
-                                           strategy_options={}, latency_target=cfg.latency_target))
+        try:
+            child = dataclasses.replace(child, **rung["child"])
+            configs.append(dataclasses.replace(cfg, method=method, child=child, promote=(), budget=1,
+                                               out=os.path.join(cfg.out, f"rung{k}"), strategy="replay",
+                                               strategy_options={}))
+        except SearchError as e:
+            raise SearchError(f"--promote {text!r}: {e}") from None
     return configs
 
 
@@ -86,8 +90,6 @@ def run_promoted(cfg, resume: bool = False) -> List[dict]:
     from .runner import SearchRunner
     from .space import SearchSpace
 
-    for rung in rung_configs(cfg):  # bad rungs are one line before anything runs
-        rung.__post_init__()
     done = SearchRunner(cfg, resume).run()  # rung 0; its search.json keeps the rungs for --resume
     space = SearchSpace(cfg.num_blocks, cfg.ops, cfg.combines)
     history = [{"rung": 0, "method": cfg.method, "child": dataclasses.asdict(cfg.child),
