@@ -163,6 +163,8 @@ def run_demo(cfg: DemoConfig) -> dict:
     if earlier and not cfg.resume:  # never delete a run (or files kept beside it) without being asked
         raise UserError(f"{cfg.out} already holds a demo run ({', '.join(earlier)}): --resume continues it, "
                         f"--out DIR starts another beside it")
+    if cfg.resume and not earlier:
+        raise UserError(f"nothing to resume: {cfg.out} holds no demo run; run without --resume to start one")
     os.makedirs(cfg.out, exist_ok=True)
     timings = {}
 

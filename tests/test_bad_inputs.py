@@ -96,6 +96,13 @@ def files(tmp_path_factory):
     return f
 
 
+def _nan_truth_cells(files):
+    path = os.path.join(files["root"], "nan_cells.jsonl")
+    with open(path, "w") as f:
+        f.write('{"genotype": "nasnet_a", "acc": NaN}\n{"genotype": "darts_v2", "acc": 1.0}\n')
+    return path
+
+
 def _det(files, *opts):
     return TINY_DET + ["DATASETS.TRAIN", "()", "DATASETS.TEST", f"('coco:{files['root']}/img:{files['coco']}',)",
                        "OUTPUT_DIR", os.path.join(files["root"], "out")] + list(opts)
@@ -252,6 +259,19 @@ CLI_CASES = [
      r"demo search_budget must be an integer of at least 1, got 0"),
     ("demo-iters-0", "demo", lambda f: ["--detection-iters", "0", "--out", f["root"] + "/demo"], r"detection_iters"),
     ("demo-workers-text", "demo", lambda f: ["--search-workers", "two"], r"invalid int value: 'two'"),
+    # round 4 of the audit (issue 35): the cases that ended badly
+    ("rank-truth-nan", "rank", lambda f: [_nan_truth_cells(f), "--method", "prior", "--truth", "acc",
+                                          "--out", f["root"] + "/nan_scores.jsonl"],
+     r"nan_cells.jsonl line 1: no finite number under the truth key 'acc' \(got nan\)"),
+    ("train-net-machine-rank-5-of-2", "train_net", lambda f: ["--num-machines", "2", "--machine-rank", "5"],
+     r"--machine-rank 5 of --num-machines 2: the rank must be 0 to 1"),
+    ("fit-budget-table-missing", "fit_budget", lambda f: ["--genotype", "nasnet_a", "--target", "30", "--table",
+                                                          f["root"] + "/phone.jsonl"],
+     r"latency table not found: .*phone.jsonl \(time one with nasnet-det latency-table"),
+    ("pretrain-resume-nothing", "pretrain", lambda f: ["--resume", "--out", f["root"] + "/no_pretraining"],
+     r"nothing to resume: .*no_pretraining holds no pretraining run"),
+    ("demo-resume-nothing", "demo", lambda f: ["--resume", "--out", f["root"] + "/no_demo"],
+     r"nothing to resume: .*no_demo holds no demo run"),
     # benchmark / model_table
     ("benchmark-unknown", "benchmark", lambda f: ["everything"], r"invalid choice: 'everything'"),
     ("model-table-extra", "model_table", lambda f: ["--fast"], r"unrecognized arguments: --fast"),

@@ -389,9 +389,10 @@ PROMOTIONS = (("prior+gradnorm", "per-child:d16-F8-e2"), ("prior", "per-child:d1
 
 
 def benchmark_pick(out: str, path: str, minutes=(10, 30), workers: int = 2, pool: int = 500, seeds: int = 3,
-                   progress: bool = True) -> dict:
-    """The equal-time pick on a pool of ``pool`` cells drawn from every cell of the truth at ``path``:
-    ``params``, ``prior`` and ``grad_norm`` scored on all of them (``OUT/<name>-pool/``), the
+                   pool_cells: int = 600, progress: bool = True) -> dict:
+    """The equal-time pick on a pool of ``pool`` cells drawn from ``pool_cells`` cells of the truth at
+    ``path`` (spread over its accuracy range): ``params``, ``prior`` and ``grad_norm`` scored on all of
+    them (``OUT/<name>-pool/``), the
     combinations derived from their components, the per-child ladder from ``OUT/<name>/`` (its
     pool is the cells the ladder scored)."""
     from ..search.child import ChildConfig
@@ -399,7 +400,7 @@ def benchmark_pick(out: str, path: str, minutes=(10, 30), workers: int = 2, pool
 
     name = os.path.splitext(os.path.basename(path))[0].split("_")[0]
     child = ChildConfig(threads=1)
-    records = read_truth(path)
+    records = spread_sample(read_truth(path), pool_cells, seed=1)  # the cells pools are drawn from
     folder = os.path.join(out, f"{name}-pool")
     os.makedirs(folder, exist_ok=True)
     score_cheap(folder, records, child, seeds=(0,), methods=PICK_METHODS, progress=progress)

@@ -7,6 +7,8 @@ meets the target, from a latency table (parts the table lacks are timed on this 
 """
 from __future__ import annotations
 
+import os
+
 from .. import cli
 from ..errors import UserError
 
@@ -76,6 +78,9 @@ def main(argv=None):
 
     genotypes.get(args.genotype)  # a bad genotype is one line before anything is timed
     latency.load_network(args.network)
+    if args.table and not os.path.isfile(args.table):
+        raise UserError(f"latency table not found: {args.table} (time one with nasnet-det latency-table on the target "
+                        f"device, or leave --table out to time one on this machine into --out)")
     if args.table:
         table = latency.LatencyTable(args.table, carried=True, network=args.network)
     else:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 
 from .. import cli, genotypes
@@ -83,8 +84,9 @@ def read_cells(path: str, truth=None) -> list:
                 genotype = genotypes.get(record["genotype"])
             except UserError as e:
                 raise UserError(f"{where}: {e}") from None
-            if truth is not None and not isinstance(record.get(truth), (int, float)):
-                raise UserError(f"{where}: no number under the truth key {truth!r}")
+            value = record.get(truth) if truth is not None else 0.0
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+                raise UserError(f"{where}: no finite number under the truth key {truth!r} (got {value!r})")
             cells.append((record, genotype))
     if not cells:
         raise UserError(f"{path} holds no cells")

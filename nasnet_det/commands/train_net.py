@@ -117,6 +117,9 @@ def _worker(args):
 
 def main(argv=None):
     args = argument_parser().parse_args(argv)
+    if args.num_machines < 1 or not 0 <= args.machine_rank < args.num_machines:
+        raise UserError(f"--machine-rank {args.machine_rank} of --num-machines {args.num_machines}: the rank must be "
+                        f"0 to {max(0, args.num_machines - 1)}, one per machine")
     if args.num_gpus * args.num_machines <= 1:
         return train(args)
     if not torch.cuda.is_available():

@@ -314,6 +314,9 @@ def train(cfg: PretrainConfig, resume: bool = False,
 
     ``on_epoch_end(epoch, metrics)`` is called after each epoch's checkpoint is on disk.
     """
+    if resume and not os.path.isfile(os.path.join(cfg.out, "checkpoint.pth")):
+        raise CheckpointError(f"nothing to resume: {cfg.out} holds no pretraining run (no checkpoint.pth); run without "
+                              "--resume to start one")
     if not resume and os.path.isfile(os.path.join(cfg.out, "checkpoint.pth")):
         raise CheckpointError(f"{cfg.out} already holds a pretraining run (checkpoint.pth): use --resume to continue "
                               "it, or another --out (nothing was overwritten)")
