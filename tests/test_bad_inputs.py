@@ -305,6 +305,9 @@ def _paper_detector(*opts):
 # (id, call, expected exception, pattern)
 API_CASES = [
     ("build-int-genotype", lambda t: build_nasnet(123), GenotypeError, r"published name, a .json path, a dict"),
+    # latency-table --arch 1@96 used to end in a RuntimeError traceback at the first forward
+    ("build-factorized-reduction-to-1-channel", lambda t: __import__("nasnet_det.modeling.ops", fromlist=["x"])
+     .FactorizedReduction(96, 1), ConfigError, r"factorized reduction to 1 channel\(s\) .* use more filters"),
     ("build-num-cells-text", lambda t: _net(num_cells="6"), ConfigError, r"num_cells must be int, got '6'"),
     ("build-num-classes-text", lambda t: _net(num_classes="10"), ConfigError, r"num_classes must be int, got '10'"),
     ("build-filters-float", lambda t: _net(num_conv_filters=4.5), ConfigError, r"num_conv_filters must be int, got 4.5"),

@@ -233,6 +233,10 @@ class FactorizedReduction(Op):
     def __init__(self, in_channels: int, out_channels: int, relu_input: bool = True):
         super().__init__()
         self.relu_input = relu_input
+        if out_channels < 2:  # a 0-channel conv path cannot run a forward: say so at build time
+            raise ConfigError(f"a factorized reduction to {out_channels} channel(s) cannot split them into its two "
+                              "paths: the network is too narrow for this genotype; use more filters (a wider N@F "
+                              "or num_conv_filters)")
         half = out_channels // 2
         self.conv_path1 = Conv2dSame(in_channels, half, 1)
         self.conv_path2 = Conv2dSame(in_channels, out_channels - half, 1)  # odd width: path 2 gets +1
