@@ -85,12 +85,12 @@ def promoted(done: List[dict], keep: float) -> List[dict]:
     return ok[: max(1, math.ceil(keep * len(done)))] if ok else []
 
 
-def run_promoted(cfg, resume: bool = False) -> List[dict]:
-    """Rung 0 (the search), then each promotion rung; returns the last rung's children."""
-    from .runner import SearchRunner
+def run_promoted(cfg, resume: bool, runner) -> List[dict]:
+    """Rung 0 (the search), then each promotion rung, each run by ``runner(cfg, resume).run()``
+    (:class:`~nasnet_det.search.runner.SearchRunner`, which calls this); returns the last rung's children."""
     from .space import SearchSpace
 
-    done = SearchRunner(cfg, resume).run()  # rung 0; its search.json keeps the rungs for --resume
+    done = runner(cfg, resume).run()  # rung 0; its search.json keeps the rungs for --resume
     space = SearchSpace(cfg.num_blocks, cfg.ops, cfg.combines)
     history = [{"rung": 0, "method": cfg.method, "child": dataclasses.asdict(cfg.child),
                 "children": [(t["id"], t["reward"]) for t in done]}]
@@ -101,7 +101,7 @@ def run_promoted(cfg, resume: bool = False) -> List[dict]:
         decisions = [space.encode(_genotype(t)) for t in chosen]
         rung = dataclasses.replace(rung, budget=len(chosen), strategy_options={"decisions": decisions})
         started = any(os.path.exists(os.path.join(rung.out, f)) for f in ("state.pt", "trials.jsonl"))
-        done = SearchRunner(rung, resume=started).run()
+        done = runner(rung, started).run()
         history.append({"rung": k, "method": rung.method, "child": dataclasses.asdict(rung.child),
                         "promoted": [t["id"] for t in chosen], "children": [(t["id"], t["reward"]) for t in done]})
     best = max((t for t in done if t["status"] == "ok"), key=lambda t: t["reward"], default=None)

@@ -348,5 +348,5 @@ def run_search(cfg: SearchConfig, resume: bool = False) -> List[dict]:
     if cfg.promote:
         from .promote import run_promoted
 
-        return run_promoted(cfg, resume)
+        return run_promoted(cfg, resume, SearchRunner)
     return SearchRunner(cfg, resume).run()
