@@ -99,9 +99,11 @@ def test_demo_pipeline_with_a_tiny_budget(tmp_path):
     from nasnet_det.search.ranking import RankConfig, Scorer
 
     rank = json.load(open(os.path.join(out, "search_rank.json")))
-    assert rank["method"] == "prior" and rank["score"] == Scorer(RankConfig("prior"))(genotype)["score"]
-    assert rank == percentile_among_random(genotype, "prior", cfg.child)
-    assert f"beats {100 * rank['percentile']:.1f}% of 1000 random cells" in report
+    assert rank["method"] == "prior+gradnorm" and rank["cells"] == 100
+    assert rank["score"] == pytest.approx(Scorer(RankConfig("prior+gradnorm", cfg.child))(genotype)["score"])
+    again = percentile_among_random(genotype, "prior+gradnorm", cfg.child)
+    assert again["percentile"] == rank["percentile"] and again["score"] == pytest.approx(rank["score"])
+    assert f"beats {100 * rank['percentile']:.1f}% of 100 random cells" in report
     assert set(result["metrics"]["shapes"]["bbox"]) == set(bbox)
     # a 6-iteration detector may find nothing (COCOeval's NaN, written as null): what is determined is
     # that each value is a percentage or NaN, and that the JSON holds exactly what the run returned

@@ -101,7 +101,7 @@ def _final(out):
 
 
 def test_search_with_child_training_writes_usable_outputs(tmp_path):
-    cfg = SearchConfig(strategy="ppo", budget=4, workers=2, out=str(tmp_path / "run"), progress=False,
+    cfg = SearchConfig(strategy="ppo", method="per-child", budget=4, workers=2, out=str(tmp_path / "run"), progress=False,
                        child=ChildConfig(num_cells=3, num_conv_filters=4, img_size=8, epochs=1, max_train_batches=5))
     done = run_search(cfg)
     assert len(done) == 4 and all(t["status"] == "ok" and 0 <= t["reward"] <= 1 for t in done)

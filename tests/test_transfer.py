@@ -114,8 +114,9 @@ def test_the_prior_scores_by_its_features_and_is_a_method_of_rank_and_search(tmp
     # ... and the search's default reward: each child's reward is its prior score
     from nasnet_det.search.runner import SearchConfig, run_search
 
-    cfg = SearchConfig(strategy="random", workers=1, budget=3, out=str(tmp_path / "search"), progress=False)
-    assert cfg.method == "prior"
+    assert SearchConfig(out=str(tmp_path / "x")).method == "prior+gradnorm"  # the default: docs/search.md
+    cfg = SearchConfig(strategy="random", method="prior", workers=1, budget=3, out=str(tmp_path / "search"),
+                       progress=False)
     done = run_search(cfg)
     assert [t["reward"] for t in done] == pytest.approx(
         [prior.score(genotypes.Genotype.from_dict(t["genotype"])) / 100 for t in done])

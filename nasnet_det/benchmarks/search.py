@@ -31,7 +31,7 @@ def benchmark_search(budget: int = 10, workers: int = 2, child_options: Optional
         folder = os.path.join(out, name.replace(", ", "_").replace(" ", "_"))
         shutil.rmtree(folder, ignore_errors=True)
         start = time.perf_counter()
-        done = run_search(SearchConfig(strategy="random", budget=budget, workers=k, backend=backend, out=folder,
+        done = run_search(SearchConfig(strategy="random", method="per-child", budget=budget, workers=k, backend=backend, out=folder,
                                        child=child, progress=False))
         results[name] = {"children_per_s": _children_per_second(done, k), "wall_s": time.perf_counter() - start,
                          "mean_child_s": statistics.mean(t["seconds"] for t in done)}

@@ -394,17 +394,18 @@ def benchmark_pick(out: str, path: str, minutes=(10, 30), workers: int = 2, pool
     ``path`` (spread over its accuracy range): ``params``, ``prior`` and ``grad_norm`` scored on all of
     them (``OUT/<name>-pool/``), the
     combinations derived from their components, the per-child ladder from ``OUT/<name>/`` (its
-    pool is the cells the ladder scored)."""
+    pool is the cells the ladder scored, fewer than ``pool``: the table says how many)."""
     from ..search.child import ChildConfig
     from ..search.ranking import COMBINATIONS
 
     name = os.path.splitext(os.path.basename(path))[0].split("_")[0]
     child = ChildConfig(threads=1)
-    records = spread_sample(read_truth(path), pool_cells, seed=1)  # the cells pools are drawn from
+    every = read_truth(path)
+    records = spread_sample(every, pool_cells, seed=1)  # the cells the cheap methods' pools are drawn from
     folder = os.path.join(out, f"{name}-pool")
     os.makedirs(folder, exist_ok=True)
     score_cheap(folder, records, child, seeds=(0,), methods=PICK_METHODS, progress=progress)
-    truth = {r["id"]: r["accuracy"] for r in records}
+    truth = {r["id"]: r["accuracy"] for r in every}  # each method's pool: cells it has scores for
     methods = {m: by_seed[0] for m, by_seed in method_scores(folder).items()}
     for combo, parts in COMBINATIONS.items():
         if all(p in methods for p, _ in parts):

@@ -1,6 +1,6 @@
 """Score a list of cells with one ranking method; with --truth, say how well it ranks them.
 
-    nasnet-det rank CELLS.jsonl --out SCORES.jsonl                      # the default method, prior
+    nasnet-det rank CELLS.jsonl --out SCORES.jsonl                      # the default method, prior+gradnorm
     nasnet-det rank CELLS.jsonl --method synflow --out SCORES.jsonl
     nasnet-det rank CELLS.jsonl --method per-child --seeds 2 --child-epochs 1 --out SCORES.jsonl
     nasnet-det rank CELLS.jsonl --method oneshot --supernet runs/os/supernet.pt --out SCORES.jsonl
@@ -40,9 +40,9 @@ __doc__ += "\n".join(f"    {name:<11}{text}" for name, text in METHOD_HELP.items
 def parser():
     p = cli.ArgumentParser(description=__doc__)
     p.add_argument("cells", metavar="CELLS.jsonl")
-    p.add_argument("--method", default="prior", choices=METHODS,
-                   help="the ranking method (default: prior, the best measured against public CIFAR-10 accuracies per "
-                        "CPU-second, docs/search.md)")
+    p.add_argument("--method", default="prior+gradnorm", choices=METHODS,
+                   help="the ranking method (default: prior+gradnorm, the best measured against public CIFAR-10 "
+                        "accuracies, docs/search.md)")
     p.add_argument("--out", required=True, metavar="SCORES.jsonl")
     p.add_argument("--truth", metavar="KEY", help="the input key holding each cell's true accuracy: print "
                                                   "Kendall tau, Spearman rho, top-10%% precision and regret")

@@ -63,10 +63,10 @@ class SearchConfig:
     """Everything a search is run with; ``search.json`` holds it (:meth:`to_dict`)."""
 
     strategy: str = "ppo"
-    # "prior" (the default: the reward that ranks public full-scale CIFAR-10 accuracies best per CPU-second,
+    # "prior+gradnorm" (the default: the best ranking of public full-scale CIFAR-10 accuracies measured here,
     # docs/search.md), "per-child" (each child trained on its own), "oneshot" (shared weights), or another
-    # method that scores children without training (PROXY_METHODS: params, flops, synflow, ...)
-    method: str = "prior"
+    # method that scores children without training (PROXY_METHODS: prior, params, flops, synflow, ...)
+    method: str = "prior+gradnorm"
     task: str = "classification"  # the reward: "classification" accuracy or "detection" AP (oneshot)
     budget: Optional[int] = None  # children; if not given: 200 for the methods without training, 20 for per-child and oneshot
     workers: int = 2

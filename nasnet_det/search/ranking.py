@@ -71,7 +71,7 @@ METHODS = tuple(METHOD_HELP)
 
 @dataclass
 class RankConfig:
-    method: str = "prior"
+    method: str = "prior+gradnorm"
     child: ChildConfig = field(default_factory=ChildConfig)
     seeds: int = 1  # per-child: the score is the mean over seeds 0..K-1
     supernet: Optional[str] = None  # oneshot: the supernet.pt to score with
