@@ -177,7 +177,8 @@ def test_a_combination_is_the_mean_signed_z_score_against_reference_cells_and_fi
         p = prior.score(g) / 100
         gn = Scorer(RankConfig("grad_norm", child))(g)["score"]
         assert r["components"] == pytest.approx({"prior": p, "grad_norm": math.log(gn)})
-        assert r["score"] == pytest.approx(((p - pm) / ps - (math.log(gn) - gm) / gs) / 2)
+        z = ((p - pm) / ps - (math.log(gn) - gm) / gs) / 2
+        assert r["score"] == pytest.approx(0.5 * (1 + math.erf(z / math.sqrt(2))))  # the normal CDF: in (0, 1)
     # the benchmark's derivation from the components' score files gives the scorer's numbers
     folder = tmp_path / "t"
     (folder / "scores").mkdir(parents=True)

@@ -302,8 +302,8 @@ def combination_scores(folder: str, method: str, child, space: Optional[dict] = 
     scales its scorer would use: the same numbers as scoring it, without recomputing the components."""
     import math
 
-    from ..search.ranking import COMBINATIONS, LOG_SCALE, RankConfig, Scorer
     from .. import genotypes
+    from ..search.ranking import COMBINATIONS, LOG_SCALE, RankConfig, Scorer, combined
 
     parts = COMBINATIONS[method]
     scorer = Scorer(RankConfig(method, child, space=space))
@@ -317,7 +317,7 @@ def combination_scores(folder: str, method: str, child, space: Optional[dict] = 
             v = (math.log(v) if v > 0 else -math.inf) if name in LOG_SCALE else v
             mean, std = scorer._scales[name]
             z.append(sign * (v - mean) / std)
-        out[i] = {"score": sum(z) / len(z), "seconds": sum(files[name][i].get("cpu_seconds", files[name][i]["seconds"])
+        out[i] = {"score": combined(z), "seconds": sum(files[name][i].get("cpu_seconds", files[name][i]["seconds"])
                                                            for name, _ in parts)}
     return out
 

@@ -14,7 +14,7 @@ A method maps a genotype to a score (larger: expected better). :data:`METHODS` i
 ``snip``
 ``grad_norm``
 ``vote``        the mean rank under synflow, jacob_cov and snip (Abdelfattah et al. 2021)
-combinations    :data:`COMBINATIONS`: the mean of signed components' z-scores, each taken against
+combinations    :data:`COMBINATIONS`: the normal CDF of the mean of the signed components' z-scores, each against
                 ``reference`` random cells of the space (``docs/search.md`` says how they were chosen)
 ``per-child``   the paper's reward: the child trained at ``child``'s budget, mean over ``seeds``
 ``oneshot``     held-out accuracy with the weights of a trained ``supernet.pt``
@@ -52,8 +52,8 @@ METHOD_HELP = {
     "per-child": "held-out accuracy after training at the child budget, mean over --seeds (the paper's reward)",
     "oneshot": "held-out accuracy with the weights of a trained supernet.pt (--supernet)",
 }
-# Combinations: name -> ((component method, sign), ...). The score is the mean of the components'
-# signed z-scores; each z-score is taken against RankConfig.reference random cells of the space,
+# Combinations: name -> ((component method, sign), ...). The score is the normal CDF of the mean of
+# the components' signed z-scores (:func:`combined`); each z-score is taken against RankConfig.reference random cells of the space,
 # scored once per scorer (grad_norm, snip and synflow on a log scale, where their spread is).
 # Chosen on one half of the LaMCTS dev sample among a list of candidates, reported on the other
 # half (docs/search.md, "Ranking against real accuracies"); nothing is fitted to LaMCTS.
@@ -63,8 +63,16 @@ COMBINATIONS = {
     "prior+naswot+gradnorm": (("prior", 1), ("naswot", 1), ("grad_norm", -1)),
 }
 LOG_SCALE = ("grad_norm", "snip", "synflow")
+
+
+def combined(z: Sequence[float]) -> float:
+    """A combination's score from its signed z-scores: the normal CDF of their mean, in (0, 1) like
+    an accuracy, so that a latency target's ACC x (LAT / T) ^ w reads it as it reads accuracies."""
+    if not all(math.isfinite(v) for v in z):
+        return 0.0
+    return 0.5 * (1.0 + math.erf(sum(z) / len(z) / math.sqrt(2.0)))
 for _name, _parts in COMBINATIONS.items():
-    METHOD_HELP[_name] = "mean z-score of " + ", ".join(("minus " if sign < 0 else "") + m for m, sign in _parts) + \
+    METHOD_HELP[_name] = "normal CDF of the mean z-score of " + ", ".join(("minus " if sign < 0 else "") + m for m, sign in _parts) + \
         " (z against random cells of the space)"
 METHODS = tuple(METHOD_HELP)
 
@@ -155,8 +163,7 @@ class Scorer:
                 self._scales[name] = (statistics.fmean(values), statistics.pstdev(values) or 1.0)
         components = {name: self._component(name, genotype) for name, _ in parts}
         z = [sign * (components[name] - self._scales[name][0]) / self._scales[name][1] for name, sign in parts]
-        score = sum(z) / len(z) if all(math.isfinite(v) for v in z) else -math.inf
-        return {"score": score, "components": components}
+        return {"score": combined(z), "components": components}
 
     def _single(self, method: str, genotype: genotypes.Genotype) -> dict:
         child = self.cfg.child
