@@ -227,3 +227,13 @@ def test_successive_halving_at_equal_time_pays_each_rung_and_picks_from_the_last
     # 389 s pays for 89 cells at rung 0 only (89 + 10 * 30 = 389)
     assert transfer.equal_time_promoted((noisy, exact), truth, cpu_seconds=389.0, pool=90)["cells"] == 89
     assert transfer.equal_time_promoted((noisy, exact), truth, cpu_seconds=5.0)["cells"] == 0
+
+
+def test_the_held_out_check_leaves_out_the_cells_that_chose_the_default(tmp_path):
+    truth = {i: float(i) for i in range(60)}
+    methods = {"prior": {i: {"score": float(i) if i >= 30 else -float(i), "seconds": 0.0} for i in truth}}
+    sample = tmp_path / "sample.jsonl"
+    sample.write_text("".join(json.dumps({"id": i}) + "\n" for i in range(30)))  # where the score is wrong
+    check = transfer.heldout_check(methods, truth, str(sample), ["prior"])["prior"]
+    assert check["cells"] == 30 and check["kendall_tau"] == pytest.approx(1.0) and check["top5"] == pytest.approx(
+        sum((30 - k) / 30 for k in range(5)) / 5)

@@ -382,6 +382,29 @@ def equal_time_promoted(rungs: Sequence[Dict[int, dict]], truth: Dict[int, float
             "pool": min(pool, len(ids)), "picks": picks, "seconds_per_cell": cost(n) / n}
 
 
+def heldout_check(methods: Dict[str, Dict[int, dict]], truth: Dict[int, float], sample_path: str,
+                  names: Sequence[str]) -> dict:
+    """Each method's ranking metrics on the cells it scored outside the sample that chose the default."""
+    from scipy.stats import kendalltau
+
+    from ..search.ranking import rank_metrics
+
+    chosen_on = {json.loads(line)["id"] for line in open(sample_path)} if os.path.exists(sample_path) else set()
+    out = {}
+    for m in names:
+        ids = sorted(i for i in methods[m] if i in truth and i not in chosen_on)
+        if len(ids) < 20:
+            continue
+        scores = {i: methods[m][i]["score"] for i in ids}
+        metrics = rank_metrics([scores[i] for i in ids], [truth[i] for i in ids])
+        order = sorted(ids, key=lambda i: -scores[i])
+        band = [i for i in ids if truth[i] >= BAND]
+        percentile = lambda i: sum(truth[j] <= truth[i] for j in ids) / len(ids)  # noqa: E731
+        out[m] = {**metrics, "band_tau": float(kendalltau([scores[i] for i in band], [truth[i] for i in band])[0]),
+                  "top5": sum(map(percentile, order[:5])) / 5, "top20": sum(map(percentile, order[:20])) / 20}
+    return out
+
+
 PICK_METHODS = ("params", "prior", "grad_norm")
 # successive halving measured at equal time: rung 0's method -> the per-child fidelity that re-scores its best third
 PROMOTIONS = (("prior+gradnorm", "per-child:d16-F8-e2"), ("prior", "per-child:d16-F8-e2"),
@@ -422,7 +445,10 @@ def benchmark_pick(out: str, path: str, minutes=(10, 30), workers: int = 2, pool
             rows[f"{low} -> best third -> {high}"] = {
                 f"{w}": equal_time_promoted((methods[low], methods[high]), truth, 60.0 * w * workers, pool=pool,
                                             seeds=seeds) for w in minutes}
-    result = {"truth": os.path.basename(path), "pool": pool, "workers": workers, "seeds": seeds, "methods": rows}
+    held_out = heldout_check(methods, truth, os.path.join(out, name, "sample.jsonl"), [m for m in methods if m in
+                             PICK_METHODS or m in COMBINATIONS])
+    result = {"truth": os.path.basename(path), "pool": pool, "workers": workers, "seeds": seeds, "methods": rows,
+              "held_out": held_out}
     write_json(os.path.join(out, f"{name}-pick.json"), result)
     lines = [f"| method | CPU s / cell | " + " | ".join(f"pick percentile after {w} min x {workers} workers (std; cells scored / pool)"
                                                      for w in minutes) + " |", "|---|---|" + "---|" * len(minutes)]
@@ -431,6 +457,12 @@ def benchmark_pick(out: str, path: str, minutes=(10, 30), workers: int = 2, pool
         lines.append(f"| {m} | {first.get('seconds_per_cell', float('nan')):.3f} | " + " | ".join(
             "-" if e["percentile"] is None else f"{100 * e['percentile']:.1f} ({100 * e['std']:.1f}; {e['cells']} / {e['pool']})"
             for e in r.values()) + " |")
+    lines += ["", f"Cells that played no part in choosing the default (every scored cell outside {name}/sample.jsonl):", "",
+              "| method | cells | Kendall tau | tau >= 85% | top-10% precision | top pick's percentile | mean percentile of "
+              "the best 5 / 20 |", "|---|---|---|---|---|---|---|"]
+    for m, r in sorted(held_out.items(), key=lambda kv: -kv[1]["kendall_tau"]):
+        lines.append(f"| {m} | {r['cells']} | {r['kendall_tau']:.3f} | {r['band_tau']:.3f} | {r['top_precision']:.2f} | "
+                     f"{100 * r['pick_percentile']:.1f} | {100 * r['top5']:.1f} / {100 * r['top20']:.1f} |")
     text = "\n".join(lines) + "\n"
     write_text(os.path.join(out, f"{name}-pick.md"), text)
     if progress:

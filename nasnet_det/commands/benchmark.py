@@ -119,6 +119,8 @@ def main(argv=None):
                                                               "nd12-F8-e1"], help="per-child fidelities (LADDER)")
     transfer.add_argument("--ladder-cells", type=int, help="per-child: the first N cells of the sample only")
     transfer.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    transfer.add_argument("--pool-cells", type=int, default=600,
+                          help="pick: the LaMCTS cells scored with params, prior and grad_norm (pools of 500 come from them)")
     transfer.add_argument("--fit-prior", metavar="NB301.json", help="refit the prior method's shipped coefficients")
     ranking = sub.add_parser("ranking", help="every ranking method against the ground truth: tau, rho, top-10%%, "
                                              "regret, seconds per cell, equal-time pick (resumable)")
@@ -168,7 +170,7 @@ def main(argv=None):
             from ..benchmarks.transfer import benchmark_pick
             if not args.lamcts:
                 raise UserError("--parts pick needs --lamcts PATH (its pool is drawn from every cell of that file)")
-            benchmark_pick(args.out, args.lamcts)
+            benchmark_pick(args.out, args.lamcts, pool_cells=args.pool_cells)
         return
     if args.what == "ranking":
         from ..benchmarks.ranking import benchmark_ranking
