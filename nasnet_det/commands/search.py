@@ -49,7 +49,7 @@ CONFIG_FIELDS = [f.name for f in dataclasses.fields(SearchConfig) if f.name not 
 
 def parser():
     p = cli.ArgumentParser(description=__doc__)
-    cli.add_dataclass_options(p, SearchConfig, skip=NESTED, choices={"strategy": sorted(STRATEGIES), "backend": BACKENDS,
+    cli.add_dataclass_options(p, SearchConfig, skip=NESTED, choices={"strategy": sorted(n for n, c in STRATEGIES.items() if not getattr(c, "internal", False)), "backend": BACKENDS,
                                                                     "method": METHODS, "task": TASKS})
     p.add_argument("--ops", nargs="+", help="op vocabulary (default: the paper's 13)")
     p.add_argument("--combines", nargs="+", default=["add"], help="combine vocabulary (default: add)")

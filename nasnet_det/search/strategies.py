@@ -200,6 +200,7 @@ class Replay(Strategy):
     halving (:mod:`.promote`), which re-score the previous rung's best at a higher fidelity."""
 
     name = "replay"
+    internal = True  # run by --promote's rungs; not a --strategy choice
 
     def __init__(self, space: SearchSpace, seed: int = 0, decisions=()):
         super().__init__(space, seed)
