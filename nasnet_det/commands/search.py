@@ -8,7 +8,7 @@
     python tools/search.py --resume --out runs/evo           # after a crash or kill -9
     python tools/search.py --resume --out runs/evo --budget 200   # continue to a larger budget
     # the paper's scale, on a Ray cluster of GPU machines (ray start --head / --address=...):
-    python tools/search.py --strategy ppo --dataset cifar10:/data/cifar-10-batches-py --budget 20000 \\
+    python tools/search.py --strategy ppo --method per-child --dataset cifar10:/data/cifar-10-batches-py --budget 20000 \\
         --workers 450 --backend ray --ray-address auto --gpus-per-child 1 --child-epochs 20 \\
         --child-img-size 32 --child-num-conv-filters 32 --out runs/paper
 
