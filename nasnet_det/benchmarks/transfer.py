@@ -281,6 +281,12 @@ def benchmark_transfer(out: str, truths: Dict[str, str], sample: int = 200, part
             for key, value in by_id[c["id"]].get("zc", {}).items():
                 extra.setdefault(f"naslib:{key}", {})[c["id"]] = value
         extra.update(_vote(folder))
+        from ..search.ranking import COMBINATIONS
+
+        scored = method_scores(folder)
+        for combo, components in COMBINATIONS.items():  # derived from its components' files where not scored itself
+            if combo not in scored and all(m in scored for m, _ in components):
+                extra[combo] = {i: r["score"] for i, r in combination_scores(folder, combo, child).items()}
         if any(k.startswith("naslib:") for k in extra):  # NAS-Bench-301: the prior was fitted to these cells
             extra["prior (2-fold, other half)"] = cross_validated_prior(cells)
         rows = table(folder, truth, extra)
