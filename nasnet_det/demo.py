@@ -232,7 +232,7 @@ def run_demo(cfg: DemoConfig) -> dict:
 
 
 REWARD_TEXT = {"prior": "CIFAR-10 accuracy predicted from the cell's op mix by a model fitted to NAS-Bench-301",
-               "prior+gradnorm": "the mean z-score of that prediction and of minus the untrained child's gradient norm",
+               "prior+gradnorm": "the normal CDF of the mean z-score of that prediction and of minus the log gradient norm of the untrained child",
                "per-child": "held-out accuracy after a short child training"}
 
 
