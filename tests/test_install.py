@@ -25,6 +25,8 @@ from nasnet_det.demo import DEFAULT_RACCOON
 assert DEFAULT_RACCOON.startswith(sys.argv[1]) and len(os.listdir(os.path.join(DEFAULT_RACCOON, "images"))) == 200
 from nasnet_det.benchmarks.ground_truth import CELLS
 assert CELLS.startswith(sys.argv[1]) and sum(1 for _ in open(CELLS)) >= 150
+from nasnet_det.search import prior
+assert prior.MODEL_PATH.startswith(sys.argv[1]) and 90 < prior.score(nasnet_det.genotypes.NASNET_A) < 100
 print(type(model.backbone.bottom_up.net).__name__, len(names))
 """
 
@@ -42,6 +44,8 @@ def test_the_wheel_works_from_another_directory(tmp_path):
             "nasnet_det/model_zoo/configs/common/models/nasnet_frcnn.py"} <= set(names)
     assert "nasnet_det/data/raccoon/LICENSE" in names and "nasnet_det/data/coco_minival_tf_ids.txt" in names
     assert "nasnet_det/benchmarks/ground_truth/cells.jsonl" in names
+    # the default reward's coefficients ship (fitted to NAS-Bench-301); no LaMCTS file (CC BY-NC) does
+    assert "nasnet_det/search/prior_nb301.json" in names and not any("lamcts" in n.lower() for n in names)
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), str(wheel)],
                    check=True, capture_output=True, timeout=600)
     env = {**os.environ, "PYTHONPATH": str(target), "PYTHONWARNINGS": "ignore"}
