@@ -406,7 +406,8 @@ def heldout_check(methods: Dict[str, Dict[int, dict]], truth: Dict[int, float], 
         order = sorted(ids, key=lambda i: -scores[i])
         band = [i for i in ids if truth[i] >= BAND]
         percentile = lambda i: sum(truth[j] <= truth[i] for j in ids) / len(ids)  # noqa: E731
-        out[m] = {**metrics, "band_tau": float(kendalltau([scores[i] for i in band], [truth[i] for i in band])[0]),
+        band_tau = float(kendalltau([scores[i] for i in band], [truth[i] for i in band])[0]) if len(band) >= 3 else float("nan")
+        out[m] = {**metrics, "band_tau": band_tau,
                   "top5": sum(map(percentile, order[:5])) / 5, "top20": sum(map(percentile, order[:20])) / 20}
     return out
 
