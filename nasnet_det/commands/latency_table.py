@@ -45,6 +45,8 @@ def main(argv=None):
     if args.size[0] < 32 or args.size[1] < 32 or args.cells < 0:
         raise UserError(f"--size {args.size[0]} {args.size[1]} --cells {args.cells}: sizes need at least 32 px and "
                         "cells at least 0")
+    if args.threads is not None and args.threads < 1:
+        raise UserError(f"--threads {args.threads}: give at least 1 (or leave it out for torch's default)")
     if args.threads:
         torch.set_num_threads(args.threads)
     from .. import genotypes

@@ -100,6 +100,8 @@ def main(argv=None):
     cfg = RankConfig(a.method, child, a.seeds, a.supernet, a.proxy_batch)
     from ..data import check_spec
     check_spec(child.dataset)
+    if os.path.abspath(a.out) == os.path.abspath(a.cells):
+        raise UserError(f"--out {a.out} is the cells file itself: give another path (nothing was written)")
     cells = read_cells(a.cells, a.truth)
     part = TrialLog(a.out + ".part")
     part.repair()

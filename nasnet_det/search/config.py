@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Optional, Tuple
 
@@ -122,6 +123,8 @@ class SearchConfig:
                               f"{self.latency_size} and {self.latency_weight}")
         if self.gpus_per_child < 0 or self.synthetic_seconds < 0:
             raise SearchError("gpus_per_child and synthetic_seconds cannot be negative")
+        if not math.isfinite(self.failure_reward):
+            raise SearchError(f"failure_reward must be a finite number, got {self.failure_reward}")
         if not 0 < self.promote_keep <= 1:
             raise SearchError(f"promote_keep must be in (0, 1], got {self.promote_keep}")
         if self.promote:

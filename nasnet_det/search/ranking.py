@@ -92,6 +92,8 @@ class RankConfig:
             raise SearchError(f"unknown ranking method {self.method!r}; use one of {', '.join(METHODS)}")
         if isinstance(self.seeds, bool) or not isinstance(self.seeds, int) or self.seeds < 1:
             raise SearchError(f"--seeds must be a positive integer, got {self.seeds!r}")
+        if isinstance(self.proxy_batch, bool) or not isinstance(self.proxy_batch, int) or self.proxy_batch < 2:
+            raise SearchError(f"--proxy-batch must be an integer of at least 2 images, got {self.proxy_batch!r}")
         if self.method == "oneshot" and not self.supernet:
             raise SearchError("--method oneshot needs --supernet PATH (a search's OUT/supernet.pt)")
 
