@@ -1,6 +1,6 @@
 """Ranking against public ground truths: the NAS-Bench-301 importer, the cells reader, the spread
 sample, the prior method (features, fit, registration), the transfer table's joins, and the
-photo-rotation task. No test reads ../shared: the files are written here in the public formats."""
+photo-rotation task. The truth files are written here, small, in the public formats."""
 import json
 import os
 import random
@@ -172,7 +172,7 @@ def test_a_combination_is_the_mean_signed_z_score_against_reference_cells_and_fi
     scorer = Scorer(RankConfig("prior+gradnorm", child, reference=4))
     cells = [genotypes.NASNET_A, genotypes.DARTS_V2, genotypes.AMOEBANET_A]
     results = [scorer(g) for g in cells]
-    (pm, ps), (gm, gs) = scorer._scales["prior"], scorer._scales["grad_norm"]
+    (pm, ps), (gm, gs) = scorer.scales()["prior"], scorer.scales()["grad_norm"]
     for g, r in zip(cells, results):
         p = prior.score(g) / 100
         gn = Scorer(RankConfig("grad_norm", child))(g)["score"]

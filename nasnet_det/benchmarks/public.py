@@ -19,7 +19,7 @@ import ast
 import json
 import os
 import random
-from typing import List, Optional
+from typing import Iterator, List, Optional, Tuple
 
 from .. import genotypes
 from ..errors import UserError
@@ -52,8 +52,10 @@ def _nb301(path: str, data: dict) -> List[dict]:
     return records
 
 
-def _jsonl(path: str, key: Optional[str]) -> List[dict]:
-    records = []
+def cell_lines(path: str) -> Iterator[Tuple[str, dict, genotypes.Genotype]]:
+    """``(where, object, genotype)`` per non-blank line of a cells JSONL file; a line that is not a
+    JSON object with a valid ``genotype`` is one error naming the file and the line (``nasnet-det
+    rank`` reads its cells through this too)."""
     with open(path) as f:
         for number, line in enumerate(f, 1):
             if not line.strip():
@@ -66,17 +68,29 @@ def _jsonl(path: str, key: Optional[str]) -> List[dict]:
                                 "key, or NASLib's zero-cost JSON") from None
             if not isinstance(obj, dict) or "genotype" not in obj:
                 raise UserError(f"{where}: expected a JSON object with a 'genotype' key")
-            truth = key or next((k for k in TRUTH_KEYS if k in obj), None)
-            value = obj.get(truth) if truth else None
-            if not isinstance(value, (int, float)) or isinstance(value, bool) or value != value:
-                raise UserError(f"{where}: no accuracy (a number under {key or ' / '.join(TRUTH_KEYS)})")
             try:
                 genotype = genotypes.get(obj["genotype"])
             except UserError as e:
                 raise UserError(f"{where}: {e}") from None
-            records.append({**{k: v for k, v in obj.items() if k not in ("genotype", truth)},
-                            "id": obj.get("id", len(records)), "genotype": genotype.to_dict(),
-                            "accuracy": float(value)})
+            yield where, obj, genotype
+
+
+def is_naslib_file(path: str) -> bool:
+    """Whether ``path`` is NASLib's zero-cost JSON (by its first bytes) rather than cells JSONL."""
+    with open(path, "rb") as f:
+        head = f.read(200)
+    return head.lstrip().startswith(b"{") and b'"nasbench301"' in head
+
+
+def _jsonl(path: str, key: Optional[str]) -> List[dict]:
+    records = []
+    for where, obj, genotype in cell_lines(path):
+        truth = key or next((k for k in TRUTH_KEYS if k in obj), None)
+        value = obj.get(truth) if truth else None
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or value != value:
+            raise UserError(f"{where}: no accuracy (a number under {key or ' / '.join(TRUTH_KEYS)})")
+        records.append({**{k: v for k, v in obj.items() if k not in ("genotype", truth)},
+                        "id": obj.get("id", len(records)), "genotype": genotype.to_dict(), "accuracy": float(value)})
     return records
 
 
@@ -85,9 +99,7 @@ def read_truth(path: str, key: Optional[str] = None) -> List[dict]:
     entry otherwise)."""
     if not os.path.isfile(path):
         raise UserError(f"ground-truth file not found: {path}")
-    with open(path) as f:
-        head = f.read(1 << 16).lstrip()
-    if head.startswith("{") and '"nasbench301"' in head[:200]:
+    if is_naslib_file(path):
         try:
             with open(path) as f:
                 data = json.load(f)

@@ -120,9 +120,9 @@ def score_ladder(folder: str, cells: Sequence[dict], child, fidelities: Sequence
 
 
 def _read(path: str) -> Dict[int, dict]:
-    from ..search.trials import TrialLog
+    from .ranking import _read_jsonl
 
-    return {r["id"]: r for r in TrialLog(path).read()}
+    return {r["id"]: r for r in _read_jsonl(path)}
 
 
 def method_scores(folder: str) -> Dict[str, Dict[int, Dict[int, dict]]]:
@@ -306,26 +306,14 @@ def benchmark_transfer(out: str, truths: Dict[str, str], sample: int = 200, part
 def combination_scores(folder: str, method: str, child, space: Optional[dict] = None) -> Dict[int, dict]:
     """A combination's scores computed from its components' score files (seed 0) and the reference
     scales its scorer would use: the same numbers as scoring it, without recomputing the components."""
-    import math
+    from ..search.ranking import COMBINATIONS, RankConfig, Scorer, on_scale
 
-    from .. import genotypes
-    from ..search.ranking import COMBINATIONS, LOG_SCALE, RankConfig, Scorer, combined
-
-    parts = COMBINATIONS[method]
+    names = [name for name, _ in COMBINATIONS[method]]
     scorer = Scorer(RankConfig(method, child, space=space))
-    scorer._combination(genotypes.NASNET_A)  # computes the reference scales
-    files = {name: _read(os.path.join(folder, "scores", f"{name}_seed0.jsonl")) for name, _ in parts}
-    out = {}
-    for i in set.intersection(*(set(f) for f in files.values())):
-        z = []
-        for name, sign in parts:
-            v = files[name][i]["score"]
-            v = (math.log(v) if v > 0 else -math.inf) if name in LOG_SCALE else v
-            mean, std = scorer._scales[name]
-            z.append(sign * (v - mean) / std)
-        out[i] = {"score": combined(z), "seconds": sum(files[name][i].get("cpu_seconds", files[name][i]["seconds"])
-                                                           for name, _ in parts)}
-    return out
+    files = {name: _read(os.path.join(folder, "scores", f"{name}_seed0.jsonl")) for name in names}
+    return {i: {"score": scorer.combine({name: on_scale(name, files[name][i]["score"]) for name in names}),
+                "seconds": sum(files[name][i].get("cpu_seconds", files[name][i]["seconds"]) for name in names)}
+            for i in set.intersection(*(set(f) for f in files.values()))}
 
 
 def equal_time(scores: Dict[int, dict], truth: Dict[int, float], cpu_seconds: float, pool: int = 500,

@@ -108,7 +108,7 @@ def main(argv=None):
                          help="classifier, or detector:CONFIG (a *_fpn_frcnn config's Faster R-CNN FPN around each cell)")
     transfer = sub.add_parser("transfer", help="every ranking method against public CIFAR-10 accuracies "
                                                 "(LaMCTS, NAS-Bench-301): tau, rho, top-10%%, regret, cost, test-retest")
-    transfer.add_argument("--lamcts", metavar="PATH", help="LaMCTS cells JSONL (../shared/ground_truth/lamcts_cifar10_dev.jsonl)")
+    transfer.add_argument("--lamcts", metavar="PATH", help="LaMCTS cells with their CIFAR-10 accuracy, as genotype JSONL (docs/search.md)")
     transfer.add_argument("--nb301", metavar="PATH", help="NASLib's zc_nasbench301.json")
     transfer.add_argument("--out", default="runs/transfer")
     transfer.add_argument("--sample", type=int, default=200, help="cells per truth, spread over its accuracy range")
@@ -154,7 +154,7 @@ def main(argv=None):
             return
         truths = {k: v for k, v in (("lamcts", args.lamcts), ("nb301", args.nb301)) if v}
         if not truths:
-            raise UserError("transfer needs a ground truth: --lamcts PATH and/or --nb301 PATH (see ../shared/ground_truth)")
+            raise UserError("transfer needs a ground truth: --lamcts PATH and/or --nb301 PATH (docs/search.md, 'Ranking against real accuracies')")
         for f in args.fidelities:
             if f not in LADDER:
                 raise UserError(f"unknown fidelity {f!r}; use one of {', '.join(LADDER)}")

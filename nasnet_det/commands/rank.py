@@ -10,8 +10,9 @@
 CELLS.jsonl: one JSON object per line with a ``genotype`` key (a genotype object, a published
 name, or a path to a genotype file); every other key is copied to the output. NASLib's
 NAS-Bench-301 zero-cost file (``zc_nasbench301.json``) is read as well: its keys are converted to
-genotypes and each cell's ``val_accuracy`` comes along (``--truth val_accuracy``). The LaMCTS cells
-(``../shared/ground_truth/lamcts_cifar10_dev.jsonl``) are cells JSONL with ``--truth cifar10_acc``. SCORES.jsonl gets
+genotypes and each cell's ``val_accuracy`` comes along (``--truth val_accuracy``). LaMCTS cells
+converted to genotypes (facebookresearch/LaMCTS' trace, ``docs/search.md``) are cells JSONL with
+``--truth cifar10_acc``. SCORES.jsonl gets
 each input object plus ``score`` (larger: better), ``seconds`` and the method's details.
 Resumable: scored cells go to ``SCORES.jsonl.part`` as they finish, and the same command started
 again continues from there. The network scored is the search's child (``--dataset``, ``--child-*``,
@@ -57,37 +58,21 @@ def parser():
 
 def read_cells(path: str, truth=None) -> list:
     """The cells file's objects; a malformed line is one error naming the file and the line."""
+    from ..benchmarks.public import cell_lines, is_naslib_file, read_truth
+
     if not os.path.isfile(path):
         raise UserError(f"cells file not found: {path}")
-    with open(path, "rb") as f:
-        head = f.read(200)
-    if head.lstrip().startswith(b"{") and b'"nasbench301"' in head:  # NASLib's zero-cost file
-        from ..benchmarks.public import read_truth
-
+    if is_naslib_file(path):
         if truth not in (None, "val_accuracy"):
             raise UserError(f"{path} is NAS-Bench-301's file: its truth key is val_accuracy, not {truth!r}")
         return [({"genotype": r["genotype"], "val_accuracy": r["accuracy"]}, genotypes.Genotype.from_dict(r["genotype"]))
                 for r in read_truth(path)]
     cells = []
-    with open(path) as f:
-        for number, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            where = f"{path} line {number}"
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise UserError(f"{where}: not JSON ({e.msg}); expected one object per line with a 'genotype' key") from None
-            if not isinstance(record, dict) or "genotype" not in record:
-                raise UserError(f"{where}: expected a JSON object with a 'genotype' key")
-            try:
-                genotype = genotypes.get(record["genotype"])
-            except UserError as e:
-                raise UserError(f"{where}: {e}") from None
-            value = record.get(truth) if truth is not None else 0.0
-            if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
-                raise UserError(f"{where}: no finite number under the truth key {truth!r} (got {value!r})")
-            cells.append((record, genotype))
+    for where, record, genotype in cell_lines(path):
+        value = record.get(truth) if truth is not None else 0.0
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+            raise UserError(f"{where}: no finite number under the truth key {truth!r} (got {value!r})")
+        cells.append((record, genotype))
     if not cells:
         raise UserError(f"{path} holds no cells")
     return cells

@@ -23,7 +23,7 @@ import os
 from typing import List
 
 from ..errors import SearchError
-from ..io import write_json
+from ..io import write_json, write_text
 from .child import ChildConfig
 
 _CHILD_FIELDS = {f.name: f for f in dataclasses.fields(ChildConfig)}
@@ -105,12 +105,9 @@ def run_promoted(cfg, resume: bool, runner) -> List[dict]:
         history.append({"rung": k, "method": rung.method, "child": dataclasses.asdict(rung.child),
                         "promoted": [t["id"] for t in chosen], "children": [(t["id"], t["reward"]) for t in done]})
     best = max((t for t in done if t["status"] == "ok"), key=lambda t: t["reward"], default=None)
-    if best is not None and cfg.promote:
-        import shutil
-
-        shutil.copyfile(os.path.join(cfg.out, f"rung{len(cfg.promote)}", "genotype.json"),
-                        os.path.join(cfg.out, "genotype.json.tmp"))
-        os.replace(os.path.join(cfg.out, "genotype.json.tmp"), os.path.join(cfg.out, "genotype.json"))
+    if best is not None and cfg.promote:  # the last rung's best is the search's (written atomically)
+        with open(os.path.join(cfg.out, f"rung{len(cfg.promote)}", "genotype.json")) as f:
+            write_text(os.path.join(cfg.out, "genotype.json"), f.read())
     write_json(os.path.join(cfg.out, "promotion.json"), history)
     return done
 

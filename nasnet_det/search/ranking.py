@@ -65,6 +65,13 @@ COMBINATIONS = {
 LOG_SCALE = ("grad_norm", "snip", "synflow")
 
 
+def on_scale(name: str, value: float) -> float:
+    """A component's value on the scale its z-score is taken at (the log for :data:`LOG_SCALE`)."""
+    if name in LOG_SCALE:
+        return math.log(value) if value > 0 else -math.inf
+    return value
+
+
 def combined(z: Sequence[float]) -> float:
     """A combination's score from its signed z-scores: the normal CDF of their mean, in (0, 1) like
     an accuracy, so that a latency target's ACC x (LAT / T) ^ w reads it as it reads accuracies."""
@@ -141,31 +148,37 @@ class Scorer:
         return self._single(self.cfg.method, genotype)
 
     def _component(self, name: str, genotype: genotypes.Genotype) -> float:
-        value = self._single(name, genotype)["score"]
-        if name in LOG_SCALE:
-            value = math.log(value) if value > 0 else -math.inf
-        return value
+        return on_scale(name, self._single(name, genotype)["score"])
 
-    def _combination(self, genotype: genotypes.Genotype) -> dict:
+    def scales(self) -> Dict[str, Tuple[float, float]]:
+        """A combination's z-scales: per component, (mean, std) over the reference cells, on its scale
+        (computed once per scorer)."""
         import random
         import statistics
 
         from .space import SearchSpace
 
-        parts = COMBINATIONS[self.cfg.method]
         if self._scales is None:
             space = SearchSpace.from_description(self.cfg.space) if self.cfg.space else SearchSpace()
             rng = random.Random(12345)
             cells = [space.decode(space.random(rng)) for _ in range(self.cfg.reference)]
             self._scales = {}
-            for name, _ in parts:
+            for name, _ in COMBINATIONS[self.cfg.method]:
                 values = [v for v in (self._component(name, c) for c in cells) if math.isfinite(v)]
                 if len(values) < 2:
                     raise SearchError(f"{self.cfg.method}: {name} is not finite on the reference cells")
                 self._scales[name] = (statistics.fmean(values), statistics.pstdev(values) or 1.0)
-        components = {name: self._component(name, genotype) for name, _ in parts}
-        z = [sign * (components[name] - self._scales[name][0]) / self._scales[name][1] for name, sign in parts]
-        return {"score": combined(z), "components": components}
+        return self._scales
+
+    def combine(self, components: Dict[str, float]) -> float:
+        """The combination's score of its components' values (each on its scale, :func:`on_scale`)."""
+        scales = self.scales()
+        return combined([sign * (components[name] - scales[name][0]) / scales[name][1]
+                         for name, sign in COMBINATIONS[self.cfg.method]])
+
+    def _combination(self, genotype: genotypes.Genotype) -> dict:
+        components = {name: self._component(name, genotype) for name, _ in COMBINATIONS[self.cfg.method]}
+        return {"score": self.combine(components), "components": components}
 
     def _single(self, method: str, genotype: genotypes.Genotype) -> dict:
         child = self.cfg.child
