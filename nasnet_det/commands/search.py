@@ -41,7 +41,8 @@ import os
 from .. import cli
 from ..search.child import ChildConfig
 from ..search.oneshot import OneShotConfig
-from ..search.runner import BACKENDS, METHODS, STRATEGIES, TASKS, SearchConfig, SearchError, run_search
+from ..search.runner import BACKENDS, METHODS, TASKS, SearchConfig, SearchError, run_search
+from ..search.strategies import public_strategies
 
 NESTED = ("ops", "combines", "strategy_options", "child", "oneshot", "promote")
 CONFIG_FIELDS = [f.name for f in dataclasses.fields(SearchConfig) if f.name not in NESTED]
@@ -49,7 +50,7 @@ CONFIG_FIELDS = [f.name for f in dataclasses.fields(SearchConfig) if f.name not 
 
 def parser():
     p = cli.ArgumentParser(description=__doc__)
-    cli.add_dataclass_options(p, SearchConfig, skip=NESTED, choices={"strategy": sorted(n for n, c in STRATEGIES.items() if not getattr(c, "internal", False)), "backend": BACKENDS,
+    cli.add_dataclass_options(p, SearchConfig, skip=NESTED, choices={"strategy": public_strategies(), "backend": BACKENDS,
                                                                     "method": METHODS, "task": TASKS})
     p.add_argument("--ops", nargs="+", help="op vocabulary (default: the paper's 13)")
     p.add_argument("--combines", nargs="+", default=["add"], help="combine vocabulary (default: add)")

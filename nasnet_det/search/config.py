@@ -14,7 +14,7 @@ from .. import genotypes
 from ..errors import SearchError, require_ints
 from .child import ChildConfig
 from .space import SearchSpace
-from .strategies import STRATEGIES
+from .strategies import STRATEGIES, public_strategies
 from .supernet import check_shareable, parse_recipe
 from .tasks import TASKS as TASK_MODULES, load_task
 
@@ -103,7 +103,7 @@ class SearchConfig:
 
     def __post_init__(self):
         if self.strategy not in STRATEGIES:
-            raise SearchError(f"unknown strategy {self.strategy!r}; use one of {', '.join(STRATEGIES)}")
+            raise SearchError(f"unknown strategy {self.strategy!r}; use one of {', '.join(public_strategies())}")
         if self.backend not in BACKENDS:
             raise SearchError(f"unknown backend {self.backend!r}; use one of {', '.join(BACKENDS)}")
         if self.method not in METHODS:

@@ -44,7 +44,7 @@ from .config import (BACKENDS, METHODS, RESUMABLE, TASKS, OneShotConfig, SearchC
 from .evaluators import resolve_evaluator
 from .space import SearchSpace
 from .tasks import load_task
-from .strategies import STRATEGIES, build_strategy  # noqa: F401  (STRATEGIES: the API)
+from .strategies import STRATEGIES, build_strategy, strategy_class  # noqa: F401  (STRATEGIES: the API)
 from .report import plot_search_curve, write_report
 from .trials import TrialLog, check_record
 
@@ -333,7 +333,7 @@ def _build_strategy(cfg: SearchConfig, space: SearchSpace):
     except TypeError as e:
         if "unexpected keyword" not in str(e):
             raise
-        options = [n for n in inspect.signature(STRATEGIES[cfg.strategy]).parameters if n not in ("space", "seed")]
+        options = [n for n in inspect.signature(strategy_class(cfg.strategy)).parameters if n not in ("space", "seed")]
         raise SearchError(f"strategy {cfg.strategy!r} has no option among {sorted(cfg.strategy_options)}; "
                           f"its options: {', '.join(options)}") from None
 

@@ -199,8 +199,7 @@ class Replay(Strategy):
     """Asks the given children in order and learns nothing: the promotion rungs of successive
     halving (:mod:`.promote`), which re-score the previous rung's best at a higher fidelity."""
 
-    name = "replay"
-    internal = True  # run by --promote's rungs; not a --strategy choice
+    name = "replay"  # run by --promote's rungs (INTERNAL)
 
     def __init__(self, space: SearchSpace, seed: int = 0, decisions=()):
         super().__init__(space, seed)
@@ -226,13 +225,33 @@ class Replay(Strategy):
         self.asked = state["asked"]
 
 
-STRATEGIES = {"random": RandomSearch, "ppo": PPOController, "evolution": RegularizedEvolution, "replay": Replay}
+# name -> class, or "module:Class" for a strategy whose module is imported on first use (the
+# model-based ones need optuna, which a search with another strategy never imports)
+STRATEGIES = {"random": RandomSearch, "ppo": PPOController, "evolution": RegularizedEvolution, "replay": Replay,
+              "tpe": "nasnet_det.search.model_based:TPE", "gp": "nasnet_det.search.model_based:GP",
+              "predictor-evolution": "nasnet_det.search.model_based:PredictorEvolution"}
+INTERNAL = ("replay",)  # run by the search itself (--promote's rungs); not a --strategy choice
+
+
+def strategy_class(name: str) -> type:
+    if name not in STRATEGIES:
+        raise SearchError(f"unknown strategy {name!r}; use one of {', '.join(public_strategies())}")
+    entry = STRATEGIES[name]
+    if isinstance(entry, str):
+        import importlib
+
+        module, _, attr = entry.partition(":")
+        entry = getattr(importlib.import_module(module), attr)
+    return entry
+
+
+def public_strategies() -> list:
+    """The names ``--strategy`` takes."""
+    return sorted(n for n in STRATEGIES if n not in INTERNAL)
 
 
 def build_strategy(name: str, space: SearchSpace, seed: int = 0, **options) -> Strategy:
-    if name not in STRATEGIES:
-        raise SearchError(f"unknown strategy {name!r}; known: {', '.join(STRATEGIES)}")
-    return STRATEGIES[name](space, seed=seed, **options)
+    return strategy_class(name)(space, seed=seed, **options)
 
 
 def sep_conv_fraction(genotype) -> float:
