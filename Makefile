@@ -24,9 +24,9 @@ $(STAMP): setup.py Makefile tools/install_detectron2.sh
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip 2>&1 | $(QUIET)
 	$(BIN)/python -m pip install -q $(TORCH_PINS) $(D2_DEPS) 2>&1 | $(QUIET)
-	$(BIN)/python -m pip install -q -e ".[test,ray,draw,export]" 2>&1 | $(QUIET)
+	$(BIN)/python -m pip install -q -e ".[test,ray,draw,export,search]" 2>&1 | $(QUIET)
 	PYTHON=$(BIN)/python bash tools/install_detectron2.sh
-	$(BIN)/python -c "import torch, torchvision, timm, fvcore, detectron2, nasnet_det; print('installed: torch', torch.__version__, '| detectron2', detectron2.__version__, '| nasnet_det', nasnet_det.__version__)"
+	$(BIN)/python -c "import torch, torchvision, timm, fvcore, detectron2, optuna, nasnet_det; print('installed: torch', torch.__version__, '| detectron2', detectron2.__version__, '| nasnet_det', nasnet_det.__version__)"
 	touch $(STAMP)
 
 test: install

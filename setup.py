@@ -37,6 +37,8 @@ setup(
         # Detectron2 is installed by `make install` (no registry carries it under its own name).
         "test": ["pytest", "pretrainedmodels", "six"],  # pretrainedmodels imports six
         "ray": ["ray>=2.9"],
+        # the tpe and gp strategies (optuna's samplers) and every search's optuna.journal, viewed with optuna-dashboard
+        "search": ["optuna>=4.0", "optuna-dashboard"],
         # a self-contained dot (Rust port of Graphviz): clean cell diagrams without a system Graphviz
         "draw": ["graphviz-pure>=0.2"],
         # tools/export.py --format onnx and tools/predict.py --runtime onnxruntime

@@ -128,6 +128,9 @@ CLI_CASES = [
     ("search-strategy-option-unknown", "search", lambda f: ["--strategy-option", "foo=1", "--out", f["root"] + "/s1"],
      r"strategy 'ppo' has no option among \['foo'\]; its options: hidden, lr"),
     ("search-strategy-option-form", "search", lambda f: ["--strategy-option", "lr"], r"expected KEY=VALUE"),
+    ("search-tpe-option-unknown", "search", lambda f: ["--strategy", "tpe", "--strategy-option", "gamma=1", "--out",
+                                                       f["root"] + "/s4"],
+     r"strategy 'tpe' has no option among \['gamma'\]; its options: n_startup_trials, tries, multivariate, n_ei_candidates"),
     ("search-promote-unknown-key", "search", lambda f: ["--promote", "foo=1", "--out", f["root"] + "/p1"],
      r"--promote 'foo=1': expected KEY=VALUE\[,KEY=VALUE...\] with KEY one of method, dataset"),
     ("search-promote-bad-value", "search", lambda f: ["--promote", "epochs=0", "--out", f["root"] + "/p2"],
@@ -282,6 +285,8 @@ CLI_CASES = [
      r"nothing to resume: .*no_demo holds no demo run"),
     # benchmark / model_table
     ("benchmark-unknown", "benchmark", lambda f: ["everything"], r"invalid choice: 'everything'"),
+    ("benchmark-strategies-budget", "benchmark", lambda f: ["strategies", "--lamcts", f["a_file"], "--budget", "tpe=5"],
+     r"--budget 'tpe=5': expected STRATEGY=N with a known strategy and N >= 10"),
     ("model-table-extra", "model_table", lambda f: ["--fast"], r"unrecognized arguments: --fast"),
 ]
 

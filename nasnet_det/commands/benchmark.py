@@ -122,6 +122,18 @@ def main(argv=None):
     transfer.add_argument("--pool-cells", type=int, default=600,
                           help="pick: the LaMCTS cells scored with params, prior and grad_norm (pools of 500 come from them)")
     transfer.add_argument("--fit-prior", metavar="NB301.json", help="refit the prior method's shipped coefficients")
+    strat = sub.add_parser("strategies", help="children each strategy needs on a surrogate of LaMCTS accuracies "
+                                              "(best after k, children to the top 1%%/0.1%%, asks/s; resumable)")
+    strat.add_argument("--lamcts", metavar="PATH", required=True,
+                       help="LaMCTS cells with their CIFAR-10 accuracy, as genotype JSONL (docs/search.md)")
+    strat.add_argument("--out", default="runs/strategies")
+    strat.add_argument("--strategies", nargs="+", metavar="NAME",
+                       default=["random", "evolution", "ppo", "tpe", "predictor-evolution", "gp"])
+    strat.add_argument("--seeds", type=int, default=20, help="seeds 0..N-1 per strategy")
+    strat.add_argument("--budget", action="append", default=[], metavar="STRATEGY=N",
+                       help="children per search (default: 1000; tpe and predictor-evolution 500, gp 100)")
+    strat.add_argument("--space-sample", type=int, default=100_000, help="uniform children behind the top-1%%/0.1%% thresholds")
+    strat.add_argument("--parts", nargs="+", default=["runs", "table"], choices=["runs", "table"])
     ranking = sub.add_parser("ranking", help="every ranking method against the ground truth: tau, rho, top-10%%, "
                                              "regret, seconds per cell, equal-time pick (resumable)")
     ranking.add_argument("--out", default="runs/ranking")
@@ -172,6 +184,23 @@ def main(argv=None):
                 raise UserError("--parts pick needs --lamcts PATH (its pool is drawn from every cell of that file)")
             benchmark_pick(args.out, args.lamcts, pool_cells=args.pool_cells)
         return
+    if args.what == "strategies":
+        from ..benchmarks.strategies import benchmark_strategies
+        from ..search.strategies import public_strategies
+
+        unknown = [n for n in args.strategies if n not in public_strategies()]
+        if unknown:
+            raise UserError(f"unknown strategy {unknown[0]!r}; use one of {', '.join(public_strategies())}")
+        budgets = {}
+        for item in args.budget:
+            name, _, value = item.partition("=")
+            if name not in public_strategies() or not value.isdigit() or int(value) < 10:
+                raise UserError(f"--budget {item!r}: expected STRATEGY=N with a known strategy and N >= 10")
+            budgets[name] = int(value)
+        if args.seeds < 2 or args.space_sample < 1000:
+            raise UserError("--seeds must be at least 2 (a spread) and --space-sample at least 1000")
+        return benchmark_strategies(args.lamcts, args.out, args.strategies, args.seeds, budgets, args.space_sample,
+                                    args.parts)
     if args.what == "ranking":
         from ..benchmarks.ranking import benchmark_ranking
         if args.stride < 1 or args.supernet_epochs < 1 or not args.wall > 0:

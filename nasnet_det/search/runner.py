@@ -42,6 +42,7 @@ from .backends import build_backend
 from .config import (BACKENDS, METHODS, RESUMABLE, TASKS, OneShotConfig, SearchConfig,  # noqa: F401  (the API)
                      config_differences)
 from .evaluators import resolve_evaluator
+from .journal import open_journal
 from .space import SearchSpace
 from .tasks import load_task
 from .strategies import STRATEGIES, build_strategy, strategy_class  # noqa: F401  (STRATEGIES: the API)
@@ -94,6 +95,10 @@ class SearchRunner:
                 self._check_same_settings()
                 self._load()
             write_json(self.config_path, cfg.to_dict())
+            # optuna-dashboard's view of the search (journal.py), rebuilt from trials.jsonl where behind
+            self.journal = open_journal(cfg.out, self.space, cfg.to_dict(), cfg.latency_target is not None)
+            if self.journal is not None:
+                self.journal.sync(self.log.final() if self.log.exists() else [])
             self.latency = None
             if cfg.latency_target is not None:
                 from .latency import LatencyReward
@@ -271,6 +276,7 @@ class SearchRunner:
                     if trial["final"]:
                         self.results[child_id] = trial["reward"]
                         done.append(trial)
+                        self._journal(trial)
                         if trial["status"] == "ok" and not trial["reward"] <= best:
                             best = trial["reward"]
                             self.write_best(done)
@@ -294,6 +300,15 @@ class SearchRunner:
                 bar.close()
         self.write_outputs(done)
         return done
+
+    def _journal(self, trial: dict) -> None:
+        if self.journal is None:
+            return
+        try:
+            self.journal.add(trial)
+        except OSError as e:  # the dashboard's copy; trials.jsonl (written first) keeps the search going
+            logger.warning("optuna.journal: %s; the search goes on without it (rebuilt on --resume)", e)
+            self.journal = None
 
     # -- outputs --------------------------------------------------------------------------------
     def write_best(self, done: List[dict]) -> Optional[genotypes.Genotype]:

@@ -47,6 +47,14 @@ class SearchSpace:
     def sizes(self) -> List[int]:
         return [len(d.choices) for d in self.decisions]
 
+    @property
+    def names(self) -> List[str]:
+        """One name per decision, ``<cell>.b<block>.<kind><slot>``: ``normal.b0.input0``, ``normal.b0.op1``,
+        ``reduction.b4.combine`` (the parameter names of the optuna strategies and journal)."""
+        per_block = 5 if len(self.combines) > 1 else 4
+        return [f"{d.cell}.b{d.block}.{d.kind}{'' if d.kind == 'combine' else (i % per_block) % 2}"
+                for i, d in enumerate(self.decisions)]
+
     def describe(self) -> dict:
         return {"num_blocks": self.num_blocks, "ops": list(self.ops), "combines": list(self.combines)}
 
