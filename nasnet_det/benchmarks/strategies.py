@@ -260,6 +260,52 @@ def plot(curves: Dict[str, List[List[float]]], thresholds: dict, path: str) -> N
     plt.close(fig)
 
 
+def confirm_real(out: str, strategies: Sequence[str] = ("evolution", "tpe"), seeds: int = 3, budget: int = 200,
+                 log=print) -> dict:
+    """The strategies in a real search: the search's default reward (``prior+gradnorm``, the paper's
+    space), ``budget`` children on 2 local workers per seed; the best reward after k children and the
+    CPU-seconds each search took (driver and workers), in ``OUT/confirm.json``."""
+    import resource
+
+    from ..search.runner import SearchConfig, run_search
+
+    path = os.path.join(out, "confirm.json")
+    done = {}
+    if os.path.exists(path):
+        with open(path) as f:
+            done = json.load(f)
+    for strategy in strategies:
+        for seed in range(seeds):
+            key = f"{strategy}/seed{seed}"
+            if key in done:
+                continue
+            folder = os.path.join(out, "confirm", strategy, f"seed{seed}")
+            if os.path.exists(folder):  # a run cut short: its CPU time is lost, so run it again whole
+                import shutil
+
+                shutil.rmtree(folder)
+            usage = [resource.getrusage(w) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
+            start = time.time()
+            trials = run_search(SearchConfig(strategy=strategy, seed=seed, budget=budget, workers=2, progress=False,
+                                             out=folder))
+            cpu = sum(u.ru_utime + u.ru_stime - (b.ru_utime + b.ru_stime) for u, b in zip(
+                [resource.getrusage(w) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)], usage))
+            rewards = [t["reward"] for t in sorted(trials, key=lambda t: t["id"])]
+            done[key] = {"rewards": rewards, "cpu_seconds": cpu, "wall_seconds": time.time() - start}
+            write_json(path, done)
+            log(f"confirm {key}: best {max(rewards):.4f}, {cpu:.0f} CPU-s")
+    table = {}
+    for strategy in strategies:
+        runs = [done[f"{strategy}/seed{s}"] for s in range(seeds)]
+        table[strategy] = {"seeds": seeds, "budget": budget,
+                           "cpu_seconds": statistics.mean(r["cpu_seconds"] for r in runs),
+                           **{f"best@{k}": {"mean": statistics.mean(max(r["rewards"][:k]) for r in runs),
+                                            "std": statistics.stdev(max(r["rewards"][:k]) for r in runs)}
+                              for k in (20, 50, 100, budget)}}
+    write_json(os.path.join(out, "confirm_table.json"), table)
+    return table
+
+
 def benchmark_strategies(lamcts: str, out: str = "runs/strategies", strategies: Sequence[str] = STRATEGIES,
                          seeds: int = 20, budgets: Optional[Dict[str, int]] = None, space_sample: int = 100_000,
                          parts: Sequence[str] = ("runs", "table"), log=print) -> Optional[dict]:
@@ -286,6 +332,11 @@ def benchmark_strategies(lamcts: str, out: str = "runs/strategies", strategies: 
                 rewards = run_one(out, strategy, seed, budgets[strategy])
                 log(f"{strategy} seed {seed}: best {max(rewards):.3f} after {len(rewards)} children "
                     f"({time.time() - start:.0f} s)")
+    if "confirm" in parts:
+        for strategy, row in confirm_real(out, log=log).items():
+            log(f"real search, {strategy}: " + ", ".join(
+                f"{k} {v['mean']:.4f} ± {v['std']:.4f}" for k, v in row.items() if k.startswith("best@"))
+                + f"; {row['cpu_seconds']:.0f} CPU-s")
     if "table" not in parts:
         return None
     rates_path = os.path.join(out, "rates.json")

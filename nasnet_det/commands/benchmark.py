@@ -133,7 +133,8 @@ def main(argv=None):
     strat.add_argument("--budget", action="append", default=[], metavar="STRATEGY=N",
                        help="children per search (default: 1000; tpe and predictor-evolution 500, gp 100)")
     strat.add_argument("--space-sample", type=int, default=100_000, help="uniform children behind the top-1%%/0.1%% thresholds")
-    strat.add_argument("--parts", nargs="+", default=["runs", "table"], choices=["runs", "table"])
+    strat.add_argument("--parts", nargs="+", default=["runs", "table"], choices=["runs", "table", "confirm"],
+                       help="confirm: evolution and tpe in a real search (the default reward), 3 seeds, with CPU-seconds")
     ranking = sub.add_parser("ranking", help="every ranking method against the ground truth: tau, rho, top-10%%, "
                                              "regret, seconds per cell, equal-time pick (resumable)")
     ranking.add_argument("--out", default="runs/ranking")
