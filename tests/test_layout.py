@@ -32,11 +32,12 @@ def test_importing_the_package_search_and_modeling_imports_neither_detectron2_no
                            {"detectron2", "ray"}) == "[]"
 
 
-def test_the_data_layer_imports_no_torch():
-    assert _imported_after("import nasnet_det.genotypes as g; g.get('nasnet_a')",
-                           {"torch", "timm", "numpy", "detectron2"}) == "[]"
-    # the networks still come on first use, registered in timm
-    assert _python("import nasnet_det, timm; n = nasnet_det.NASNet; print(timm.is_model('nasnet_a_mobile'))") == "True"
+@pytest.mark.parametrize("order", ["import timm, nasnet_det", "import nasnet_det, timm"])
+def test_timms_idiom_works_in_either_import_order(order):
+    # the timm idiom wins over a torch-free `import nasnet_det` (docs/design.md, "Kept on purpose"); the
+    # data layer's own modules still import no torch: the floors test above reads their imports
+    code = f"{order}; m = timm.create_model('nasnet_a_mobile', num_classes=10); print(type(m).__name__, m.num_classes)"
+    assert _python(code) == "NASNet 10"
 
 
 def test_the_op_table_is_the_genotype_vocabulary_and_a_new_op_is_one_call(monkeypatch):
