@@ -7,15 +7,25 @@ import sys
 import typing
 from typing import Callable, Iterable, Optional, Sequence
 
+from . import plugins
 from .errors import UserError, one_line
 
 
 class ArgumentParser(argparse.ArgumentParser):
     """argparse, but a bad option is one line (``error: ...``) and exit status 2, like any user error."""
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, plugins: bool = True, **kwargs):
         kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
         super().__init__(*args, **kwargs)
+        if plugins:  # imported by run() before the options are built (nasnet_det.plugins)
+            add_plugin_option(self)
+
+
+def add_plugin_option(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    parser.add_argument("--plugin", action="append", default=[], metavar="MODULE",
+                        help="import MODULE first: its registered ops, proxies, strategies, ... become choices "
+                             "(repeatable; a search's workers import it too)")
+    return parser
 
     def error(self, message: str):
         self.exit(2, f"error: {message} (see {self.prog} --help)\n")
@@ -24,7 +34,7 @@ class ArgumentParser(argparse.ArgumentParser):
 def one_line_errors(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Give a parser built elsewhere (e.g. Detectron2's ``default_argument_parser``) one-line errors."""
     parser.error = lambda message: parser.exit(2, f"error: {message} (see {parser.prog} --help)\n")
-    return parser
+    return add_plugin_option(parser)
 
 
 class Terminated(BaseException):
@@ -49,6 +59,7 @@ def run(main: Callable[[Optional[Sequence[str]]], object], argv: Optional[Sequen
     except ValueError:  # not the main thread
         previous = None
     try:
+        plugins.load(plugins.from_argv(sys.argv[1:] if argv is None else argv))
         return main(argv)
     except UserError as e:
         sys.exit(f"error: {one_line(e)}")

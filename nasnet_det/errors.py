@@ -35,6 +35,11 @@ class SearchError(UserError):
     """A search that cannot start or continue; the message says why."""
 
 
+class PluginError(UserError):
+    """A ``--plugin`` module that cannot be imported, or a name a worker does not know because its
+    plug-in was not imported there; the search stops on it rather than score children as failures."""
+
+
 class InputError(UserError):
     """A tensor a network cannot take (too small, wrong channel count)."""
 

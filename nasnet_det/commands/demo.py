@@ -8,7 +8,7 @@ import logging
 
 from .. import cli
 from ..demo import DemoConfig, run_demo
-from ..search.config import METHODS
+from ..search.config import search_methods
 
 
 def main(argv=None):
@@ -17,7 +17,7 @@ def main(argv=None):
     p.add_argument("--out", default=d.out)
     p.add_argument("--search-budget", type=int, default=d.search_budget)
     p.add_argument("--search-workers", type=int, default=d.search_workers)
-    p.add_argument("--search-method", default=d.search_method, choices=METHODS,
+    p.add_argument("--search-method", default=d.search_method, choices=search_methods(),
                    help="the search's reward (default: prior; per-child trains each child on noisy digits)")
     p.add_argument("--pretrain-epochs", type=int, default=d.pretrain_epochs)
     p.add_argument("--detection-iters", type=int, default=d.detection_iters)

@@ -31,17 +31,15 @@ from .. import cli, genotypes
 from ..errors import SearchError, UserError
 from ..io import write_text
 from ..search.child import ChildConfig
-from ..search.ranking import METHODS, RankConfig, Scorer, finish_scores, format_metrics, rank_metrics
-from ..search.ranking import METHOD_HELP
+from ..search.ranking import RankConfig, Scorer, finish_scores, format_metrics, method_help, methods, rank_metrics
 from ..search.trials import TrialLog
-
-__doc__ += "\n".join(f"    {name:<11}{text}" for name, text in METHOD_HELP.items())
 
 
 def parser():
-    p = cli.ArgumentParser(description=__doc__)
+    # the methods as they are now (a --plugin's proxies included)
+    p = cli.ArgumentParser(description=__doc__ + "\n".join(f"    {name:<11}{method_help(name)}" for name in methods()))
     p.add_argument("cells", metavar="CELLS.jsonl")
-    p.add_argument("--method", default="prior+gradnorm", choices=METHODS,
+    p.add_argument("--method", default="prior+gradnorm", choices=methods(),
                    help="the ranking method (default: prior+gradnorm, the best measured against public CIFAR-10 "
                         "accuracies, docs/search.md)")
     p.add_argument("--out", required=True, metavar="SCORES.jsonl")

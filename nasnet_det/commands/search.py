@@ -41,17 +41,18 @@ import os
 from .. import cli
 from ..search.child import ChildConfig
 from ..search.oneshot import OneShotConfig
-from ..search.runner import BACKENDS, METHODS, TASKS, SearchConfig, SearchError, run_search
+from ..search.config import search_methods
+from ..search.runner import BACKENDS, TASKS, SearchConfig, SearchError, run_search
 from ..search.strategies import public_strategies
 
-NESTED = ("ops", "combines", "strategy_options", "child", "oneshot", "promote")
+NESTED = ("ops", "combines", "strategy_options", "child", "oneshot", "promote", "plugins")
 CONFIG_FIELDS = [f.name for f in dataclasses.fields(SearchConfig) if f.name not in NESTED]
 
 
 def parser():
     p = cli.ArgumentParser(description=__doc__)
     cli.add_dataclass_options(p, SearchConfig, skip=NESTED, choices={"strategy": public_strategies(), "backend": BACKENDS,
-                                                                    "method": METHODS, "task": TASKS})
+                                                                    "method": search_methods(), "task": TASKS})
     p.add_argument("--ops", nargs="+", help="op vocabulary (default: the paper's 13)")
     p.add_argument("--combines", nargs="+", default=["add"], help="combine vocabulary (default: add)")
     p.add_argument("--strategy-option", action="append", default=[], metavar="KEY=VALUE",
@@ -98,8 +99,16 @@ def config_from_args(args, given=None) -> SearchConfig:
     if a["resume"] and os.path.isfile(stored_path):
         try:
             with open(stored_path) as f:
-                stored = SearchConfig.from_dict(json.load(f))
-        except (OSError, ValueError, KeyError, TypeError) as e:
+                raw = json.load(f)
+            untrusted = [m for m in raw.get("plugins", ()) if m not in a["plugin"]]
+        except (OSError, ValueError, AttributeError, TypeError) as e:
+            raise SearchError(f"cannot read the stored settings {stored_path}: {type(e).__name__}: {e}") from None
+        if untrusted:  # importing a module named by a run folder handed to us would run its code
+            raise SearchError(f"{stored_path} names the plug-in(s) {', '.join(map(str, untrusted))}: resume with "
+                              f"{' '.join('--plugin ' + str(m) for m in untrusted)} to trust them")
+        try:
+            stored = SearchConfig.from_dict(raw)
+        except (ValueError, KeyError, TypeError) as e:
             raise SearchError(f"cannot read the stored settings {stored_path}: {type(e).__name__}: {e}") from None
         given = set(a) if given is None else given
         if stored.evaluator not in ("train", "synthetic") and "evaluator" not in given:
@@ -135,6 +144,7 @@ def config_from_args(args, given=None) -> SearchConfig:
     oneshot = OneShotConfig(**{f.name: a["oneshot_" + f.name] for f in dataclasses.fields(OneShotConfig)})
     return SearchConfig(**{k: a[k] for k in CONFIG_FIELDS}, ops=tuple(a["ops"] or SearchConfig.ops),
                         combines=tuple(a["combines"]), strategy_options=_strategy_options(a["strategy_option"]),
+                        plugins=tuple(a["plugin"]),
                         promote=tuple(a["promote"] or ()),
                         child=child, oneshot=oneshot)
 

@@ -3,7 +3,8 @@
 A backend takes ``submit(child_id, args)`` calls, where ``args`` are those of
 :func:`nasnet_det.search.evaluators.run_evaluation`, and reports with ``wait()``: a list of
 ``(child_id, kind, payload)``, ``kind`` being ``ok`` (payload: the evaluator's result), ``error``
-(the child raised: payload is the message) or ``lost`` (its worker or node died: re-queue it).
+(the child raised: payload is the message), ``fatal`` (the worker lacks a plug-in: every child would
+fail, :class:`~nasnet_det.errors.PluginError`) or ``lost`` (its worker or node died: re-queue it).
 
 Neither backend leaves work running after its driver dies, even by ``kill -9``: local workers end
 themselves when their parent goes, and a local Ray cluster started by the search is reaped by a
@@ -18,7 +19,7 @@ import subprocess
 import sys
 from typing import Dict, List, Optional, Protocol, Tuple
 
-from ..errors import SearchError, one_line
+from ..errors import PluginError, SearchError, one_line
 from ..procs import die_with_parent
 from .evaluators import run_evaluation
 
@@ -103,6 +104,8 @@ class LocalBackend:
             except cf.process.BrokenProcessPool as e:
                 restart = restart or pool is self._pool
                 results.append((child_id, "lost", f"worker process died: {e}"))
+            except PluginError as e:
+                results.append((child_id, "fatal", str(e)))
             except BaseException as e:  # the child's own failure, raised in the worker
                 results.append((child_id, "error", f"{type(e).__name__}: {e}"))
         if restart:
@@ -178,6 +181,9 @@ class RayBackend:
             try:
                 results.append((child_id, "ok", self.ray.get(ref)))
             except self.ray.exceptions.RayTaskError as e:
+                if isinstance(e.cause, PluginError):
+                    results.append((child_id, "fatal", str(e.cause)))
+                    continue
                 results.append((child_id, "error", str(e.cause if e.cause is not None else e).splitlines()[-1]))
             except self.ray.exceptions.RayError as e:  # worker/node died beyond Ray's own retries
                 results.append((child_id, "lost", f"{type(e).__name__}: {e}"))

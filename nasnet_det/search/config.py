@@ -10,7 +10,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Optional, Tuple
 
-from .. import genotypes
+from .. import genotypes, plugins
 from ..errors import SearchError, require_ints
 from .child import ChildConfig
 from .space import SearchSpace
@@ -18,13 +18,23 @@ from .strategies import STRATEGIES, public_strategies
 from .supernet import check_shareable, parse_recipe
 from .tasks import TASKS as TASK_MODULES, load_task
 
-# --method NAME scores children with one of these instead of training them (nasnet_det.search.ranking)
-PROXY_METHODS = ("params", "flops", "prior", "synflow", "naswot", "jacob_cov", "snip", "grad_norm",
-                 "prior+gradnorm", "naswot+gradnorm", "prior+naswot+gradnorm")
 BACKENDS = ("local", "ray")
-METHODS = ("per-child", "oneshot") + PROXY_METHODS
-# children when --budget is not given: a method without training scores a child in milliseconds to a second
-DEFAULT_BUDGETS = {"per-child": 20, "oneshot": 20, **{m: 200 for m in PROXY_METHODS}}
+TRAINED = ("per-child", "oneshot")  # the methods that train: 20 children unless --budget says otherwise
+NO_BUDGET_DEFAULT = 200  # children of the methods without training (milliseconds to a second each)
+
+
+def proxy_methods() -> tuple:
+    """The methods that score a child without training it: ``nasnet-det rank``'s methods
+    (:func:`nasnet_det.search.ranking.methods`, a plug-in's ``@proxy`` included), but the trained
+    ones and ``vote`` (a rank over a whole list, not a score of one child)."""
+    from .ranking import methods
+
+    return tuple(m for m in methods() if m not in TRAINED and m != "vote")
+
+
+def search_methods() -> tuple:
+    """What ``--method`` takes."""
+    return TRAINED + proxy_methods()
 TASKS = tuple(TASK_MODULES)
 SAMPLING = ("uniform", "fair")
 
@@ -66,7 +76,7 @@ class SearchConfig:
     strategy: str = "ppo"
     # "prior+gradnorm" (the default: the best ranking of public full-scale CIFAR-10 accuracies measured here,
     # docs/search.md), "per-child" (each child trained on its own), "oneshot" (shared weights), or another
-    # method that scores children without training (PROXY_METHODS: prior, params, flops, synflow, ...)
+    # method that scores children without training (proxy_methods(): prior, params, flops, synflow, ...)
     method: str = "prior+gradnorm"
     task: str = "classification"  # the reward: "classification" accuracy or "detection" AP (oneshot)
     budget: Optional[int] = None  # children; if not given: 200 for the methods without training, 20 for per-child and oneshot
@@ -100,16 +110,19 @@ class SearchConfig:
     # successive halving (search/promote.py): rungs after the search, each KEY=VALUE[,...] over method and child
     promote: Tuple[str, ...] = ()
     promote_keep: float = 1 / 3  # the share of a rung's children promoted to the next rung
+    # modules imported first here and in every worker (--plugin): a user's ops, proxies, strategies, evaluators
+    plugins: Tuple[str, ...] = ()
 
     def __post_init__(self):
+        plugins.load(self.plugins)  # their names are valid choices below
         if self.strategy not in STRATEGIES:
             raise SearchError(f"unknown strategy {self.strategy!r}; use one of {', '.join(public_strategies())}")
         if self.backend not in BACKENDS:
             raise SearchError(f"unknown backend {self.backend!r}; use one of {', '.join(BACKENDS)}")
-        if self.method not in METHODS:
-            raise SearchError(f"unknown method {self.method!r}; use one of {', '.join(METHODS)}")
+        if self.method not in search_methods():
+            raise SearchError(f"unknown method {self.method!r}; use one of {', '.join(search_methods())}")
         if self.budget is None:
-            self.budget = DEFAULT_BUDGETS[self.method]
+            self.budget = 20 if self.method in TRAINED else NO_BUDGET_DEFAULT
         if self.task not in TASKS:
             raise SearchError(f"unknown task {self.task!r}; use one of {', '.join(TASKS)}")
         if self.method == "oneshot":
@@ -139,6 +152,7 @@ class SearchConfig:
     def to_dict(self) -> dict:
         d = asdict(self)
         d["ops"], d["combines"], d["promote"] = list(self.ops), list(self.combines), list(self.promote)
+        d["plugins"] = list(self.plugins)
         return d
 
     @classmethod
@@ -146,6 +160,7 @@ class SearchConfig:
         """Inverse of :meth:`to_dict` (what ``search.json`` holds)."""
         d = dict(d)
         return cls(**{**d, "ops": tuple(d["ops"]), "combines": tuple(d["combines"]), "promote": tuple(d.get("promote", ())),
+                      "plugins": tuple(d.get("plugins", ())),
                       "child": ChildConfig(**d["child"]), "oneshot": OneShotConfig(**d.get("oneshot", {}))})
 
     @property

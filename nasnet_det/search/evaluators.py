@@ -13,9 +13,10 @@ import time
 from typing import Callable
 
 from .. import genotypes
-from ..errors import SearchError
+from .. import plugins
+from ..errors import PluginError, SearchError
 from .child import train_child
-from .config import PROXY_METHODS, search_config
+from .config import proxy_methods, search_config
 from .strategies import sep_conv_fraction
 
 
@@ -61,16 +62,31 @@ def proxy_evaluator(genotype_dict: dict, settings: dict) -> dict:
     return {"reward": result["score"], "seconds": result["seconds"]}
 
 
+def _check_vocabulary(genotype_dict: dict) -> None:
+    """A child with an op or combine this process does not know stops the search (PluginError): every
+    other child using it would fail too, each scored as a failure, and the search would steer away."""
+    cells = [genotype_dict.get(c) or {} for c in ("normal", "reduction")]
+    names = {n for cell in cells for block in cell.get("blocks", ()) if isinstance(block, dict)
+             for n in [*block.get("ops", ()), block.get("combine", "add")] if isinstance(n, str)}
+    unknown = sorted(n for n in names if n not in genotypes.OPS and n not in genotypes.COMBINES)
+    if unknown:
+        raise PluginError(f"a search worker does not know {', '.join(map(repr, unknown))}: register it in a module "
+                          "and name that module with --plugin MODULE (SearchConfig.plugins), so that every worker "
+                          "imports it; then rerun with --resume --plugin MODULE")
+
+
 def run_evaluation(evaluator: str, genotype_dict: dict, settings: dict) -> dict:
     """Score one child in a worker. An evaluator is ``f(genotype_dict, settings)`` returning
     ``{"reward": float, ...}``; ``settings`` is the search's configuration (``search.json``).
     The ``train`` evaluator of ``--method oneshot`` scores with the supernet's weights."""
+    plugins.load(settings.get("plugins", ()))  # once per worker process: a user's ops, proxies, evaluators
+    _check_vocabulary(genotype_dict)
     method = settings.get("method", "per-child")
     if evaluator == "train" and method == "oneshot":
         from .oneshot import oneshot_evaluator
 
         evaluator_fn = oneshot_evaluator
-    elif evaluator == "train" and method in PROXY_METHODS:
+    elif evaluator == "train" and method in proxy_methods():
         evaluator_fn = proxy_evaluator
     else:
         evaluator_fn = resolve_evaluator(evaluator)

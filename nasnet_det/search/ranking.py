@@ -1,7 +1,7 @@
 """Rank cells without a search: score a list of genotypes with any ranking method, and measure a
 ranking against a ground truth.
 
-A method maps a genotype to a score (larger: expected better). :data:`METHODS` is the table, name
+A method maps a genotype to a score (larger: expected better). :func:`methods` lists them, name
 -> (scorer, what it is and where it comes from):
 
 ==============  ================================================================================
@@ -81,7 +81,18 @@ def combined(z: Sequence[float]) -> float:
 for _name, _parts in COMBINATIONS.items():
     METHOD_HELP[_name] = "normal CDF of the mean z-score of " + ", ".join(("minus " if sign < 0 else "") + m for m, sign in _parts) + \
         " (z against random cells of the space)"
-METHODS = tuple(METHOD_HELP)
+
+
+def methods() -> tuple:
+    """Every ranking method: the table above, then each proxy registered with ``@proxy`` since (a
+    plug-in's, ``--plugin MODULE``), whose help is its docstring's first line."""
+    return tuple(METHOD_HELP) + tuple(name for name in PROXIES if name not in METHOD_HELP)
+
+
+def method_help(name: str) -> str:
+    if name in METHOD_HELP:
+        return METHOD_HELP[name]
+    return ((PROXIES[name].__doc__ or "").strip().splitlines() or ["a registered proxy"])[0]
 
 
 @dataclass
@@ -95,8 +106,8 @@ class RankConfig:
     space: Optional[dict] = None  # combinations: the space of the reference cells (SearchSpace.describe(); None: the paper's)
 
     def __post_init__(self):
-        if self.method not in METHODS:
-            raise SearchError(f"unknown ranking method {self.method!r}; use one of {', '.join(METHODS)}")
+        if self.method not in methods():
+            raise SearchError(f"unknown ranking method {self.method!r}; use one of {', '.join(methods())}")
         if isinstance(self.seeds, bool) or not isinstance(self.seeds, int) or self.seeds < 1:
             raise SearchError(f"--seeds must be a positive integer, got {self.seeds!r}")
         if isinstance(self.proxy_batch, bool) or not isinstance(self.proxy_batch, int) or self.proxy_batch < 2:

@@ -36,10 +36,10 @@ import torch
 
 from .. import genotypes
 from ..data import check_spec
-from ..errors import SearchError
+from ..errors import PluginError, SearchError
 from ..io import FolderLock, tensorboard_writer, torch_save, write_json
 from .backends import build_backend
-from .config import (BACKENDS, METHODS, RESUMABLE, TASKS, OneShotConfig, SearchConfig,  # noqa: F401  (the API)
+from .config import (BACKENDS, RESUMABLE, TASKS, OneShotConfig, SearchConfig,  # noqa: F401  (the API)
                      config_differences)
 from .evaluators import resolve_evaluator
 from .journal import open_journal
@@ -261,6 +261,8 @@ class SearchRunner:
                     continue
                 for child_id, kind, payload in backend.wait():
                     seconds = time.time() - running.pop(child_id)
+                    if kind == "fatal":  # the child stays in flight: --resume with the plug-in scores it
+                        raise PluginError(payload)
                     if kind == "lost":
                         self.lost[child_id] = self.lost.get(child_id, 0) + 1
                         logger.warning("child %d: %s (re-queued)", child_id, payload)
