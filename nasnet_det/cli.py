@@ -20,15 +20,15 @@ class ArgumentParser(argparse.ArgumentParser):
         if plugins:  # imported by run() before the options are built (nasnet_det.plugins)
             add_plugin_option(self)
 
+    def error(self, message: str):
+        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
+
 
 def add_plugin_option(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--plugin", action="append", default=[], metavar="MODULE",
                         help="import MODULE first: its registered ops, proxies, strategies, ... become choices "
                              "(repeatable; a search's workers import it too)")
     return parser
-
-    def error(self, message: str):
-        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
 
 
 def one_line_errors(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:

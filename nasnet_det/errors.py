@@ -36,8 +36,8 @@ class SearchError(UserError):
 
 
 class PluginError(UserError):
-    """A ``--plugin`` module that cannot be imported, or a name a worker does not know because its
-    plug-in was not imported there; the search stops on it rather than score children as failures."""
+    """A ``--plugin`` module that fails to load, or a name a worker does not know because its plug-in
+    was not loaded there; the search stops on it rather than score children as failures."""
 
 
 class InputError(UserError):

@@ -84,11 +84,16 @@ class PretrainConfig:
         require_ints(self, dict(epochs=1, batch_size=1, workers=0, img_size=least_size), ConfigError,
                      optional=("img_size",))
         for name in ("lr", "lr_decay", "lr_decay_epochs", "rmsprop_eps", "ema_decay"):
-            if not getattr(self, name) > 0:
-                raise ConfigError(f"{name} must be positive, got {getattr(self, name)!r}")
+            if not getattr(self, name) > 0 or not math.isfinite(getattr(self, name)):
+                raise ConfigError(f"{name} must be a positive number, got {getattr(self, name)!r}")
         for name in ("weight_decay", "label_smoothing", "aux_weight", "clip_grad", "momentum"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"{name} cannot be negative, got {getattr(self, name)!r}")
+            if not getattr(self, name) >= 0 or not math.isfinite(getattr(self, name)):  # NaN fails >= too
+                raise ConfigError(f"{name} must be a number of at least 0, got {getattr(self, name)!r}")
+        # an average that forgets nothing (>= 1) or a momentum that amplifies (>= 1) diverge in silence
+        for name in ("ema_decay", "momentum", "lr_decay"):
+            if not getattr(self, name) < 1 and not (name == "lr_decay" and getattr(self, name) == 1):
+                raise ConfigError(f"{name} must be below 1 (the paper: ema_decay 0.9999, momentum 0.9), "
+                                  f"got {getattr(self, name)!r}")
         if not 0 <= self.label_smoothing < 1 or not 0 < self.rmsprop_decay < 1:
             raise ConfigError(f"label_smoothing must be in [0, 1) and rmsprop_decay in (0, 1), got "
                               f"{self.label_smoothing} and {self.rmsprop_decay}")
