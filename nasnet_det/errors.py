@@ -48,8 +48,16 @@ class StorageError(UserError):
     """A write the disk refused (full, a file-size limit, read-only); the message names the file."""
 
 
-# errno values of a disk that refuses a write: ENOSPC, EFBIG (ulimit -f), EDQUOT, EROFS, EIO
-STORAGE_ERRNOS = (28, 27, 122, 30, 5)
+# errno values of a disk that refuses a write: ENOSPC, EFBIG (ulimit -f), EDQUOT, EROFS, EIO, EACCES
+STORAGE_ERRNOS = (28, 27, 122, 30, 5, 13)
+UNWRITABLE_ERRNOS = (30, 13)  # the folder is read-only or not ours: no space to free
+
+
+def storage_advice(error: BaseException) -> str:
+    """What to do about a refused write: another folder where it cannot be written, else room."""
+    if isinstance(error, OSError) and error.errno in UNWRITABLE_ERRNOS:
+        return "choose a folder you can write to"
+    return "free space or raise the file-size limit (ulimit -f), or choose another folder"
 
 
 def storage_cause(error: BaseException):

@@ -14,7 +14,7 @@ import re
 from contextlib import contextmanager
 from typing import Iterator
 
-from .errors import StorageError, storage_cause
+from .errors import StorageError, storage_advice, storage_cause
 
 
 def _pid_alive(pid: int) -> bool:
@@ -60,9 +60,8 @@ def atomic_path(path: str) -> Iterator[str]:
         if cause is None:
             raise
         kept = "the previous file is intact" if os.path.exists(path) else "nothing was written"
-        raise StorageError(f"cannot write {path}: {cause} ({kept}); free space, raise the file-size limit "
-                           "(ulimit -f) or choose another folder, then rerun (with --resume where the run "
-                           "had started)") from None
+        raise StorageError(f"cannot write {path}: {cause} ({kept}); {storage_advice(e)}, then run the same "
+                           "command again") from None
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
@@ -116,8 +115,9 @@ class FolderLock:
 
     _held: dict = {}  # lock path -> [open file, count]: re-entrant within one process
 
-    def __init__(self, folder: str, what: str = "run"):
-        self.path, self.what, self._file = os.path.abspath(os.path.join(folder, ".lock")), what, None
+    def __init__(self, folder: str, what: str = "run", name: str = ".lock"):
+        """``name``: the lock file; another name locks one output of a folder others share."""
+        self.path, self.what, self._file = os.path.abspath(os.path.join(folder, name)), what, None
 
     def acquire(self, error=RuntimeError) -> "FolderLock":
         import fcntl

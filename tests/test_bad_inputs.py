@@ -103,6 +103,13 @@ def _nan_truth_cells(files):
     return path
 
 
+def _score_key_cells(files):
+    path = os.path.join(files["root"], "score_cells.jsonl")
+    with open(path, "w") as f:
+        f.write('{"genotype": "nasnet_a"}\n{"genotype": "darts_v2", "score": 0.9}\n')
+    return path
+
+
 def _det(files, *opts):
     return TINY_DET + ["DATASETS.TRAIN", "()", "DATASETS.TEST", f"('coco:{files['root']}/img:{files['coco']}',)",
                        "OUTPUT_DIR", os.path.join(files["root"], "out")] + list(opts)
@@ -280,6 +287,10 @@ CLI_CASES = [
      r"--proxy-batch must be an integer of at least 2 images, got 0"),
     ("rank-out-is-the-input", "rank", lambda f: [_nan_truth_cells(f), "--out", _nan_truth_cells(f)],
      r"--out .*nan_cells.jsonl is the cells file itself"),
+    ("rank-out-is-a-folder", "rank", lambda f: [_nan_truth_cells(f), "--method", "prior", "--out", f["root"]],
+     r"--out .* is a folder: give a file path such as .*scores.jsonl \(nothing was scored\)"),
+    ("rank-input-has-score", "rank", lambda f: [_score_key_cells(f), "--method", "prior", "--out", f["root"] + "/sk.jsonl"],
+     r"score_cells.jsonl: cell 2 has a key named 'score', where rank writes its score: rename that key"),
     ("latency-table-threads-0", "latency_table", lambda f: ["--threads", "0", "--out", f["root"] + "/lt.jsonl"],
      r"--threads 0: give at least 1"),
     ("search-failure-reward-nan", "search", lambda f: ["--failure-reward", "nan", "--out", f["root"] + "/fr"],
@@ -669,3 +680,22 @@ def test_another_arch_on_resume_or_eval_is_named_and_leaves_the_run_config(tmp_p
         assert message == (f"error: {weights} holds another NASNet than MODEL.NASNET describes (checkpoint vs config): "
                            "num_conv_filters 8 vs 16")
         assert (out / "config.yaml").read_text() == config  # the run's own config, not the failed invocation's
+
+
+def test_a_second_rank_into_the_same_out_is_refused_while_the_first_runs(tmp_path):
+    cells = tmp_path / "cells.jsonl"
+    cells.write_text('{"genotype": "nasnet_a"}\n')
+    out = tmp_path / "scores.jsonl"
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from nasnet_det.io import FolderLock; "
+                               f"FolderLock({str(tmp_path)!r}, 'rank', name='.scores.jsonl.lock').acquire(); "
+                               "print('held', flush=True); time.sleep(60)"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        done = subprocess.run([sys.executable, os.path.join(TOOLS, "rank.py"), str(cells), "--method", "prior",
+                               "--out", str(out), "--no-progress"], capture_output=True, text=True, timeout=120)
+        assert done.returncode == 1 and not out.exists() and not (tmp_path / "scores.jsonl.part").exists()
+        assert done.stderr.strip().splitlines()[-1].startswith(
+            f"error: cannot run this rank in {tmp_path}: another process (pid {holder.pid}) is writing there")
+    finally:
+        holder.kill()
+        holder.wait()

@@ -29,7 +29,7 @@ import os
 
 from .. import cli, genotypes
 from ..errors import SearchError, UserError
-from ..io import write_text
+from ..io import FolderLock, write_text
 from ..search.child import ChildConfig
 from ..search.ranking import RankConfig, Scorer, finish_scores, format_metrics, method_help, methods, rank_metrics
 from ..search.trials import TrialLog
@@ -85,7 +85,24 @@ def main(argv=None):
     check_spec(child.dataset)
     if os.path.abspath(a.out) == os.path.abspath(a.cells):
         raise UserError(f"--out {a.out} is the cells file itself: give another path (nothing was written)")
+    if os.path.isdir(a.out):
+        raise UserError(f"--out {a.out} is a folder: give a file path such as {os.path.join(a.out, 'scores.jsonl')} "
+                        "(nothing was scored)")
     cells = read_cells(a.cells, a.truth)
+    taken = next((i for i, (record, _) in enumerate(cells) if "score" in record), None)
+    if taken is not None:
+        raise UserError(f"{a.cells}: cell {taken + 1} has a key named 'score', where rank writes its score: rename "
+                        "that key (nothing was scored)")
+    # one writer per output: a second rank into the same --out would share its .part file
+    folder, name = os.path.split(os.path.abspath(a.out))
+    lock = FolderLock(folder, "rank", name=f".{name}.lock").acquire(UserError)
+    try:
+        return _rank(a, cfg, cells)
+    finally:
+        lock.release()
+
+
+def _rank(a, cfg: RankConfig, cells: list) -> list:
     part = TrialLog(a.out + ".part")
     part.repair()
     done = {r["line"]: r for r in part.read() if isinstance(r.get("line"), int)}
