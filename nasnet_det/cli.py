@@ -23,6 +23,14 @@ class ArgumentParser(argparse.ArgumentParser):
     def error(self, message: str):
         self.exit(2, f"error: {message} (see {self.prog} --help)\n")
 
+    def parse_known_args(self, args=None, namespace=None):
+        global _HAS_RESUME  # what run() tells a stopped user: --resume only where the command has it
+        _HAS_RESUME = "--resume" in self._option_string_actions
+        return super().parse_known_args(args, namespace)
+
+
+_HAS_RESUME = True  # the last parsed command has --resume (commands parsed elsewhere: assume so)
+
 
 def add_plugin_option(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--plugin", action="append", default=[], metavar="MODULE",
@@ -65,8 +73,8 @@ def run(main: Callable[[Optional[Sequence[str]]], object], argv: Optional[Sequen
         sys.exit(f"error: {one_line(e)}")
     except (KeyboardInterrupt, Terminated) as e:
         name, code = ("SIGTERM", 143) if isinstance(e, Terminated) else ("SIGINT", 130)
-        print(f"stopped by {name}: what was saved is intact; run the same command with --resume to continue",
-              file=sys.stderr)
+        again = "with --resume to continue" if _HAS_RESUME else "again"
+        print(f"stopped by {name}: what was saved is intact; run the same command {again}", file=sys.stderr)
         sys.exit(code)
     finally:
         if previous is not None:

@@ -699,3 +699,22 @@ def test_a_second_rank_into_the_same_out_is_refused_while_the_first_runs(tmp_pat
     finally:
         holder.kill()
         holder.wait()
+
+
+@pytest.mark.parametrize("has_resume", [True, False])
+def test_the_signal_line_names_resume_only_for_a_command_that_has_it(has_resume, capsys):
+    from nasnet_det import cli
+
+    def main(argv):
+        p = cli.ArgumentParser(prog="cmd")
+        if has_resume:
+            p.add_argument("--resume", action="store_true")
+        p.parse_args(argv)
+        raise KeyboardInterrupt  # Ctrl-C mid-work
+
+    with pytest.raises(SystemExit) as stopped:
+        cli.run(main, [])
+    assert stopped.value.code == 130
+    line = capsys.readouterr().err.strip()
+    assert line == "stopped by SIGINT: what was saved is intact; run the same command " + (
+        "with --resume to continue" if has_resume else "again")
