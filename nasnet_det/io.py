@@ -162,3 +162,18 @@ class FolderLock:
             if entry[1] <= 0:
                 del FolderLock._held[self.path]
                 entry[0].close()  # closing drops the lock
+
+
+def load_refusal(error: BaseException, limit: int = 300) -> str:
+    """Why ``torch.load(weights_only=True)`` refused a file, for a one-line error: the unpickler's own
+    reason, without torch's advice to load with ``weights_only=False`` (for a crafted file that
+    advice would switch the protection off)."""
+    import re
+
+    text = " ".join(str(error).split())
+    if "WeightsUnpickler error:" in text:
+        text = text.split("WeightsUnpickler error:", 1)[1]
+    sentences = [s for s in re.split(r"(?<=[.!?]) ", text) if "weights_only" not in s and "safe_globals" not in s
+                 and "add_safe_globals" not in s and "trust the source" not in s]
+    reason = " ".join(sentences).strip() or "the file holds objects other than tensors and plain data"
+    return f"{type(error).__name__}: {reason[:limit]}"

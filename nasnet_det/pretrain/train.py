@@ -35,7 +35,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from .. import data as datasets
 from .. import genotypes
-from ..io import FolderLock, tensorboard_writer, torch_save, write_json
+from ..io import FolderLock, load_refusal, tensorboard_writer, torch_save, write_json
 from ..modeling import build_nasnet
 from ..errors import CheckpointError, ConfigError, DataError, require_ints
 from ..modeling.convert import save_for_detectron2
@@ -236,7 +236,7 @@ class PretrainRun:
             state = torch.load(self.checkpoint_path, map_location=self.device, weights_only=True)
         except Exception as e:  # a truncated, foreign or crafted file: say which, keep it for inspection
             raise CheckpointError(f"cannot read checkpoint {self.checkpoint_path} (tensors and plain data only): "
-                                  f"{type(e).__name__}: {' '.join(str(e).split())[:300]}") from None
+                                  f"{load_refusal(e)}") from None
         _check_resumable(state["config"], self.cfg, self.checkpoint_path)
         self.model.load_state_dict(state["model"])
         self.ema.module.load_state_dict(state["ema"])

@@ -34,7 +34,7 @@ from torch.utils.data import DataLoader
 
 from .. import genotypes
 from ..errors import SearchError
-from ..io import torch_save
+from ..io import load_refusal, torch_save
 from ..modeling.layout import NASNetConfig
 from ..modeling.nasnet import decay_param_groups
 from .child import ChildConfig, child_data, child_options, held_out_accuracy
@@ -285,8 +285,7 @@ def read_supernet(path: str, space: Optional[SearchSpace] = None, child: Optiona
     except FileNotFoundError:
         raise SearchError(f"supernet file not found: {path}") from None
     except Exception as e:
-        raise SearchError(f"cannot read {path} as a supernet (tensors and plain data only): {type(e).__name__}: "
-                          f"{' '.join(str(e).split())[:300]}") from None
+        raise SearchError(f"cannot read {path} as a supernet (tensors and plain data only): {load_refusal(e)}") from None
     if not isinstance(state, dict) or "model" not in state or "space" not in state:
         raise SearchError(f"{path} is not a supernet.pt (no 'model' and 'space' entries)")
     if space is not None and state["space"] != space.describe():

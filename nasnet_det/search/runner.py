@@ -37,7 +37,7 @@ import torch
 from .. import genotypes
 from ..data import check_spec
 from ..errors import PluginError, SearchError
-from ..io import FolderLock, tensorboard_writer, torch_save, write_json
+from ..io import FolderLock, load_refusal, tensorboard_writer, torch_save, write_json
 from .backends import build_backend
 from .config import (BACKENDS, RESUMABLE, TASKS, OneShotConfig, SearchConfig,  # noqa: F401  (the API)
                      config_differences)
@@ -145,8 +145,8 @@ class SearchRunner:
                 return  # killed in the supernet's warm-up: nothing asked yet; the supernet resumes itself
             raise SearchError(f"{self.cfg.out} has trials.jsonl but no state.pt: cannot resume") from None
         except Exception as e:
-            raise SearchError(f"cannot read {self.state_path} (tensors and plain data only): {type(e).__name__}: "
-                              f"{' '.join(str(e).split())[:300]}") from None
+            raise SearchError(f"cannot read {self.state_path} (tensors and plain data only): "
+                              f"{load_refusal(e)}") from None
         if state["strategy_name"] != self.cfg.strategy or state["space"] != self.space.describe():
             raise SearchError(f"{self.cfg.out} was searched with strategy {state['strategy_name']!r} in space "
                               f"{state['space']}; now {self.cfg.strategy!r} in {self.space.describe()}")
