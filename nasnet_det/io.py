@@ -174,6 +174,6 @@ def load_refusal(error: BaseException, limit: int = 300) -> str:
     if "WeightsUnpickler error:" in text:
         text = text.split("WeightsUnpickler error:", 1)[1]
     sentences = [s for s in re.split(r"(?<=[.!?]) ", text) if "weights_only" not in s and "safe_globals" not in s
-                 and "add_safe_globals" not in s and "trust the source" not in s]
+                 and "trust" not in s]
     reason = " ".join(sentences).strip() or "the file holds objects other than tensors and plain data"
     return f"{type(error).__name__}: {reason[:limit]}"
