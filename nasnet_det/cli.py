@@ -11,6 +11,21 @@ from . import plugins
 from .errors import UserError, one_line
 
 
+def quiet_known_noise() -> None:
+    """Silence the third-party notes every command would print before its own line (these only, not
+    warnings in general): torch's deprecation of ``torch.jit.script``/``trace`` (Detectron2 scripts
+    a few functions on import) and torch.fx's ``is_fx_tracing`` note (Detectron2's ``ROIPooler``)."""
+    import logging
+    import warnings
+
+    warnings.filterwarnings("ignore", message=r"`torch\.jit\.\w+` is deprecated", category=FutureWarning)
+    logging.getLogger("torch.fx._symbolic_trace").addFilter(
+        lambda record: not str(record.msg).startswith("is_fx_tracing will return true"))
+
+
+quiet_known_noise()  # the tools import this module before Detectron2
+
+
 class ArgumentParser(argparse.ArgumentParser):
     """argparse, but a bad option is one line (``error: ...``) and exit status 2, like any user error."""
 

@@ -415,6 +415,14 @@ def test_an_error_from_a_dataloader_worker_is_shown_as_its_own_line():
     assert one_line(wrapped) == "cannot read image a.jpg"
 
 
+def test_a_detectron2_command_says_one_line_without_torchs_deprecation_notes(tmp_path):
+    # no PYTHONWARNINGS here: the command itself silences the notes Detectron2's import makes torch print
+    done = subprocess.run([sys.executable, os.path.join(TOOLS, "train_net.py"), "--config-file", "nope.yaml"],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert done.returncode == 1
+    assert done.stderr.startswith("error: config file not found: 'nope.yaml'") and done.stderr.count("\n") == 1, done.stderr
+
+
 def test_cli_errors_are_one_line_from_a_shell(tmp_path):
     """The real entry points: stderr is exactly one line, the exit status non-zero."""
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
