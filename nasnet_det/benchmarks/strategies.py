@@ -312,7 +312,13 @@ def benchmark_strategies(lamcts: str, out: str = "runs/strategies", strategies: 
     from ..search.space import SearchSpace
     from ..search.model_based import proposals_per_second
 
+    import torch
+
     budgets = {**BUDGETS, **(budgets or {})}
+    # one thread per process: the strategies' small models (ppo's LSTM, the MLP ensemble, the GP) run
+    # several times slower when two processes' thread pools fight over the cores
+    torch.set_num_threads(1)
+    os.environ.setdefault("OMP_NUM_THREADS", "1")  # the search's worker processes
     os.makedirs(out, exist_ok=True)
     model_path = os.path.abspath(os.path.join(out, "surrogate.json"))
     if not os.path.exists(model_path):

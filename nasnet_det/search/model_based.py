@@ -129,7 +129,7 @@ class OptunaStrategy(Strategy):
 
     def load_state_dict(self, state: dict) -> None:
         super().load_state_dict(state)
-        self.seed = state["seed"]  # the samplers' seeds derive from it
+        self.seed = state.get("seed", self.seed)  # the samplers' seeds derive from it
         self.trials = [[list(d), s, v] for d, s, v in state["trials"]]
         self.unseen = _Unseen()
         for decisions, _, _ in self.trials:
@@ -264,7 +264,7 @@ class PredictorEvolution(RegularizedEvolution):
 
     def load_state_dict(self, state: dict) -> None:
         super().load_state_dict(state)
-        self.seed = state["seed"]  # the ensemble's initialisations derive from it
+        self.seed = state.get("seed", self.seed)  # the ensemble's initialisations derive from it
         self.history = [[list(d), r] for d, r in state["history"]]
         self.proposed = [list(d) for d in state["proposed"]]
         self.unseen = _Unseen()
