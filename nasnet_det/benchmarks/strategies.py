@@ -309,16 +309,28 @@ def confirm_real(out: str, strategies: Sequence[str] = ("evolution", "tpe"), see
 def benchmark_strategies(lamcts: str, out: str = "runs/strategies", strategies: Sequence[str] = STRATEGIES,
                          seeds: int = 20, budgets: Optional[Dict[str, int]] = None, space_sample: int = 100_000,
                          parts: Sequence[str] = ("runs", "table"), log=print) -> Optional[dict]:
+    import torch
+
+    # one thread per process: the strategies' small models (ppo's LSTM, the MLP ensemble, the GP) run
+    # several times slower when two processes' thread pools fight over the cores
+    threads, omp = torch.get_num_threads(), os.environ.get("OMP_NUM_THREADS")
+    torch.set_num_threads(1)
+    os.environ["OMP_NUM_THREADS"] = "1"  # the search's worker processes
+    try:
+        return _benchmark_strategies(lamcts, out, strategies, seeds, budgets, space_sample, parts, log)
+    finally:
+        torch.set_num_threads(threads)
+        if omp is None:
+            os.environ.pop("OMP_NUM_THREADS", None)
+        else:
+            os.environ["OMP_NUM_THREADS"] = omp
+
+
+def _benchmark_strategies(lamcts, out, strategies, seeds, budgets, space_sample, parts, log):
     from ..search.space import SearchSpace
     from ..search.model_based import proposals_per_second
 
-    import torch
-
     budgets = {**BUDGETS, **(budgets or {})}
-    # one thread per process: the strategies' small models (ppo's LSTM, the MLP ensemble, the GP) run
-    # several times slower when two processes' thread pools fight over the cores
-    torch.set_num_threads(1)
-    os.environ.setdefault("OMP_NUM_THREADS", "1")  # the search's worker processes
     os.makedirs(out, exist_ok=True)
     model_path = os.path.abspath(os.path.join(out, "surrogate.json"))
     if not os.path.exists(model_path):
