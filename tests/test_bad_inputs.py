@@ -295,6 +295,12 @@ CLI_CASES = [
      r"--threads 0: give at least 1"),
     ("search-failure-reward-nan", "search", lambda f: ["--failure-reward", "nan", "--out", f["root"] + "/fr"],
      r"failure_reward must be a finite number, got nan"),
+    ("predict-input-missing", "predict", lambda f: ["--config", "demo_fpn_cpu.yaml", "--input", f["root"] + "/nope.jpg",
+                                                    "--output", f["root"] + "/pred"],
+     r"no image to predict on: .*nope.jpg: no such image, folder or matching file"),
+    ("predict-output-is-a-file", "predict", lambda f: ["--config", "demo_fpn_cpu.yaml", "--input", f["root"] + "/img/1.jpg",
+                                                       "--output", f["a_file"]],
+     r"--output .* is a file: give a folder"),
     ("demo-resume-nothing", "demo", lambda f: ["--resume", "--out", f["root"] + "/no_demo"],
      r"nothing to resume: .*no_demo holds no demo run"),
     # benchmark / model_table

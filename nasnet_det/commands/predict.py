@@ -13,6 +13,7 @@ import logging
 import os
 
 from .. import cli
+from ..errors import UserError
 from ..detection.predict import RUNTIMES, Predictor, collect_inputs, load_config, predict, require_images
 
 
@@ -41,9 +42,11 @@ def main(argv=None):
     if args.allow_pickle:
         os.environ["NASNET_DET_ALLOW_PICKLE"] = "1"
     files, problems = collect_inputs(args.input)
-    for problem in problems:
+    require_images(files, problems)  # nothing to predict on: one line naming every input
+    for problem in problems:  # some inputs name nothing: a line each, and the rest is predicted
         print(f"error: {problem}", flush=True)
-    require_images(files, problems)
+    if os.path.exists(args.output) and not os.path.isdir(args.output):
+        raise UserError(f"--output {args.output} is a file: give a folder (it is created if missing)")
     cfg = load_config(args.config or args.config_file, args.opts)
     predictor = Predictor(cfg, args.runtime, args.model_dir)
     result = predict(predictor, files, args.output, args.batch_size, args.confidence_threshold,
