@@ -160,6 +160,8 @@ def run_demo(cfg: DemoConfig) -> dict:
     from .viz import draw_cell
 
     start = time.time()
+    if os.path.exists(cfg.out) and not os.path.isdir(cfg.out):
+        raise UserError(f"--out {cfg.out} is a file: give a folder (it is created if missing)")
     earlier = [n for n in STAGE_FOLDERS if os.path.exists(os.path.join(cfg.out, n))]
     if earlier and not cfg.resume:  # never delete a run (or files kept beside it) without being asked
         raise UserError(f"{cfg.out} already holds a demo run ({', '.join(earlier)}): --resume continues it, "

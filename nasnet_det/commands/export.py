@@ -14,6 +14,8 @@ import os
 import torch
 
 from .. import cli
+from ..errors import UserError
+from ..io import FolderLock
 from ..detection.export import FORMATS, export
 from ..detection.predict import Predictor, load_config
 
@@ -37,14 +39,26 @@ def main(argv=None):
         os.environ["NASNET_DET_ALLOW_PICKLE"] = "1"
     if bool(args.config) == bool(args.config_file):
         p.error("give --config NAME or --config-file PATH (one of them)")
+    if os.path.exists(args.output) and not os.path.isdir(args.output):
+        raise UserError(f"--output {args.output} is a file: give a folder (it is created if missing)")
     cfg = load_config(args.config or args.config_file, ["MODEL.DEVICE", "cpu"] + list(args.opts))  # traced on the CPU
-    predictor = Predictor(cfg, "eager")
     from detectron2.data.detection_utils import read_image
 
-    traced = predictor.prepare(read_image(args.sample_image, format=cfg.INPUT.FORMAT))
-    # the check runs on another size than the trace saw: the same photo with a border added
-    check = torch.nn.functional.pad(traced, (0, 53, 0, 37), value=127.0)
-    report = export(predictor.model, cfg, traced, check, args.format, args.output, predictor.class_names)
+    try:  # the sample before the model: a missing or broken photo is one line, not a traceback after the build
+        sample = read_image(args.sample_image, format=cfg.INPUT.FORMAT)
+    except (OSError, ValueError, SyntaxError) as e:
+        raise UserError(f"--sample-image {args.sample_image}: cannot read it as an image ({type(e).__name__}: "
+                        f"{' '.join(str(e).split())[:200]}); give a JPEG or PNG photo") from None
+    # one writer per output folder, and a folder we cannot write to is refused before the export runs
+    lock = FolderLock(args.output, "export").acquire(UserError)
+    try:
+        predictor = Predictor(cfg, "eager", purpose="export")
+        traced = predictor.prepare(sample)
+        # the check runs on another size than the trace saw: the same photo with a border added
+        check = torch.nn.functional.pad(traced, (0, 53, 0, 37), value=127.0)
+        report = export(predictor.model, cfg, traced, check, args.format, args.output, predictor.class_names)
+    finally:
+        lock.release()
     files = [report["file"]] + [v for k, v in report.items() if k.endswith("_file")]
     print(f"wrote {', '.join(files)}, {args.output}/metadata.json")
 

@@ -97,7 +97,7 @@ def _exported_class_names(path: str) -> Optional[List[str]]:
 class Predictor:
     """Images (HWC arrays in ``cfg.INPUT.FORMAT``) -> Detectron2 ``Instances`` at the images' size."""
 
-    def __init__(self, cfg, runtime: str = "eager", model_dir: Optional[str] = None):
+    def __init__(self, cfg, runtime: str = "eager", model_dir: Optional[str] = None, purpose: str = "predict with"):
         from detectron2.data import transforms as T
 
         if runtime not in RUNTIMES:
@@ -111,7 +111,7 @@ class Predictor:
             from .checkpoint import NASNetCheckpointer
 
             if not cfg.MODEL.WEIGHTS:
-                raise ConfigError("no weights to predict with: give MODEL.WEIGHTS path/to/model_final.pth")
+                raise ConfigError(f"no weights to {purpose}: give MODEL.WEIGHTS path/to/model_final.pth")
             self.model = build_model(cfg).eval()
             extra = NASNetCheckpointer(self.model, cfg=cfg, strict=True).load(cfg.MODEL.WEIGHTS)
             stored = extra.get("thing_classes")
