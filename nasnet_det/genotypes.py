@@ -176,6 +176,9 @@ class Genotype:
             obj = json.loads(text)
         except json.JSONDecodeError as e:
             raise GenotypeError(f"{where}: bad JSON: {e}") from None
+        except RecursionError:  # a crafted or broken file nested thousands deep
+            raise GenotypeError(f"{where}: JSON nested too deeply to be a genotype (a genotype is a few levels: "
+                                "{\"normal\": {\"blocks\": [...]}, \"reduction\": ...})") from None
         return cls.from_dict(obj, where)
 
     def replace(self, **changes) -> "Genotype":

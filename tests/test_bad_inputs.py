@@ -71,6 +71,7 @@ def files(tmp_path_factory):
     f["concat7"] = write("concat7.json", json.dumps({"normal": {"blocks": [[0, 1, "identity", "identity"]], "concat": 7},
                                                       "reduction": [[0, 1, "identity", "identity"]]}))
     f["a_file"] = write("a_file.txt", "x")
+    f["deep"] = write("deep.json", "[" * 100_000 + "]" * 100_000)
     f["empty_yaml"] = write("empty.yaml", "")
     f["ids"] = write("ids.txt", "1\n2\nthree\n")
     # a tiny COCO set, and broken copies of its annotations
@@ -301,6 +302,8 @@ CLI_CASES = [
     ("predict-output-is-a-file", "predict", lambda f: ["--config", "demo_fpn_cpu.yaml", "--input", f["root"] + "/img/1.jpg",
                                                        "--output", f["a_file"]],
      r"--output .* is a file: give a folder"),
+    ("draw-genotype-deep-json", "draw_genotype", lambda f: [f["deep"], "--out", f["root"] + "/deep.png"],
+     r"deep.json: JSON nested too deeply to be a genotype"),
     ("demo-out-is-a-file", "demo", lambda f: ["--out", f["a_file"]], r"--out .*a_file.txt is a file: give a folder"),
     ("export-sample-image-missing", "export", lambda f: ["--config", "demo_fpn_cpu.yaml", "--format", "torchscript",
                                                          "--output", f["root"] + "/exp", "--sample-image", f["root"] + "/no.jpg"],
