@@ -206,3 +206,17 @@ def test_a_detector_is_timed_as_its_backbone_fpn_and_heads_and_a_search_can_targ
         with pytest.raises(latency.LatencyError, match=message) as e:
             run_search(bad)
         assert "\n" not in str(e.value)
+
+
+def test_a_table_whose_header_never_reached_the_disk_starts_again(tmp_path):
+    # a full disk (or a kill) during the first write leaves an empty file or a torn header line
+    from nasnet_det.search.latency import LatencyTable
+    from nasnet_det.search.trials import TrialLog
+
+    for i, left in enumerate(("", '{"kind": "header", "vers')):
+        path = tmp_path / f"table{i}.jsonl"
+        path.write_text(left)
+        table = LatencyTable(str(path))
+        assert table.entries == {} and table.local
+        records = TrialLog(str(path)).read()
+        assert len(records) == 1 and records[0]["kind"] == "header"

@@ -214,6 +214,7 @@ class LatencyTable:
         self.path, self.device, self.size, self.batch, self.network = path, device, tuple(size), batch, network
         self.warmup, self.repeats, self.carried = warmup, repeats, carried
         self.local = True  # parts may be timed here
+        self.elsewhere = ""  # why a carried table's parts cannot be timed here: its settings that differ
         self.header = device_header(device, self.size, batch, arch, network)
         self.entries: Dict[str, float] = {}
         # measured = a * sum of parts + b * parts + c, fitted on networks measured end to end where the
@@ -231,7 +232,11 @@ class LatencyTable:
             records = self._log.read()
         except OSError as e:
             raise LatencyError(f"cannot read latency table {self.path}: {e}") from None
-        if not records or records[0].get("kind") != "header":
+        if not records:  # the header never reached the disk (full, or killed at once): start it again
+            self._log.repair()
+            self._log.append(self.header)
+            records = [self.header]
+        if records[0].get("kind") != "header":
             raise LatencyError(f"{self.path} is not a latency table (no header line); build one with "
                                "nasnet-det latency-table")
         if self.carried:
@@ -239,8 +244,9 @@ class LatencyTable:
             self.header = records[0]
             self.size, self.batch = tuple(self.header.get("size", self.size)), int(self.header.get("batch", self.batch))
             self.device = self.header.get("device", self.device)
-            self.local = all(self.header.get(k) == here[k] for k in MATCHING if k != "device") and (
-                self.device == here["device"])
+            differ = [k for k in MATCHING if self.header.get(k) != here[k]]
+            self.local = not differ
+            self.elsewhere = ", ".join(f"{k} {self.header.get(k)!r} (here {here[k]!r})" for k in differ)
         else:
             check_header(records[0], self.header, self.path)
         built = records[0].get("network", CLASSIFIER)  # a classifier's table for a detector's search: one line
@@ -260,8 +266,8 @@ class LatencyTable:
     def measure(self, parts: Iterable[Part]) -> int:
         """Time each part not in the table yet (appending it); returns how many were timed."""
         if not self.local:
-            raise LatencyError(f"{self.path} was measured on {self.header.get('device_name')}: its parts cannot be "
-                               "timed on this machine")
+            raise LatencyError(f"{self.path} was measured with other settings ({self.elsewhere}): parts timed here "
+                               "would not match it; build a table here with nasnet-det latency-table")
         new = 0
         for part in parts:
             if part.key in self.entries:
@@ -276,7 +282,7 @@ class LatencyTable:
     def predict_parts(self, parts: Sequence[Part], measure_missing: bool = True) -> float:
         missing = [p for p in parts if p.key not in self.entries]
         if missing and not (measure_missing and self.local):
-            where = "" if self.local else f" (measured on {self.header.get('device_name')}, not here)"
+            where = "" if self.local else f" (measured with other settings: {self.elsewhere})"
             raise LatencyError(f"{self.path or 'the latency table'}{where} lacks {len(missing)} parts of this network "
                                f"(e.g. {missing[0].key}): build the table for this architecture and size "
                                f"(nasnet-det latency-table --arch ... --size ...) on its device")
