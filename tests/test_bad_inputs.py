@@ -711,20 +711,23 @@ def test_another_arch_on_resume_or_eval_is_named_and_leaves_the_run_config(tmp_p
         assert (out / "config.yaml").read_text() == config  # the run's own config, not the failed invocation's
 
 
-def test_a_second_rank_into_the_same_out_is_refused_while_the_first_runs(tmp_path):
+@pytest.mark.parametrize("tool", ["rank", "latency_table"])
+def test_a_second_writer_into_the_same_out_is_refused_while_the_first_runs(tmp_path, tool):
     cells = tmp_path / "cells.jsonl"
     cells.write_text('{"genotype": "nasnet_a"}\n')
-    out = tmp_path / "scores.jsonl"
+    out = tmp_path / "out.jsonl"
+    what = tool.replace("_", "-")
     holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from nasnet_det.io import FolderLock; "
-                               f"FolderLock({str(tmp_path)!r}, 'rank', name='.scores.jsonl.lock').acquire(); "
+                               f"FolderLock({str(tmp_path)!r}, {what!r}, name='.out.jsonl.lock').acquire(); "
                                "print('held', flush=True); time.sleep(60)"], stdout=subprocess.PIPE, text=True)
+    argv = ([str(cells), "--method", "prior", "--no-progress"] if tool == "rank" else ["--arch", "1@96", "--cells", "1"])
     try:
         assert holder.stdout.readline().strip() == "held"
-        done = subprocess.run([sys.executable, os.path.join(TOOLS, "rank.py"), str(cells), "--method", "prior",
-                               "--out", str(out), "--no-progress"], capture_output=True, text=True, timeout=120)
-        assert done.returncode == 1 and not out.exists() and not (tmp_path / "scores.jsonl.part").exists()
+        done = subprocess.run([sys.executable, os.path.join(TOOLS, f"{tool}.py"), *argv, "--out", str(out)],
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 1 and not out.exists() and not (tmp_path / "out.jsonl.part").exists()
         assert done.stderr.strip().splitlines()[-1].startswith(
-            f"error: cannot run this rank in {tmp_path}: another process (pid {holder.pid}) is writing there")
+            f"error: cannot run this {what} in {tmp_path}: another process (pid {holder.pid}) is writing there")
     finally:
         holder.kill()
         holder.wait()

@@ -11,10 +11,13 @@ with a line naming each difference.
 """
 from __future__ import annotations
 
+import os
+
 import torch
 
 from .. import cli
 from ..errors import UserError
+from ..io import FolderLock
 
 
 def argument_parser():
@@ -55,8 +58,14 @@ def main(argv=None):
     latency.cells_and_filters(args.arch)  # a bad N@F is one line before anything is timed
     latency.load_network(args.network)
     if args.predict is None:
-        table = latency.build_table(args.out, args.arch, tuple(args.size), args.device, cells=args.cells, seed=args.seed,
-                                    network=args.network)
+        # one writer per table: two runs into one --out would time each part twice, sharing the CPU
+        folder, name = os.path.split(os.path.abspath(args.out))
+        lock = FolderLock(folder, "latency-table", name=f".{name}.lock").acquire(UserError)
+        try:
+            table = latency.build_table(args.out, args.arch, tuple(args.size), args.device, cells=args.cells,
+                                        seed=args.seed, network=args.network)
+        finally:
+            lock.release()
         print(f"{args.out}: {len(table.entries)} parts timed on {table.header['device_name']} "
               f"({table.header['threads']} threads, torch {table.header['torch']})")
         return table
