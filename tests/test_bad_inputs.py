@@ -72,6 +72,8 @@ def files(tmp_path_factory):
                                                       "reduction": [[0, 1, "identity", "identity"]]}))
     f["a_file"] = write("a_file.txt", "x")
     f["deep"] = write("deep.json", "[" * 100_000 + "]" * 100_000)
+    wide = [{"inputs": [0, 1], "ops": ["identity", "identity"], "combine": "add"}]
+    f["wide"] = write("wide.json", json.dumps({"normal": {"blocks": wide * 3000}, "reduction": {"blocks": wide * 5}}))
     f["empty_yaml"] = write("empty.yaml", "")
     f["ids"] = write("ids.txt", "1\n2\nthree\n")
     # a tiny COCO set, and broken copies of its annotations
@@ -304,6 +306,13 @@ CLI_CASES = [
      r"--output .* is a file: give a folder"),
     ("draw-genotype-deep-json", "draw_genotype", lambda f: [f["deep"], "--out", f["root"] + "/deep.png"],
      r"deep.json: JSON nested too deeply to be a genotype"),
+    ("draw-genotype-3000-blocks", "draw_genotype", lambda f: [f["wide"], "--out", f["root"] + "/wide.png"],
+     r"wide.json: the normal cell has 3000 blocks; a drawing stays readable .* up to 64"),
+    ("pretrain-arch-n-99999", "pretrain", lambda f: ["--arch", "99999@96", "--out", f["root"] + "/big"],
+     r"arch 99999@96: N = 99999 stacks 299999 cells, which would take hours to build .* give N <= 100"),
+    ("pretrain-arch-out-of-memory", "pretrain", lambda f: ["--arch", "6@403200", "--data", "digits", "--out",
+                                                           f["root"] + "/wide_net"],
+     r"arch 6@403200: about [\d,]+M parameters, [\d,.]+ GiB for weights, gradients, optimizer and EMA .* give a smaller N@F"),
     ("demo-out-is-a-file", "demo", lambda f: ["--out", f["a_file"]], r"--out .*a_file.txt is a file: give a folder"),
     ("export-sample-image-missing", "export", lambda f: ["--config", "demo_fpn_cpu.yaml", "--format", "torchscript",
                                                          "--output", f["root"] + "/exp", "--sample-image", f["root"] + "/no.jpg"],

@@ -9,7 +9,11 @@ import os
 
 from .. import cli
 from .. import genotypes
+from ..errors import UserError
 from ..viz import draw_cell
+
+
+MAX_BLOCKS = 64  # published cells have 5; a drawing of 64 blocks takes about a second
 
 
 def main(argv=None):
@@ -22,6 +26,11 @@ def main(argv=None):
     genotype = genotypes.get(args.genotype)
     stem, ext = os.path.splitext(args.out)
     cells = ["normal", "reduction"] if args.cell == "both" else [args.cell]
+    for name in cells:  # a layout of thousands of nodes runs for minutes with nothing to show for it
+        blocks = len(getattr(genotype, name).blocks)
+        if blocks > MAX_BLOCKS:
+            raise UserError(f"{args.genotype}: the {name} cell has {blocks} blocks; a drawing stays readable (and "
+                            f"finishes in seconds) up to {MAX_BLOCKS}: draw a smaller cell")
     for name in cells:
         path = f"{stem}_{name}{ext or '.png'}" if args.cell == "both" else (args.out if ext else args.out + ".png")
         draw_cell(getattr(genotype, name), path, f"{genotype.name or 'genotype'}: {name} cell", args.engine)

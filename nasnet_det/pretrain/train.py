@@ -23,6 +23,7 @@ import logging
 import math
 import os
 import random
+import re
 import time
 from dataclasses import dataclass
 from typing import Callable, Dict, Optional
@@ -42,6 +43,9 @@ from ..modeling.convert import save_for_detectron2
 from ..procs import die_with_launcher
 
 logger = logging.getLogger("nasnet_det.pretrain")
+
+
+MAX_N = 100  # cells per stage / 3: the paper's largest network is N = 6
 
 
 @dataclass
@@ -94,6 +98,11 @@ class PretrainConfig:
             if not getattr(self, name) < 1 and not (name == "lr_decay" and getattr(self, name) == 1):
                 raise ConfigError(f"{name} must be below 1 (the paper: ema_decay 0.9999, momentum 0.9), "
                                   f"got {getattr(self, name)!r}")
+        n = re.fullmatch(r"\s*(\d+)\s*@\s*\d+\s*", str(self.arch))
+        if n and int(n.group(1)) > MAX_N:  # 3N + 2 cells: hours of building before the first step
+            raise ConfigError(f"arch {self.arch}: N = {int(n.group(1))} stacks {3 * int(n.group(1)) + 2} cells, which "
+                              f"would take hours to build on this machine (the paper's largest network is N = 6); "
+                              f"give N <= {MAX_N}")
         if not 0 <= self.label_smoothing < 1 or not 0 < self.rmsprop_decay < 1:
             raise ConfigError(f"label_smoothing must be in [0, 1) and rmsprop_decay in (0, 1), got "
                               f"{self.label_smoothing} and {self.rmsprop_decay}")
@@ -135,6 +144,28 @@ def _set_rng_state(state: dict) -> None:
     random.setstate(state["python"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def check_memory(cfg: PretrainConfig, num_classes: int, img_size: int) -> int:
+    """Refuse an architecture whose training state cannot fit this machine's memory, before it is
+    built; returns the estimated parameter count (N = 1 and 2 built on the meta device, extrapolated)."""
+    from ..modeling.layout import parse_arch
+
+    num_cells, _ = parse_arch(cfg.arch, genotypes.get(cfg.genotype))
+    n, width = num_cells // 3, cfg.arch.split("@")[1].strip()
+    counts = []
+    with torch.device("meta"):
+        for k in (1, 2):
+            net = build_model(dataclasses.replace(cfg, arch=f"{k}@{width}"), num_classes, img_size)
+            counts.append(sum(p.numel() for p in net.parameters()))
+    params = counts[0] + (n - 1) * (counts[1] - counts[0])
+    needed = params * 4 * 5  # fp32 weights, gradients, RMSProp's two buffers and the EMA copy
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    if needed > 0.8 * total:
+        raise ConfigError(f"arch {cfg.arch}: about {params / 1e6:,.0f}M parameters, {needed / 2 ** 30:,.1f} GiB for "
+                          f"weights, gradients, optimizer and EMA before any activation; this machine has "
+                          f"{total / 2 ** 30:,.1f} GiB: give a smaller N@F")
+    return params
 
 
 def build_model(cfg: PretrainConfig, num_classes: int, img_size: int):
@@ -188,6 +219,7 @@ class PretrainRun:
         data = datasets.build(cfg.data, cfg.img_size)
         self.cfg = cfg = dataclasses.replace(cfg, img_size=data.img_size)
         self.checkpoint_path = os.path.join(cfg.out, "checkpoint.pth")
+        check_memory(cfg, data.num_classes, data.img_size)  # before the seed: the real build's draws stay the same
 
         torch.manual_seed(cfg.seed)
         np.random.seed(cfg.seed)
