@@ -260,7 +260,10 @@ def plot(curves: Dict[str, List[List[float]]], thresholds: dict, path: str) -> N
     plt.close(fig)
 
 
-def confirm_real(out: str, strategies: Sequence[str] = ("evolution", "tpe"), seeds: int = 3, budget: int = 200,
+CONFIRM = ("evolution", "predictor-evolution", "ppo")  # the surrogate's reference, its winner, the default
+
+
+def confirm_real(out: str, strategies: Sequence[str] = CONFIRM, seeds: int = 3, budget: int = 200,
                  log=print) -> dict:
     """The strategies in a real search: the search's default reward (``prior+gradnorm``, the paper's
     space), ``budget`` children on 2 local workers per seed; the best reward after k children and the
@@ -312,7 +315,8 @@ def confirm_real(out: str, strategies: Sequence[str] = ("evolution", "tpe"), see
 
 def benchmark_strategies(lamcts: str, out: str = "runs/strategies", strategies: Sequence[str] = STRATEGIES,
                          seeds: int = 20, budgets: Optional[Dict[str, int]] = None, space_sample: int = 100_000,
-                         parts: Sequence[str] = ("runs", "table"), log=print) -> Optional[dict]:
+                         parts: Sequence[str] = ("runs", "table"), log=print,
+                         confirm: Sequence[str] = CONFIRM) -> Optional[dict]:
     import torch
 
     # one thread per process: the strategies' small models (ppo's LSTM, the MLP ensemble, the GP) run
@@ -321,7 +325,7 @@ def benchmark_strategies(lamcts: str, out: str = "runs/strategies", strategies: 
     torch.set_num_threads(1)
     os.environ["OMP_NUM_THREADS"] = "1"  # the search's worker processes
     try:
-        return _benchmark_strategies(lamcts, out, strategies, seeds, budgets, space_sample, parts, log)
+        return _benchmark_strategies(lamcts, out, strategies, seeds, budgets, space_sample, parts, log, confirm)
     finally:
         torch.set_num_threads(threads)
         if omp is None:
@@ -330,7 +334,7 @@ def benchmark_strategies(lamcts: str, out: str = "runs/strategies", strategies: 
             os.environ["OMP_NUM_THREADS"] = omp
 
 
-def _benchmark_strategies(lamcts, out, strategies, seeds, budgets, space_sample, parts, log):
+def _benchmark_strategies(lamcts, out, strategies, seeds, budgets, space_sample, parts, log, confirm):
     from ..search.space import SearchSpace
     from ..search.model_based import proposals_per_second
 
@@ -355,7 +359,7 @@ def _benchmark_strategies(lamcts, out, strategies, seeds, budgets, space_sample,
                 log(f"{strategy} seed {seed}: best {max(rewards):.3f} after {len(rewards)} children "
                     f"({time.time() - start:.0f} s)")
     if "confirm" in parts:
-        for strategy, row in confirm_real(out, log=log).items():
+        for strategy, row in confirm_real(out, confirm, log=log).items():
             log(f"real search, {strategy}: " + ", ".join(
                 f"{k} {v['mean']:.4f} ± {v['std']:.4f}" for k, v in row.items() if k.startswith("best@"))
                 + f"; {row['cpu_seconds']:.0f} CPU-s")

@@ -134,7 +134,8 @@ def main(argv=None):
                        help="children per search (default: 1000; tpe and predictor-evolution 500, gp 100)")
     strat.add_argument("--space-sample", type=int, default=100_000, help="uniform children behind the top-1%%/0.1%% thresholds")
     strat.add_argument("--parts", nargs="+", default=["runs", "table"], choices=["runs", "table", "confirm"],
-                       help="confirm: evolution and tpe in a real search (the default reward), 3 seeds, with CPU-seconds")
+                       help="confirm: --confirm-strategies in a real search (the default reward), 3 seeds, with CPU-seconds")
+    strat.add_argument("--confirm-strategies", nargs="+", metavar="NAME", default=["evolution", "predictor-evolution", "ppo"])
     ranking = sub.add_parser("ranking", help="every ranking method against the ground truth: tau, rho, top-10%%, "
                                              "regret, seconds per cell, equal-time pick (resumable)")
     ranking.add_argument("--out", default="runs/ranking")
@@ -189,7 +190,7 @@ def main(argv=None):
         from ..benchmarks.strategies import benchmark_strategies
         from ..search.strategies import public_strategies
 
-        unknown = [n for n in args.strategies if n not in public_strategies()]
+        unknown = [n for n in args.strategies + args.confirm_strategies if n not in public_strategies()]
         if unknown:
             raise UserError(f"unknown strategy {unknown[0]!r}; use one of {', '.join(public_strategies())}")
         budgets = {}
@@ -201,7 +202,7 @@ def main(argv=None):
         if args.seeds < 2 or args.space_sample < 1000:
             raise UserError("--seeds must be at least 2 (a spread) and --space-sample at least 1000")
         return benchmark_strategies(args.lamcts, args.out, args.strategies, args.seeds, budgets, args.space_sample,
-                                    args.parts)
+                                    args.parts, confirm=args.confirm_strategies)
     if args.what == "ranking":
         from ..benchmarks.ranking import benchmark_ranking
         if args.stride < 1 or args.supernet_epochs < 1 or not args.wall > 0:
