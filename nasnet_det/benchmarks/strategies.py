@@ -299,7 +299,7 @@ def confirm_real(out: str, strategies: Sequence[str] = CONFIRM, seeds: int = 3, 
             done[key] = {"rewards": rewards, "cpu_seconds": driver + scoring, "driver_cpu_seconds": driver,
                          "scoring_seconds": scoring, "wall_seconds": time.time() - start}
             write_json(path, done)
-            log(f"confirm {key}: best {max(rewards):.4f}, {cpu:.0f} CPU-s")
+            log(f"confirm {key}: best {max(rewards):.4f}, {driver + scoring:.0f} CPU-s ({driver:.0f} in the driver)")
     table = {}
     for strategy in strategies:
         runs = [done[f"{strategy}/seed{s}"] for s in range(seeds)]
