@@ -518,7 +518,8 @@ def test_check_dataset_reports_what_training_would_get_wrong_and_coco_ids_must_b
     import numpy as np
     from PIL import Image
 
-    from nasnet_det.detection.datasets import DatasetError, check_dataset, ensure_registered
+    from nasnet_det.detection.datasets import check_dataset, ensure_registered
+    from nasnet_det.errors import DatasetError
 
     (tmp_path / "img").mkdir()
     Image.new("RGB", (32, 32)).save(tmp_path / "img" / "a.png")
@@ -630,7 +631,8 @@ def test_a_truncated_jpeg_is_named_in_training_and_by_check_dataset(tmp_path, ca
     from detectron2.config import get_cfg
     from detectron2.data import DatasetCatalog
 
-    from nasnet_det.detection.datasets import CheckedDatasetMapper, DatasetError, ensure_registered
+    from nasnet_det.detection.datasets import CheckedDatasetMapper, ensure_registered
+    from nasnet_det.errors import DatasetError
 
     root = tmp_path / "voc"
     _voc(root, (5, 5, 20, 20), size=(256, 192))

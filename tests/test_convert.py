@@ -3,7 +3,8 @@ import pytest
 import torch
 
 import nasnet_det as nd
-from nasnet_det.modeling.convert import CheckpointError, load_reference_weights
+from nasnet_det.errors import CheckpointError
+from nasnet_det.modeling.convert import load_reference_weights
 
 from conftest import randomize_batch_norm
 

@@ -17,11 +17,12 @@ from detectron2.structures import Boxes, Instances  # noqa: E402
 from detectron2.utils.events import EventStorage  # noqa: E402
 
 import nasnet_det.detection  # noqa: E402,F401  (registers the backbones)
-from nasnet_det.detection.datasets import DatasetError, ensure_registered  # noqa: E402
+from nasnet_det.detection.datasets import ensure_registered  # noqa: E402
+from nasnet_det.errors import ConfigError, DatasetError  # noqa: E402
 from nasnet_det.commands.train_net import argument_parser, setup  # noqa: E402
 from nasnet_det.commands.train_net import train as main  # noqa: E402
 from nasnet_det.config_files import get_config_file  # noqa: E402
-from nasnet_det.detection.config import ConfigError, get_config, shipped_configs  # noqa: E402
+from nasnet_det.detection.config import get_config, shipped_configs  # noqa: E402
 from nasnet_det.detection.train import Trainer  # noqa: E402
 from nasnet_det.modeling import build_nasnet  # noqa: E402
 from nasnet_det.modeling.convert import save_for_detectron2  # noqa: E402

@@ -3,7 +3,8 @@ import json
 import pytest
 
 from nasnet_det import genotypes
-from nasnet_det.genotypes import Block, Cell, GenotypeError
+from nasnet_det.errors import GenotypeError
+from nasnet_det.genotypes import Block, Cell
 
 
 def test_zoo_has_published_cells_with_sources():

@@ -112,7 +112,8 @@ def test_one_dataset_grammar_for_every_stage(tmp_path):
     assert parse_spec(f"voc:{tmp_path}/voc@{tmp_path}/ids.txt").kind == "ids"
     # an existing VOC folder with a split and an id list: the '@' belongs to neither path
     assert parse_spec(f"voc:{tmp_path}:val@{tmp_path}/ids.txt").args == (f"voc:{tmp_path}:val", f"{tmp_path}/ids.txt")
-    from nasnet_det.data import DataError, build
+    from nasnet_det.data import build
+    from nasnet_det.errors import DataError
 
     with pytest.raises(DataError, match="a detection dataset 'coco:/d/i:/d/a.json': classification takes"):
         build("coco:/d/i:/d/a.json")

@@ -16,7 +16,8 @@ from detectron2.solver import build_lr_scheduler, build_optimizer  # noqa: E402
 from detectron2.utils.analysis import FlopCountAnalysis, parameter_count_table  # noqa: E402
 
 from nasnet_det import model_zoo  # noqa: E402
-from nasnet_det.detection.config import ConfigError, get_config, shipped_configs  # noqa: E402
+from nasnet_det.detection.config import get_config, shipped_configs  # noqa: E402
+from nasnet_det.errors import ConfigError  # noqa: E402
 
 TWINS = [c[:-5] for c in shipped_configs() if not c.startswith("Base-")]
 LARGE_SLOW = {"nasnet_a_large_frcnn_tf_minival", "nasnet_a_large_fpn_frcnn", "nasnet_a_large_fpn_frcnn_scratch"}

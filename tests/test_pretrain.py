@@ -5,7 +5,7 @@ import os
 import pytest
 import torch
 
-from nasnet_det.modeling.convert import CheckpointError
+from nasnet_det.errors import CheckpointError
 from nasnet_det.pretrain import PretrainConfig, train
 
 from conftest import TINY_DETECTOR, randomize_batch_norm

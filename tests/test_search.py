@@ -15,7 +15,8 @@ from nasnet_det import genotypes
 from nasnet_det.modeling import format_arch
 from nasnet_det.search import SearchSpace, build_strategy, sep_conv_fraction
 from nasnet_det.search.child import ChildConfig, ChildFailed, train_child
-from nasnet_det.search.runner import SearchConfig, SearchError, run_search
+from nasnet_det.errors import SearchError
+from nasnet_det.search.runner import SearchConfig, run_search
 from nasnet_det.search.trials import read_trials
 
 TOOL = os.path.join(os.path.dirname(__file__), "..", "tools", "search.py")
