@@ -313,6 +313,8 @@ CLI_CASES = [
     ("pretrain-arch-out-of-memory", "pretrain", lambda f: ["--arch", "6@403200", "--data", "digits", "--out",
                                                            f["root"] + "/wide_net"],
      r"arch 6@403200: about [\d,]+M parameters, [\d,.]+ GiB for weights, gradients, optimizer and EMA .* give a smaller N@F"),
+    ("train-max-iter-negative", "train_net", lambda f: ["--config", "demo_fpn_cpu.yaml", "SOLVER.MAX_ITER", "-5"],
+     r"SOLVER.MAX_ITER must be an integer of at least 1, got -5"),
     ("demo-out-is-a-file", "demo", lambda f: ["--out", f["a_file"]], r"--out .*a_file.txt is a file: give a folder"),
     ("export-sample-image-missing", "export", lambda f: ["--config", "demo_fpn_cpu.yaml", "--format", "torchscript",
                                                          "--output", f["root"] + "/exp", "--sample-image", f["root"] + "/no.jpg"],

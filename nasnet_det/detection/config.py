@@ -112,9 +112,22 @@ def get_config(config_file: str, opts: Optional[List[str]] = None, register_data
     except (KeyError, AssertionError, ValueError) as e:
         raise ConfigError(f"command-line override: {e}") from None
     check_renamed_keys(cfg)
+    check_solver(cfg)
     if register_datasets:
         register_cfg_datasets(cfg)
     return cfg
+
+
+def check_solver(cfg) -> None:
+    """The solver's counts and rates, checked where the config is read (Detectron2 fails deep in its
+    scheduler, or trains nothing, on a negative MAX_ITER or batch)."""
+    s = cfg.SOLVER
+    for key, least in (("MAX_ITER", 1), ("IMS_PER_BATCH", 1), ("CHECKPOINT_PERIOD", 1)):
+        value = s.get(key)
+        if not isinstance(value, int) or isinstance(value, bool) or value < least:
+            raise ConfigError(f"SOLVER.{key} must be an integer of at least {least}, got {value!r}")
+    if not (isinstance(s.BASE_LR, (int, float)) and s.BASE_LR > 0 and s.BASE_LR < float("inf")):
+        raise ConfigError(f"SOLVER.BASE_LR must be a positive number, got {s.BASE_LR!r}")
 
 
 def check_device(cfg) -> None:
