@@ -13,6 +13,7 @@ from typing import Optional, Tuple
 from .. import genotypes, plugins
 from ..errors import SearchError, require_ints
 from .child import ChildConfig
+from .methods import methods
 from .space import SearchSpace
 from .strategies import STRATEGIES, public_strategies
 from .supernet import check_shareable, parse_recipe
@@ -27,8 +28,6 @@ def proxy_methods() -> tuple:
     """The methods that score a child without training it: ``nasnet-det rank``'s methods
     (:func:`nasnet_det.search.ranking.methods`, a plug-in's ``@proxy`` included), but the trained
     ones and ``vote`` (a rank over a whole list, not a score of one child)."""
-    from .ranking import methods
-
     return tuple(m for m in methods() if m not in TRAINED and m != "vote")
 
 
