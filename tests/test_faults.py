@@ -120,9 +120,9 @@ def _start_search(out, *extra):
 def test_kill_9_of_the_search_ends_its_local_workers(tmp_path):
     proc = _start_search(str(tmp_path / "s"))
     try:
-        workers = _wait_for(lambda: [p for p in _children(proc.pid) if "spawn_main" in open(f"/proc/{p}/cmdline").read()]
-                            if len(_children(proc.pid)) >= 3 else None)
-        assert len(workers) == 2
+        # both workers up (a busy machine starts them one at a time; the resource tracker is a child too)
+        workers = _wait_for(lambda: w if len(w := [p for p in _children(proc.pid)
+                                                   if "spawn_main" in open(f"/proc/{p}/cmdline").read()]) == 2 else None)
         time.sleep(1.0)  # the workers are in their children now
         os.kill(proc.pid, signal.SIGKILL)  # the search alone, not its process group
         proc.wait()
