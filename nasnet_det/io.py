@@ -119,6 +119,12 @@ class FolderLock:
         """``name``: the lock file; another name locks one output of a folder others share."""
         self.path, self.what, self._file = os.path.abspath(os.path.join(folder, name)), what, None
 
+    @classmethod
+    def for_file(cls, path: str, what: str) -> "FolderLock":
+        """One writer per output file of a shared folder: ``FOLDER/.<file>.lock``."""
+        folder, name = os.path.split(os.path.abspath(path))
+        return cls(folder, what, name=f".{name}.lock")
+
     def acquire(self, error=RuntimeError) -> "FolderLock":
         import fcntl
 

@@ -731,7 +731,7 @@ def test_a_second_writer_into_the_same_out_is_refused_while_the_first_runs(tmp_p
     out = tmp_path / "out.jsonl"
     what = tool.replace("_", "-")
     holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from nasnet_det.io import FolderLock; "
-                               f"FolderLock({str(tmp_path)!r}, {what!r}, name='.out.jsonl.lock').acquire(); "
+                               f"FolderLock.for_file({str(out)!r}, {what!r}).acquire(); "
                                "print('held', flush=True); time.sleep(60)"], stdout=subprocess.PIPE, text=True)
     argv = ([str(cells), "--method", "prior", "--no-progress"] if tool == "rank" else ["--arch", "1@96", "--cells", "1"])
     try:

@@ -6,6 +6,7 @@ import statistics
 import time
 from typing import List, Optional
 
+from ..search.space import SearchSpace
 
 
 def _children_per_second(trials: List[dict], workers: int) -> float:
@@ -98,3 +99,21 @@ def driver_capacity(strategy: str = "ppo", asks: int = 2000, writes: int = 2000,
         f"(2 per child: a completion rate of {saves_per_s / 2:.0f} children/s)")
     return {"strategy": strategy, "proposals_per_s": asks_per_s, "trial_appends_per_s": writes_per_s,
             "bytes_per_record": size, "record_json": len(json.dumps(record)), "state_saves_per_s": saves_per_s}
+
+
+def proposals_per_second(name: str, space: SearchSpace, reward, asks: int = 200, seed: int = 0,
+                         **options) -> float:
+    """The strategy's ask/tell rate over its first ``asks`` children (rewards from ``reward(decisions)``)."""
+    from ..search.strategies import build_strategy
+
+    strategy = build_strategy(name, space, seed=seed, **options)
+    spent = 0.0  # in ask and tell only, not in the reward
+    for _ in range(asks):
+        start = time.perf_counter()
+        proposal = strategy.ask()
+        spent += time.perf_counter() - start
+        value = reward(proposal["decisions"])
+        start = time.perf_counter()
+        strategy.tell(proposal, value)
+        spent += time.perf_counter() - start
+    return asks / max(spent, 1e-9)

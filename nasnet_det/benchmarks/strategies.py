@@ -336,7 +336,7 @@ def benchmark_strategies(lamcts: str, out: str = "runs/strategies", strategies: 
 
 def _benchmark_strategies(lamcts, out, strategies, seeds, budgets, space_sample, parts, log, confirm):
     from ..search.space import SearchSpace
-    from ..search.model_based import proposals_per_second
+    from .search import proposals_per_second
 
     budgets = {**BUDGETS, **(budgets or {})}
     os.makedirs(out, exist_ok=True)

@@ -11,8 +11,6 @@ with a line naming each difference.
 """
 from __future__ import annotations
 
-import os
-
 import torch
 
 from .. import cli
@@ -59,8 +57,7 @@ def main(argv=None):
     latency.load_network(args.network)
     if args.predict is None:
         # one writer per table: two runs into one --out would time each part twice, sharing the CPU
-        folder, name = os.path.split(os.path.abspath(args.out))
-        lock = FolderLock(folder, "latency-table", name=f".{name}.lock").acquire(UserError)
+        lock = FolderLock.for_file(args.out, "latency-table").acquire(UserError)
         try:
             table = latency.build_table(args.out, args.arch, tuple(args.size), args.device, cells=args.cells,
                                         seed=args.seed, network=args.network)

@@ -94,8 +94,7 @@ def main(argv=None):
         raise UserError(f"{a.cells}: cell {taken + 1} has a key named 'score', where rank writes its score: rename "
                         "that key (nothing was scored)")
     # one writer per output: a second rank into the same --out would share its .part file
-    folder, name = os.path.split(os.path.abspath(a.out))
-    lock = FolderLock(folder, "rank", name=f".{name}.lock").acquire(UserError)
+    lock = FolderLock.for_file(a.out, "rank").acquire(UserError)
     try:
         return _rank(a, cfg, cells)
     finally:

@@ -26,21 +26,12 @@ from typing import Iterable, Optional
 
 from .. import genotypes
 from .space import SearchSpace
+from .trials import TrialLog
 
 logger = logging.getLogger("nasnet_det.search")
 
 FILENAME = "optuna.journal"
 STUDY = "search"
-
-
-def _repair(path: str) -> None:
-    """Cut a torn last line (a write cut by kill -9) so the next append starts a line of its own."""
-    if not os.path.exists(path):
-        return
-    with open(path, "rb+") as f:
-        data = f.read()
-        if data and not data.endswith(b"\n"):
-            f.truncate(data.rfind(b"\n") + 1)
 
 
 class TrialJournal:
@@ -51,7 +42,7 @@ class TrialJournal:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         self.optuna, self.space = optuna, space
         self.path = os.path.join(out, FILENAME)
-        _repair(self.path)
+        TrialLog(self.path).repair()  # a line torn by kill -9: cut, so the next append starts a line of its own
         for stale in (self.path + ".lock", self.path + ".lock.tmp"):  # the run folder's own lock guards it
             if os.path.lexists(stale):
                 os.remove(stale)

@@ -271,24 +271,3 @@ class PredictorEvolution(RegularizedEvolution):
         for decisions in self.proposed:
             self.unseen.add(decisions)
         self.fit_n, self._model = state["fit_n"], None
-
-
-def proposals_per_second(name: str, space: SearchSpace, reward, asks: int = 200, seed: int = 0,
-                         **options) -> float:
-    """The strategy's ask/tell rate over its first ``asks`` children (rewards from ``reward(decisions)``)."""
-    import time
-
-    from .strategies import build_strategy
-
-    strategy = build_strategy(name, space, seed=seed, **options)
-    spent = 0.0  # in ask and tell only, not in the reward
-    for _ in range(asks):
-        start = time.perf_counter()
-        proposal = strategy.ask()
-        spent += time.perf_counter() - start
-        value = reward(proposal["decisions"])
-        start = time.perf_counter()
-        strategy.tell(proposal, value)
-        spent += time.perf_counter() - start
-    return asks / max(spent, 1e-9)
-
