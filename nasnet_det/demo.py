@@ -20,7 +20,7 @@ from typing import Optional
 
 from . import genotypes
 from .errors import ConfigError, UserError, require_ints
-from .io import atomic_path, write_json, write_text
+from .io import atomic_path, refuse_file_as_folder, write_json, write_text
 from .modeling import format_arch
 from .detection.recipes import DETECTION_CONFIG, SHAPES, detection_opts
 from .search.child import ChildConfig
@@ -160,8 +160,7 @@ def run_demo(cfg: DemoConfig) -> dict:
     from .viz import draw_cell
 
     start = time.time()
-    if os.path.exists(cfg.out) and not os.path.isdir(cfg.out):
-        raise UserError(f"--out {cfg.out} is a file: give a folder (it is created if missing)")
+    refuse_file_as_folder(cfg.out, "--out")
     earlier = [n for n in STAGE_FOLDERS if os.path.exists(os.path.join(cfg.out, n))]
     if earlier and not cfg.resume:  # never delete a run (or files kept beside it) without being asked
         raise UserError(f"{cfg.out} already holds a demo run ({', '.join(earlier)}): --resume continues it, "

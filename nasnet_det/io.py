@@ -14,7 +14,7 @@ import re
 from contextlib import contextmanager
 from typing import Iterator
 
-from .errors import StorageError, storage_advice, storage_cause
+from .errors import StorageError, UserError, storage_advice, storage_cause
 
 
 def _pid_alive(pid: int) -> bool:
@@ -168,6 +168,12 @@ class FolderLock:
             if entry[1] <= 0:
                 del FolderLock._held[self.path]
                 entry[0].close()  # closing drops the lock
+
+
+def refuse_file_as_folder(path: str, option: str) -> None:
+    """An output folder given as the path of an existing file: one line, before any work."""
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise UserError(f"{option} {path} is a file: give a folder (it is created if missing)")
 
 
 def load_refusal(error: BaseException, limit: int = 300) -> str:

@@ -15,7 +15,7 @@ import torch
 
 from .. import cli
 from ..errors import UserError
-from ..io import FolderLock
+from ..io import FolderLock, refuse_file_as_folder
 from ..detection.export import FORMATS, export
 from ..detection.predict import Predictor, load_config
 
@@ -39,8 +39,7 @@ def main(argv=None):
         os.environ["NASNET_DET_ALLOW_PICKLE"] = "1"
     if bool(args.config) == bool(args.config_file):
         p.error("give --config NAME or --config-file PATH (one of them)")
-    if os.path.exists(args.output) and not os.path.isdir(args.output):
-        raise UserError(f"--output {args.output} is a file: give a folder (it is created if missing)")
+    refuse_file_as_folder(args.output, "--output")
     cfg = load_config(args.config or args.config_file, ["MODEL.DEVICE", "cpu"] + list(args.opts))  # traced on the CPU
     from detectron2.data.detection_utils import read_image
 

@@ -13,7 +13,7 @@ import logging
 import os
 
 from .. import cli
-from ..errors import UserError
+from ..io import refuse_file_as_folder
 from ..detection.predict import RUNTIMES, Predictor, collect_inputs, load_config, predict, require_images
 
 
@@ -45,8 +45,7 @@ def main(argv=None):
     require_images(files, problems)  # nothing to predict on: one line naming every input
     for problem in problems:  # some inputs name nothing: a line each, and the rest is predicted
         print(f"error: {problem}", flush=True)
-    if os.path.exists(args.output) and not os.path.isdir(args.output):
-        raise UserError(f"--output {args.output} is a file: give a folder (it is created if missing)")
+    refuse_file_as_folder(args.output, "--output")
     cfg = load_config(args.config or args.config_file, args.opts)
     predictor = Predictor(cfg, args.runtime, args.model_dir)
     result = predict(predictor, files, args.output, args.batch_size, args.confidence_threshold,
