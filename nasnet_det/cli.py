@@ -14,13 +14,19 @@ from .errors import UserError, one_line
 def quiet_known_noise() -> None:
     """Silence the third-party notes every command would print before its own line (these only, not
     warnings in general): torch's deprecation of ``torch.jit.script``/``trace`` (Detectron2 scripts
-    a few functions on import) and torch.fx's ``is_fx_tracing`` note (Detectron2's ``ROIPooler``)."""
+    a few functions on import), torch.fx's ``is_fx_tracing`` note (Detectron2's ``ROIPooler``),
+    torch's ``meshgrid`` indexing note (Detectron2's anchors) and ``torch.utils.cpp_extension``'s
+    "No CUDA runtime is found" (a CUDA build of torch without a GPU, when Detectron2 imports it)."""
     import logging
     import warnings
 
     warnings.filterwarnings("ignore", message=r"`torch\.jit\.\w+` is deprecated", category=FutureWarning)
+    # Detectron2's anchor generator calls torch.meshgrid without indexing= (its 'ij' default is what it means)
+    warnings.filterwarnings("ignore", message=r"torch\.meshgrid: in an upcoming release", category=UserWarning)
     logging.getLogger("torch.fx._symbolic_trace").addFilter(
         lambda record: not str(record.msg).startswith("is_fx_tracing will return true"))
+    logging.getLogger("torch.utils.cpp_extension").addFilter(
+        lambda record: not str(record.msg).startswith("No CUDA runtime is found"))
 
 
 quiet_known_noise()  # the tools import this module before Detectron2

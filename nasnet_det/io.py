@@ -189,3 +189,36 @@ def load_refusal(error: BaseException, limit: int = 300) -> str:
                  and "trust" not in s]
     reason = " ".join(sentences).strip() or "the file holds objects other than tensors and plain data"
     return f"{type(error).__name__}: {reason[:limit]}"
+
+
+def log_files_give_way(*names: str) -> None:
+    """A full disk ends a run with its own one line (the checkpoint that did not fit). The log files
+    of the loggers ``names`` (Detectron2's ``setup_logger`` opens OUTPUT_DIR/log.txt, one stream
+    shared by its loggers) then stop quietly at their first refused write, instead of printing
+    "--- Logging error ---" with a traceback for every later line and "Exception ignored in atexit
+    callback" at exit; any other logging error is reported as logging reports it."""
+    import atexit
+    import logging
+    import sys
+
+    consoles = (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__)
+    files = [(logging.getLogger(name), handler) for name in names for handler in logging.getLogger(name).handlers
+             if getattr(handler, "stream", None) is not None and handler.stream not in consoles]
+
+    def give_way(stream) -> None:
+        for logger, handler in files:
+            if handler.stream is stream:
+                logger.removeHandler(handler)
+        atexit.unregister(stream.close)  # Detectron2 closes it at exit, which would flush into the full disk
+        try:
+            stream.close()
+        except OSError:
+            pass  # the buffered lines go where the disk would not take them
+
+    for _, handler in files:
+        def handle_error(record, handler=handler, stream=handler.stream):
+            if storage_cause(sys.exc_info()[1]) is None:
+                return logging.Handler.handleError(handler, record)
+            give_way(stream)
+
+        handler.handleError = handle_error

@@ -96,6 +96,9 @@ def files(tmp_path_factory):
     bad_cat = json.loads(json.dumps(coco))
     bad_cat["annotations"][0]["category_id"] = 9
     f["coco_bad_cat"] = write("coco_bad_cat.json", json.dumps(bad_cat))
+    dup_ann = json.loads(json.dumps(coco))
+    dup_ann["annotations"][1]["id"] = 11
+    f["coco_dup_ann"] = write("coco_dup_ann.json", json.dumps(dup_ann))
     return f
 
 
@@ -237,6 +240,9 @@ CLI_CASES = [
     ("train-coco-no-bbox", "train_net", lambda f: ["--config", "Base-NASNet-FPN.yaml"] + TINY_DET
      + ["DATASETS.TRAIN", f"('coco:{f['root']}/img:{f['coco_no_bbox']}',)"],
      r"coco_no_bbox.json: annotations\[1\] \(id 12\): 'bbox' must be \[x, y, width, height\], got None"),
+    ("train-coco-duplicate-annotation-ids", "train_net", lambda f: ["--config", "Base-NASNet-FPN.yaml"] + TINY_DET
+     + ["DATASETS.TRAIN", f"('coco:{f['root']}/img:{f['coco_dup_ann']}',)"],
+     r"coco_dup_ann.json: annotations\[1\] \(id 11\) has the id of annotations\[0\]: give each annotation its own id"),
     ("train-coco-no-file-name", "train_net", lambda f: ["--config", "Base-NASNet-FPN.yaml"] + TINY_DET
      + ["DATASETS.TRAIN", f"('coco:{f['root']}/img:{f['coco_no_file']}',)"], r"images\[0\] \(id 1\): missing 'file_name'"),
     ("train-coco-unknown-category", "train_net", lambda f: ["--config", "Base-NASNet-FPN.yaml"] + TINY_DET
@@ -313,6 +319,11 @@ CLI_CASES = [
     ("pretrain-arch-out-of-memory", "pretrain", lambda f: ["--arch", "6@403200", "--data", "digits", "--out",
                                                            f["root"] + "/wide_net"],
      r"arch 6@403200: about [\d,]+M parameters, [\d,.]+ GiB for weights, gradients, optimizer and EMA .* give a smaller N@F"),
+    ("train-net-coco-not-on-disk", "train_net", lambda f: ["--config", "Base-NASNet-FPN.yaml", "MODEL.DEVICE", "cpu",
+                                                           "OUTPUT_DIR", f["root"] + "/nococo"],
+     r"dataset 'coco_2017_train' reads .*instances_train2017.json, which is not on disk: .*DETECTRON2_DATASETS"),
+    ("check-dataset-coco-not-on-disk", "check_dataset", lambda f: ["coco_2017_val", "--no-progress"],
+     r"dataset 'coco_2017_val' reads .*instances_val2017.json, which is not on disk"),
     ("train-max-iter-negative", "train_net", lambda f: ["--config", "demo_fpn_cpu.yaml", "SOLVER.MAX_ITER", "-5"],
      r"SOLVER.MAX_ITER must be an integer of at least 1, got -5"),
     ("demo-out-is-a-file", "demo", lambda f: ["--out", f["a_file"]], r"--out .*a_file.txt is a file: give a folder"),
@@ -628,10 +639,11 @@ def test_boxes_outside_inverted_or_empty_are_clipped_or_dropped_and_counted(tmp_
     assert len(lines) == 1 and "1 boxes clipped to their image, 1 dropped" in lines[0] and "a.jpg" in lines[0]
 
 
-def test_a_truncated_jpeg_is_named_in_training_and_by_check_dataset(tmp_path, capsys):
+def test_an_unreadable_image_is_one_line_in_training_and_named_by_check_dataset(tmp_path, capsys, monkeypatch):
     pytest.importorskip("detectron2")
     from detectron2.config import get_cfg
     from detectron2.data import DatasetCatalog
+    from PIL import Image
 
     from nasnet_det.detection.datasets import CheckedDatasetMapper, ensure_registered
     from nasnet_det.errors import DatasetError
@@ -643,10 +655,26 @@ def test_a_truncated_jpeg_is_named_in_training_and_by_check_dataset(tmp_path, ca
     name = ensure_registered(f"voc:{root}")
     cfg = get_cfg()
     cfg.INPUT.FORMAT = "RGB"
-    with pytest.raises(DatasetError, match=r"cannot read image .*a\.jpg \(image_id 0\).*check_dataset"):
-        CheckedDatasetMapper(cfg, is_train=True)(DatasetCatalog.get(name)[0])
+    mapper = CheckedDatasetMapper(cfg, is_train=True)
+    with pytest.raises(DatasetError, match=r"cannot read image .*a\.jpg \(image_id 0\).*nasnet-det check-dataset"):
+        mapper(DatasetCatalog.get(name)[0])
+    Image.new("1", (20000, 20000)).save(tmp_path / "bomb.png")  # 400 Mpixel: PIL refuses it as a decompression bomb
+    with pytest.raises(DatasetError, match=r"bomb.png \(image_id 7\) is too large to decode safely .*resize it"):
+        mapper({"file_name": str(tmp_path / "bomb.png"), "image_id": 7, "height": 8, "width": 8, "annotations": []})
     status, message = run_tool(capsys, "check_dataset", [name, "--no-progress"])
     assert status == 1 and re.search(r"error: problems in voc:.*\(1, first: .*a\.jpg \(image_id 0\): cannot decode", message)
+
+    # met mid-training: the command's one line, without the traceback Detectron2's train loop logs first
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit:
+        cli.run(_tool("train_net").main, ["--config", "Base-NASNet-FPN.yaml"] + TINY_DET + [
+            "DATASETS.TRAIN", f"('{name}',)", "DATASETS.TEST", "()", "OUTPUT_DIR", str(tmp_path / "out")])
+    captured = capsys.readouterr()
+    # (not "Traceback" at all: in one pytest process, Detectron2's console handlers of earlier tests write to
+    # their closed capture streams, and logging reports that with a traceback of its own)
+    assert "Exception during training" not in captured.out + captured.err
+    assert "DatasetError" not in captured.out + captured.err and "No CUDA runtime" not in captured.err
+    assert re.fullmatch(r"error: cannot read image .*a\.jpg \(image_id 0\): .*", str(exit.value.code))
 
 
 def test_check_dataset_passes_a_good_set(tmp_path, capsys):

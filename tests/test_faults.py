@@ -400,6 +400,23 @@ def test_a_full_disk_or_a_file_size_limit_is_one_line_and_keeps_what_was_written
     assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr[-2000:]
     assert last.startswith(f"error: cannot write {out / 'checkpoint.pth'}: ") and "ulimit -f" in last
     assert not [f for f in os.listdir(out) if ".tmp" in f]  # no half-written temporary left behind
+    # detection training: its log.txt is refused first (the model's printout), then the checkpoint; one line
+    # still, not a "--- Logging error ---" traceback per log line nor an atexit OSError from closing log.txt;
+    # and none of the third-party notes (torch.jit, torch.fx, meshgrid, "No CUDA runtime") a command silences
+    pytest.importorskip("detectron2")
+    from nasnet_det.detection.shapes import generate
+
+    sets = generate(str(tmp_path / "shapes"), train=4, val=2, size=64, seed=0)
+    det = tmp_path / "det"
+    done = subprocess.run([sys.executable, os.path.join(TOOLS, "train_net.py"), "--config", "Base-NASNet-FPN.yaml",
+                           *TINY_DETECTOR, "DATASETS.TRAIN", f"('{sets['train']}',)", "DATASETS.TEST", "()",
+                           "SOLVER.IMS_PER_BATCH", "2", "SOLVER.MAX_ITER", "2", "SOLVER.CHECKPOINT_PERIOD", "1",
+                           "DATALOADER.NUM_WORKERS", "0", "OUTPUT_DIR", str(det)], env=_env(), capture_output=True,
+                          text=True, timeout=600, preexec_fn=_limit_file_size(40_000))
+    noise = [s for s in ("Traceback", "Logging error", "Exception ignored", "FutureWarning", "is_fx_tracing",
+                         "torch.meshgrid", "No CUDA runtime") if s in done.stdout + done.stderr]
+    assert done.returncode == 1 and not noise, (noise, done.stderr[-3000:])
+    assert done.stderr.strip().splitlines()[-1].startswith(f"error: cannot write {det / 'model_0000000.pth'}: ")
     # a checkpoint that existed stays whole; the trial log keeps every complete record
     script = (
         "import sys, torch\n"

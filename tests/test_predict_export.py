@@ -73,15 +73,17 @@ def test_predict_draws_each_photo_writes_coco_results_and_skips_what_it_cannot_r
     (tmp_path / "broken.jpg").write_bytes(open(PHOTOS[0], "rb").read()[:300])
     Image.new("RGB", (4000, 3)).save(tmp_path / "thin.png")  # resized for testing to 0 px high
     (tmp_path / "bomb.png").write_bytes(_png_header_only(30000, 30000))  # 900 Mpx declared: PIL's bomb check
+    Image.fromarray(np.full((48, 64), 4000, dtype=np.uint16)).save(tmp_path / "deep.png")  # read saturated
     out = tmp_path / "out"
     code, text = _run(predict_command, ["--config", "Base-NASNet-FPN.yaml", "--input", PHOTOS[0], str(folder),
                                         str(tmp_path / "broken.jpg"), str(tmp_path / "thin.png"), str(tmp_path / "bomb.png"),
-                                        str(tmp_path / "nothing-*.png"), "--output", str(out),
+                                        str(tmp_path / "deep.png"), str(tmp_path / "nothing-*.png"), "--output", str(out),
                                         "--confidence-threshold", "0.0", "--no-progress"] + OPTS + ["MODEL.WEIGHTS", weights],
                       capsys)
-    assert code == 1  # four inputs could not be done, and said so in one line each
+    assert code == 1  # five inputs could not be done, and said so in one line each
     errors = [line for line in text.splitlines() if line.startswith("error: ")]
-    assert len(errors) == 4 and any("nothing-*.png: no such image" in e for e in errors)
+    assert any("deep.png: a I;16 image (16-bit or float), which Detectron2 reads saturated" in e for e in errors)
+    assert len(errors) == 5 and any("nothing-*.png: no such image" in e for e in errors)
     assert any("broken.jpg: cannot read the image" in e for e in errors)
     assert any("thin.png: 4000x3 px is too thin: the test resize" in e for e in errors)
     assert any("bomb.png: cannot read the image (DecompressionBombError" in e for e in errors)

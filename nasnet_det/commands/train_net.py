@@ -18,13 +18,13 @@ from detectron2.utils import comm
 from detectron2.utils.logger import setup_logger
 
 from .. import cli
-from ..detection.datasets import register_cfg_datasets
+from ..detection.datasets import register_cfg_datasets, require_files
 from ..detection.checkpoint import ALLOW_PICKLE, NASNetCheckpointer
-from ..detection.config import check_device, get_config, shipped_configs
+from ..detection.config import check_device, check_trainable, get_config, shipped_configs
 from ..detection.evaluation import write_eval_results
 from ..detection.train import Trainer
 from ..errors import ConfigError, UserError
-from ..io import FolderLock, write_text
+from ..io import FolderLock, log_files_give_way, write_text
 
 
 def argument_parser():
@@ -59,6 +59,7 @@ def setup(args) -> CfgNode:
         with open(config_yaml, encoding="utf-8") as f:
             _RUN_CONFIGS[config_yaml] = f.read()  # the run's own, put back if this invocation fails or only evaluates
     default_setup(cfg, args)  # logging, and OUTPUT_DIR/config.yaml so a run can be reproduced
+    log_files_give_way("detectron2", "fvcore", "nasnet_det")
     return cfg
 
 
@@ -83,21 +84,29 @@ def keeping_run_config(cfg, eval_only: bool):
             write_text(path, previous)
 
 
+def _require_files(names) -> None:
+    for name in names:  # before the model is built: a missing COCO is one line, not pycocotools' traceback
+        require_files(name)
+
+
 def train(args):
+    """Train (``--resume`` to continue) or evaluate (``--eval-only``); returns the metrics."""
     if getattr(args, "allow_pickle", False):
         os.environ[ALLOW_PICKLE] = "1"  # in the environment: launch's worker processes see it too
-    """Train (``--resume`` to continue) or evaluate (``--eval-only``); returns the metrics."""
     cfg = setup(args)
     with keeping_run_config(cfg, args.eval_only):
         if args.eval_only:
             if not cfg.MODEL.WEIGHTS and not (args.resume and
                                               os.path.isfile(os.path.join(cfg.OUTPUT_DIR, "last_checkpoint"))):
                 raise ConfigError("--eval-only needs weights to evaluate: give MODEL.WEIGHTS path/to/model_final.pth")
+            _require_files(cfg.DATASETS.TEST)
             model = Trainer.build_model(cfg)
             NASNetCheckpointer(model, cfg.OUTPUT_DIR, cfg=cfg, strict=True).resume_or_load(cfg.MODEL.WEIGHTS,
                                                                                          resume=args.resume)
             results = Trainer.test(cfg, model)
         else:
+            check_trainable(cfg)
+            _require_files(cfg.DATASETS.TRAIN + cfg.DATASETS.TEST)
             trainer = Trainer(cfg)
             trainer.resume_or_load(resume=args.resume)
             results = trainer.train()

@@ -10,7 +10,7 @@ demand, so a new dataset needs no Python.
 Boxes that stick out of their image are clipped, and inverted or empty ones dropped, with one log
 line per dataset that counts them and names an example file. Records without the fields a
 detector needs, and images that cannot be decoded, are errors naming the file and the record;
-``tools/check_dataset.py`` checks a whole dataset up front.
+``nasnet-det check-dataset`` checks a whole dataset up front.
 """
 from __future__ import annotations
 
@@ -87,9 +87,12 @@ class CheckedDatasetMapper(DatasetMapper):
                                    "Detectron2 reads saturated: convert it to 8-bit RGB first (nasnet-det check-dataset "
                                    "lists every such image)")
             return super().__call__(dataset_dict)
+        except Image.DecompressionBombError as e:
+            raise DatasetError(f"image {dataset_dict['file_name']} {record} is too large to decode safely ({e}); "
+                               "resize it, or raise PIL.Image.MAX_IMAGE_PIXELS if it is trusted") from None
         except (OSError, SyntaxError, SizeMismatchError) as e:  # PIL: truncated or not an image
             raise DatasetError(f"cannot read image {dataset_dict['file_name']} {record}: {type(e).__name__}: {e}; "
-                               "tools/check_dataset.py checks every image of a dataset") from None
+                               "nasnet-det check-dataset checks every image of a dataset") from None
 
 
 def _voc_dirs(root: str):
@@ -219,10 +222,17 @@ def check_coco_records(data: dict, json_file: str) -> None:
             raise DatasetError(f"{where} ({image['file_name']}) has the id {image['id']!r} of "
                                f"images[{image_ids[image['id']]}]: give each image its own id")
         image_ids[image["id"]] = i
+    ann_ids: dict = {}
     for i, ann in enumerate(data["annotations"]):
         where = f"{json_file}: annotations[{i}]" + (f" (id {ann['id']})" if isinstance(ann, dict) and "id" in ann else "")
         if not isinstance(ann, dict):
             raise DatasetError(f"{where}: expected an object, got {ann!r}")
+        if "id" not in ann:  # pycocotools indexes annotations by id
+            raise DatasetError(f"{where}: an annotation record needs an 'id'")
+        if ann["id"] in ann_ids:  # pycocotools would stop on a bare assertion
+            raise DatasetError(f"{where} has the id of annotations[{ann_ids[ann['id']]}]: give each annotation "
+                               "its own id")
+        ann_ids[ann["id"]] = i
         box = ann.get("bbox")
         if not (isinstance(box, (list, tuple)) and len(box) == 4 and all(number(v) for v in box)):
             raise DatasetError(f"{where}: 'bbox' must be [x, y, width, height], got {box!r}")
@@ -276,6 +286,21 @@ def ensure_registered(name: str, classes: Optional[List[str]] = None) -> str:
     return name
 
 
+def require_files(name: str) -> str:
+    """A registered set whose files are not on disk (Detectron2's builtin names read
+    ``$DETECTRON2_DATASETS``, default ``datasets``) is one line naming the missing path and the two
+    ways out, before pycocotools or the VOC reader meet it; returns ``name``."""
+    meta = MetadataCatalog.get(ensure_registered(name))
+    for key, exists in (("json_file", os.path.isfile), ("image_root", os.path.isdir), ("dirname", os.path.isdir)):
+        path = meta.get(key, None)
+        if isinstance(path, str) and not exists(path):
+            root = os.environ.get("DETECTRON2_DATASETS", "datasets")
+            raise DatasetError(f"dataset {name!r} reads {path}, which is not on disk: put the files under "
+                               f"$DETECTRON2_DATASETS (now {root!r}) as Detectron2's datasets/README.md lays them "
+                               "out, or name the set by its paths (coco:IMAGES:ANNOTATIONS.json, voc:ROOT[:SPLIT])")
+    return name
+
+
 def register_cfg_datasets(cfg) -> None:
     """Register the path-form datasets of ``cfg.DATASETS`` and size the box predictor to the
     training set's classes (logged when that changes the config's value). ``cfg`` must be mutable."""
@@ -305,7 +330,7 @@ def check_dataset(name: str, progress: bool = True) -> dict:
     from PIL import Image
     from tqdm import tqdm
 
-    ensure_registered(name)
+    require_files(name)
     dicts = DatasetCatalog.get(name)
     classes = MetadataCatalog.get(name).get("thing_classes", None)
     problems, boxes, trainable = [], 0, 0

@@ -18,6 +18,7 @@ import torch
 
 from ..errors import CheckpointError, ConfigError, DatasetError
 from ..io import atomic_path, write_json
+from .datasets import DEEP_MODES
 from .export import FILES, OUTPUTS, onnx_session
 
 logger = logging.getLogger(__name__)
@@ -200,8 +201,13 @@ def predict(predictor: Predictor, paths: Sequence[str], output_dir: str, batch_s
         batch = []
         for path in paths[start: start + batch_size]:
             try:
-                image = read_image(path, format=predictor.cfg.INPUT.FORMAT)
-                problem = predictor.unusable(image)
+                with Image.open(path) as header:  # the mode only: Detectron2 reads 16-bit / float saturated
+                    mode = header.mode
+                if mode in DEEP_MODES:
+                    problem = f"a {mode} image (16-bit or float), which Detectron2 reads saturated: convert it to 8-bit RGB"
+                else:
+                    image = read_image(path, format=predictor.cfg.INPUT.FORMAT)
+                    problem = predictor.unusable(image)
             except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:  # not an image, truncated, a bomb
                 problem = f"cannot read the image ({type(e).__name__}: {e})"
             if problem is None:

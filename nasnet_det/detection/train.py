@@ -14,15 +14,21 @@ from contextlib import contextmanager, nullcontext
 from detectron2.engine import DefaultTrainer, HookBase
 from detectron2.utils import comm
 
-from ..errors import ConfigError, DatasetError
+from ..errors import ConfigError, DatasetError, StorageError, UserError, storage_advice, storage_cause
 from ..modeling.nasnet import CellRunner
 from .checkpoint import NASNetCheckpointer
 from .config import check_trainable
-from .datasets import CheckedDatasetMapper
+from .datasets import CheckedDatasetMapper, require_files
 from .evaluation import ImageIdCOCOEvaluator, has_compiled_ops, safe_name
 from .stream import GroupedBatches, StepSeeds, StreamState, build_stream_loader
 
 logger = logging.getLogger(__name__)
+
+
+def _not_a_user_error(record: logging.LogRecord) -> bool:
+    """Detectron2's train loop logs every exception with its traceback before re-raising it; a user
+    error (an unreadable image met mid-run) then reaches the command as its one line only."""
+    return not (record.exc_info and isinstance(record.exc_info[1], UserError))
 
 
 class DropPathSchedule(HookBase):
@@ -76,6 +82,8 @@ def trainable_dicts(cfg) -> list:
                                "crowd / difficult: a detector has nothing to learn from (nasnet-det check-dataset "
                                f"{name} reports each problem)")
 
+    for name in names:
+        require_files(name)
     try:
         dicts = get_detection_dataset_dicts(
             names, filter_empty=cfg.DATALOADER.FILTER_EMPTY_ANNOTATIONS,
@@ -127,7 +135,7 @@ class Trainer(DefaultTrainer):
     def build_test_loader(cls, cfg, dataset_name):
         from detectron2.data import build_detection_test_loader
 
-        return build_detection_test_loader(cfg, dataset_name, mapper=CheckedDatasetMapper(cfg, is_train=False))
+        return build_detection_test_loader(cfg, require_files(dataset_name), mapper=CheckedDatasetMapper(cfg, is_train=False))
 
     @classmethod
     def build_evaluator(cls, cfg, dataset_name, output_folder=None):
@@ -138,7 +146,17 @@ class Trainer(DefaultTrainer):
     def train(self):
         """Train, then return the last evaluation's metrics (Detectron2 returns them only when
         TEST.EXPECTED_RESULTS is set)."""
-        results = super().train()
+        logging.getLogger("detectron2.engine.train_loop").addFilter(_not_a_user_error)  # once: a set of filters
+        try:
+            results = super().train()
+        except OSError as e:  # the after-train hooks write too; a full disk then fails them as well
+            if isinstance(e.__context__, UserError):
+                raise e.__context__ from None  # the first refusal (a checkpoint that did not fit) names the file
+            cause = storage_cause(e)
+            if cause is None:
+                raise
+            raise StorageError(f"cannot write in {self.cfg.OUTPUT_DIR}: {cause}; {storage_advice(e)}, then run the "
+                               "same command again with --resume") from None
         return results if results is not None else getattr(self, "_last_eval_results", None)
 
     def build_hooks(self):
