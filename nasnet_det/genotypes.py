@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from typing import Iterable, Optional, Sequence, Tuple, Union
 
 from .errors import GenotypeError
+from .registry import Registry
 
 __all__ = [
     "OPS", "PAPER_OPS", "COMBINES", "Block", "Cell", "Genotype", "GenotypeError",
@@ -61,22 +62,19 @@ PAPER_OPS: Tuple[str, ...] = (
 
 
 # The op vocabulary, as data (DARTS keeps its PRIMITIVES the same way): the paper's 13, then
-# dil_conv_5x5 for DARTS cells. The op table (nasnet_det.modeling.ops.OPS) checks at import that it
-# builds exactly these names; a new op is one nasnet_det.modeling.ops.register_op call (its name
-# and its constructor), which extends both.
-OPS: Tuple[str, ...] = PAPER_OPS + ("dil_conv_5x5",)
+# dil_conv_5x5 for DARTS cells. One registry holds the names and their constructors: the shipped
+# ops are lazy entries of the op table (nasnet_det.modeling.ops.BUILTIN_OPS, imported where a
+# network is built, so this module imports no torch), and a new op is one
+# ``OPS.register(name, constructor)`` (nasnet_det.modeling.ops.register_op) in a module given to
+# ``--plugin``, which every worker imports too.
+OPS = Registry("op", GenotypeError)
+for _name in PAPER_OPS + ("dil_conv_5x5",):
+    OPS.register_lazy(_name, f"nasnet_det.modeling.ops:BUILTIN_OPS.{_name}")
 
 
 def op_names() -> Tuple[str, ...]:
-    """Every op a genotype may name (:data:`OPS`)."""
-    return OPS
-
-
-def add_op_name(name: str) -> None:
-    """Extend the vocabulary (what :func:`nasnet_det.modeling.ops.register_op` calls)."""
-    global OPS
-    if name not in OPS:
-        OPS = OPS + (name,)
+    """Every op a genotype may name (the names of :data:`OPS`)."""
+    return tuple(OPS.names())
 
 # add, concat (paper, NASNet-A space); add+LayerNorm, add+InstanceNorm (NASNet-B/C spaces).
 COMBINES: Tuple[str, ...] = ("add", "concat", "add_layernorm", "add_instancenorm")

@@ -29,4 +29,4 @@ class FirstOpFirst(RandomSearch):
     name = "first-op-first"
 
 
-STRATEGIES["first-op-first"] = FirstOpFirst
+STRATEGIES.register("first-op-first", FirstOpFirst)

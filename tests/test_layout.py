@@ -40,18 +40,24 @@ def test_timms_idiom_works_in_either_import_order(order):
     assert _python(code) == "NASNet 10"
 
 
-def test_the_op_table_is_the_genotype_vocabulary_and_a_new_op_is_one_call(monkeypatch):
-    assert genotypes.OPS == tuple(ops.OPS)
-    assert tuple(ops.OPS)[: len(genotypes.PAPER_OPS)] == genotypes.PAPER_OPS
-    monkeypatch.setattr(genotypes, "OPS", genotypes.OPS)  # both restored after the test
-    monkeypatch.setattr(ops, "OPS", dict(ops.OPS))
+def test_the_op_table_is_the_genotype_vocabulary_and_a_new_op_is_one_call():
+    assert ops.OPS is genotypes.OPS and genotypes.op_names()[: len(genotypes.PAPER_OPS)] == genotypes.PAPER_OPS
+    assert all(ops.OPS.get(name) is ops.BUILTIN_OPS[name] for name in ops.BUILTIN_OPS)
     # the one call a new op takes
     ops.register_op("sep_conv_9x9", lambda c_in, c, stride, pad: ops.SeparableConv(c_in, c, 9, stride))
-    g = genotypes.Genotype.from_dict({"normal": [[0, 1, "sep_conv_9x9", "identity"]],
-                                      "reduction": [[0, 1, "sep_conv_9x9", "max_pool_3x3"]]})
-    net = build_nasnet(g, num_cells=3, num_conv_filters=4, stem="cifar", num_classes=3).eval()
-    assert net(torch.randn(1, 3, 16, 16)).shape == (1, 3)
-    assert any(m.kernel_size == (9, 9) for m in net.modules() if isinstance(m, torch.nn.Conv2d))
+    try:
+        g = genotypes.Genotype.from_dict({"normal": [[0, 1, "sep_conv_9x9", "identity"]],
+                                          "reduction": [[0, 1, "sep_conv_9x9", "max_pool_3x3"]]})
+        net = build_nasnet(g, num_cells=3, num_conv_filters=4, stem="cifar", num_classes=3).eval()
+        assert net(torch.randn(1, 3, 16, 16)).shape == (1, 3)
+        assert any(m.kernel_size == (9, 9) for m in net.modules() if isinstance(m, torch.nn.Conv2d))
+        with pytest.raises(ValueError, match=r"op 'sep_conv_9x9' is registered already .*override=True"):
+            ops.register_op("sep_conv_9x9", lambda c_in, c, stride, pad: None)
+    finally:
+        ops.OPS.remove("sep_conv_9x9")
+    with pytest.raises(genotypes.GenotypeError, match=r"unknown op 'sep_conv_9x9'"):
+        genotypes.Genotype.from_dict({"normal": [[0, 1, "sep_conv_9x9", "identity"]],
+                                      "reduction": [[0, 1, "identity", "max_pool_3x3"]]})
 
 
 def test_arch_strings_round_trip_for_every_published_network():
@@ -209,4 +215,4 @@ def test_help_shows_each_fields_comment_its_default_and_its_choices():
     text = " ".join(parser().format_help().split())
     assert "--child-channels-last, --no-child-channels-last train in channels_last on the CPU" in text
     assert "the supernet's initialisation (supernet.RECIPE): all, none or a comma list of parts (default: all)" in text
-    assert "--strategy {evolution,gp,ppo,predictor-evolution,random,tpe} default: ppo; one of evolution, gp, ppo," in text
+    assert "--strategy {ppo,random,evolution,tpe,gp,predictor-evolution} default: ppo; one of ppo, random, evolution," in text

@@ -188,11 +188,11 @@ def main(argv=None):
         return
     if args.what == "strategies":
         from ..benchmarks.strategies import benchmark_strategies
-        from ..search.strategies import public_strategies
+        from ..search.strategies import STRATEGIES, public_strategies
 
         unknown = [n for n in args.strategies + args.confirm_strategies if n not in public_strategies()]
         if unknown:
-            raise UserError(f"unknown strategy {unknown[0]!r}; use one of {', '.join(public_strategies())}")
+            raise UserError(STRATEGIES.unknown(unknown[0]))
         budgets = {}
         for item in args.budget:
             name, _, value = item.partition("=")

@@ -1,8 +1,7 @@
 """The ops of the NASNet search space as modules, with TF 'SAME' padding.
 
-:data:`OPS` is the op table: op name -> constructor, for exactly the names of the genotype
-vocabulary (:data:`nasnet_det.genotypes.OPS`, checked at import); a new op is one
-:func:`register_op` call.
+:data:`OPS` is the op table: op name -> constructor, the registry that is also the genotype
+vocabulary (:data:`nasnet_det.genotypes.OPS`); a new op is one :func:`register_op` call.
 
 Conventions shared with :mod:`.cell`:
 
@@ -254,9 +253,10 @@ def identity(in_channels: int, channels: int, stride: int, avg_pool_pad: str) ->
     return ConvBN(in_channels, channels, 1, stride)  # TF: 'none' with stride or width change
 
 
-# The op table, in the paper's order (section 3), then the extra ops published cells of the same
-# space use. Each entry: (in_channels, channels, stride, avg_pool_pad) -> module.
-OPS: Dict[str, Callable[[int, int, int, str], nn.Module]] = {
+# The shipped ops, in the paper's order (section 3), then the extra ops published cells of the same
+# space use. Each entry: (in_channels, channels, stride, avg_pool_pad) -> module. They are the lazy
+# entries of the op registry (nasnet_det.genotypes.OPS), which holds the names genotypes may use.
+BUILTIN_OPS: Dict[str, Callable[[int, int, int, str], nn.Module]] = {
     "identity": identity,
     "conv_1x3_3x1": lambda c_in, c, stride, pad: ConvPairBN(c_in, c, 3, stride),
     "conv_1x7_7x1": lambda c_in, c, stride, pad: ConvPairBN(c_in, c, 7, stride),
@@ -273,24 +273,23 @@ OPS: Dict[str, Callable[[int, int, int, str], nn.Module]] = {
     "dil_conv_5x5": lambda c_in, c, stride, pad: SeparableConv(c_in, c, 5, stride, repeats=1, dilation=2),  # DARTS
 }
 
+# the op table: op name -> constructor, one registry with the genotype vocabulary
+OPS = genotypes.OPS
+if tuple(BUILTIN_OPS) != genotypes.op_names()[: len(BUILTIN_OPS)]:  # the shipped table is the shipped vocabulary
+    raise ImportError(f"the op table {tuple(BUILTIN_OPS)} and the genotype vocabulary {genotypes.op_names()} differ")
 
-if tuple(OPS) != genotypes.OPS:  # the table builds exactly the vocabulary genotypes may name
-    raise ImportError(f"the op table {tuple(OPS)} and the genotype vocabulary {genotypes.OPS} differ")
 
-
-def register_op(name: str, constructor: Callable[[int, int, int, str], nn.Module]) -> None:
-    """A new op: ``constructor(in_channels, channels, stride, avg_pool_pad) -> module`` under ``name``,
-    in the table and in the genotype vocabulary."""
-    OPS[name] = constructor
-    genotypes.add_op_name(name)
+def register_op(name: str, constructor: Callable[[int, int, int, str], nn.Module] = None):
+    """A new op: ``constructor(in_channels, channels, stride, avg_pool_pad) -> module`` under ``name``
+    (``OPS.register``; without ``constructor``, a decorator). Put it in a module given to ``--plugin``
+    so that the search's workers and Ray tasks have it too."""
+    return OPS.register(name, constructor)
 
 
 def build_op(name: str, in_channels: int, channels: int, stride: int,
              avg_pool_pad: str = "exclude") -> nn.Module:
     """Op ``name`` of the table reading ``in_channels``, writing ``channels``."""
-    if name not in OPS:
-        raise ConfigError(f"unknown op {name!r}; the op table has {', '.join(OPS)}")
-    return OPS[name](in_channels, channels, stride, avg_pool_pad)
+    return OPS.get(name)(in_channels, channels, stride, avg_pool_pad)
 
 
 def drop_path(x: torch.Tensor, keep_prob: torch.Tensor) -> torch.Tensor:

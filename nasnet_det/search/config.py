@@ -15,7 +15,7 @@ from ..errors import SearchError, require_ints
 from .child import ChildConfig
 from .methods import methods
 from .space import SearchSpace
-from .strategies import STRATEGIES, public_strategies
+from .strategies import STRATEGIES
 from .supernet import check_shareable, parse_recipe
 from .tasks import TASKS as TASK_MODULES, load_task
 
@@ -114,8 +114,7 @@ class SearchConfig:
 
     def __post_init__(self):
         plugins.load(self.plugins)  # their names are valid choices below
-        if self.strategy not in STRATEGIES:
-            raise SearchError(f"unknown strategy {self.strategy!r}; use one of {', '.join(public_strategies())}")
+        STRATEGIES.check(self.strategy)
         if self.backend not in BACKENDS:
             raise SearchError(f"unknown backend {self.backend!r}; use one of {', '.join(BACKENDS)}")
         if self.method not in search_methods():

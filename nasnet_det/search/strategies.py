@@ -21,6 +21,7 @@ import torch
 import torch.nn as nn
 
 from ..errors import SearchError
+from ..registry import Registry
 from .space import SearchSpace, step_seed
 
 
@@ -199,7 +200,7 @@ class Replay(Strategy):
     """Asks the given children in order and learns nothing: the promotion rungs of successive
     halving (:mod:`.promote`), which re-score the previous rung's best at a higher fidelity."""
 
-    name = "replay"  # run by --promote's rungs (INTERNAL)
+    name = "replay"  # run by --promote's rungs (hidden: not a --strategy choice)
 
     def __init__(self, space: SearchSpace, seed: int = 0, decisions=()):
         super().__init__(space, seed)
@@ -225,29 +226,26 @@ class Replay(Strategy):
         self.asked = state["asked"]
 
 
-# name -> class, or "module:Class" for a strategy whose module is imported on first use (the
-# model-based ones need optuna, which a search with another strategy never imports)
-STRATEGIES = {"random": RandomSearch, "ppo": PPOController, "evolution": RegularizedEvolution, "replay": Replay,
-              "tpe": "nasnet_det.search.model_based:TPE", "gp": "nasnet_det.search.model_based:GP",
-              "predictor-evolution": "nasnet_det.search.model_based:PredictorEvolution"}
-INTERNAL = ("replay",)  # run by the search itself (--promote's rungs); not a --strategy choice
+# the strategies, registered at the bottom as timm registers its models; the model-based ones are
+# lazy entries (they need optuna, which a search with another strategy never imports)
+STRATEGIES = Registry("strategy", SearchError)
+STRATEGIES.register("ppo", PPOController, help="the paper's controller (REINFORCE with a baseline, PPO clipping)")
+STRATEGIES.register("random", RandomSearch, help="uniform children")
+STRATEGIES.register("evolution", RegularizedEvolution, help="regularized evolution (Real et al., AmoebaNet)")
+STRATEGIES.register("replay", Replay, hidden=True, help="asks given children in order (--promote's rungs)")
+STRATEGIES.register_lazy("tpe", "nasnet_det.search.model_based:TPE", help="optuna's multivariate TPE")
+STRATEGIES.register_lazy("gp", "nasnet_det.search.model_based:GP", help="optuna's Gaussian-process sampler")
+STRATEGIES.register_lazy("predictor-evolution", "nasnet_det.search.model_based:PredictorEvolution",
+                         help="regularized evolution, each mutation screened by an MLP ensemble")
 
 
 def strategy_class(name: str) -> type:
-    if name not in STRATEGIES:
-        raise SearchError(f"unknown strategy {name!r}; use one of {', '.join(public_strategies())}")
-    entry = STRATEGIES[name]
-    if isinstance(entry, str):
-        import importlib
-
-        module, _, attr = entry.partition(":")
-        entry = getattr(importlib.import_module(module), attr)
-    return entry
+    return STRATEGIES.get(name)
 
 
 def public_strategies() -> list:
-    """The names ``--strategy`` takes."""
-    return sorted(n for n in STRATEGIES if n not in INTERNAL)
+    """The names ``--strategy`` takes (``replay`` is run by the search itself)."""
+    return STRATEGIES.names()
 
 
 def build_strategy(name: str, space: SearchSpace, seed: int = 0, **options) -> Strategy:
