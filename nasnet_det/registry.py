@@ -6,7 +6,7 @@ An entry is added in one of two ways:
 
 - ``@REGISTRY.register("name")`` above a class or function (or ``REGISTRY.register("name", obj)``),
   at the bottom of the module that defines it, as timm's ``@register_model``;
-- ``REGISTRY.register_lazy("name", "module.path:attr")``, imported on first use, so a table on a
+- ``REGISTRY.register_lazy("name", "module.path:attr")`` (or ``"module.path"``: the module), imported on first use, so a table on a
   low floor can name what a higher floor defines (Detectron2's detection task, a command) without
   importing it, and a worker process finds it the same way the driver does.
 
@@ -27,14 +27,14 @@ class _Lazy:
 
     def __init__(self, target: str):
         module, sep, attr = target.partition(":")
-        if not (module and sep and attr):
-            raise ValueError(f"a lazy entry is 'module.path:attr', got {target!r}")
+        if not module or (sep and not attr):
+            raise ValueError(f"a lazy entry is 'module.path:attr' or 'module.path', got {target!r}")
         self.target = target
 
     def load(self) -> Any:
         module, _, attr = self.target.partition(":")
         obj = importlib.import_module(module)
-        for part in attr.split("."):  # an attribute, or a key of a table ("ops:BUILTIN_OPS.conv_3x3")
+        for part in attr.split(".") if attr else ():  # an attribute, or a key of a table ("ops:BUILTIN_OPS.conv_3x3")
             obj = obj[part] if isinstance(obj, dict) else getattr(obj, part)
         return obj
 
@@ -83,6 +83,8 @@ class Registry:
             return old.target == new.target
         if isinstance(old, _Lazy):  # the loaded object of a lazy entry registers itself on import
             module, _, attr = old.target.partition(":")
+            if not attr:
+                return getattr(new, "__name__", None) == module
             return getattr(new, "__module__", None) == module and getattr(new, "__qualname__", None) == attr
         return False
 

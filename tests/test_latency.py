@@ -86,7 +86,7 @@ def test_the_command_refuses_bad_input_in_one_line(tmp_path, capsys):
 @pytest.fixture
 def one_ms_parts(monkeypatch):
     """Every part takes 1 ms: a network's predicted latency is its number of parts (deterministic)."""
-    monkeypatch.setattr(latency, "time_part", lambda run, device, warmup=3, repeats=15: 1.0)
+    monkeypatch.setattr(latency.table, "time_part", lambda run, device, warmup=3, repeats=15: 1.0)
 
 
 @pytest.mark.parametrize("limit", [False, True])
@@ -135,9 +135,9 @@ def test_fit_budget_picks_the_largest_width_that_meets_the_target_for_each_depth
     from nasnet_det.modeling.layout import format_arch
 
     # a part "takes" its output's size / 1e4 ms: deterministic, and growing with the width
-    monkeypatch.setattr(latency, "time_part", lambda run, device, warmup=3, repeats=15: run().numel() / 1e4)
+    monkeypatch.setattr(latency.table, "time_part", lambda run, device, warmup=3, repeats=15: run().numel() / 1e4)
     table = latency.LatencyTable(None, "cpu", SIZE, 1)
-    reference = latency.genotypes.get("nasnet_a")
+    reference = __import__("nasnet_det.genotypes", fromlist=["get"]).get("nasnet_a")
     target = latency.predict(table, "pnasnet_5", format_arch(reference, 6, 20))  # N=2, F=20 fits exactly
     result = fit(table, "pnasnet_5", target, max_cells=2, log=lambda *a: None)
     for c in result["candidates"]:

@@ -52,7 +52,7 @@ CONFIG_FIELDS = [f.name for f in dataclasses.fields(SearchConfig) if f.name not 
 def parser():
     p = cli.ArgumentParser(description=__doc__)
     cli.add_dataclass_options(p, SearchConfig, skip=NESTED, choices={"strategy": public_strategies(), "backend": BACKENDS,
-                                                                    "method": search_methods(), "task": TASKS})
+                                                                    "method": search_methods(), "task": TASKS.names()})
     p.add_argument("--ops", nargs="+", help="op vocabulary (default: the paper's 13)")
     p.add_argument("--combines", nargs="+", default=["add"], help="combine vocabulary (default: add)")
     p.add_argument("--strategy-option", action="append", default=[], metavar="KEY=VALUE",

@@ -17,7 +17,7 @@ from .methods import methods
 from .space import SearchSpace
 from .strategies import STRATEGIES
 from .supernet import check_shareable, parse_recipe
-from .tasks import TASKS as TASK_MODULES, load_task
+from .tasks import TASKS, load_task
 
 BACKENDS = ("local", "ray")
 TRAINED = ("per-child", "oneshot")  # the methods that train: 20 children unless --budget says otherwise
@@ -34,7 +34,6 @@ def proxy_methods() -> tuple:
 def search_methods() -> tuple:
     """What ``--method`` takes."""
     return TRAINED + proxy_methods()
-TASKS = tuple(TASK_MODULES)
 SAMPLING = ("uniform", "fair")
 
 
@@ -121,8 +120,7 @@ class SearchConfig:
             raise SearchError(f"unknown method {self.method!r}; use one of {', '.join(search_methods())}")
         if self.budget is None:
             self.budget = 20 if self.method in TRAINED else NO_BUDGET_DEFAULT
-        if self.task not in TASKS:
-            raise SearchError(f"unknown task {self.task!r}; use one of {', '.join(TASKS)}")
+        TASKS.check(self.task)
         if self.method == "oneshot":
             check_shareable(self.combines)
         load_task(self.task).check(self)

@@ -10,25 +10,23 @@ The search itself knows no task. A task module provides, as module attributes:
 - ``METRICS``: the values ``--oneshot-metric`` may name (empty: the task has one reward);
 - ``check(cfg)``: raise :class:`~nasnet_det.errors.SearchError` for settings the task cannot run.
 
-The table is data (module paths, imported with :mod:`importlib` on use), so spawned workers and
-Ray tasks find a task the same way the driver does, and the search imports no task's
-dependencies (Detectron2 for detection) unless that task runs. A new task (a segmentation reward,
-say) is one line here plus one module.
+The table is a :class:`~nasnet_det.registry.Registry` of lazy module entries (imported on use),
+so spawned workers and Ray tasks find a task the same way the driver does, and the search imports no
+task's dependencies (Detectron2 for detection) unless that task runs. A new task (a segmentation
+reward, say) is one module and one ``TASKS.register_lazy(name, "its.module")``, in a module given
+to ``--plugin`` where it lives outside the package.
 """
 from __future__ import annotations
 
-import importlib
 from types import ModuleType
 
 from ..errors import SearchError
+from ..registry import Registry
 
-TASKS = {
-    "classification": "nasnet_det.search.oneshot",
-    "detection": "nasnet_det.detection.oneshot",
-}
+TASKS = Registry("task", SearchError)
+TASKS.register_lazy("classification", "nasnet_det.search.oneshot", help="the supernet as a classifier")
+TASKS.register_lazy("detection", "nasnet_det.detection.oneshot", help="the supernet inside Faster R-CNN")
 
 
 def load_task(name: str) -> ModuleType:
-    if name not in TASKS:
-        raise SearchError(f"unknown task {name!r}; use one of {', '.join(TASKS)}")
-    return importlib.import_module(TASKS[name])
+    return TASKS.get(name)
