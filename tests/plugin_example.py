@@ -1,10 +1,12 @@
-"""A user's plug-in, outside the package: an op, a proxy and a strategy, registered on import
-(tests/test_plugins.py names it with --plugin)."""
+"""A user's plug-in, outside the package: an op, a proxy, a strategy, a one-shot task and a command,
+registered on import (tests/test_plugins.py names it with --plugin)."""
 import torch.nn as nn
 
+from nasnet_det.commands import COMMANDS
 from nasnet_det.modeling.ops import register_op
 from nasnet_det.search.proxies import proxy
 from nasnet_det.search.strategies import STRATEGIES, RandomSearch
+from nasnet_det.search.tasks import TASKS
 
 
 class Sep3Twice(nn.Module):
@@ -30,3 +32,20 @@ class FirstOpFirst(RandomSearch):
 
 
 STRATEGIES.register("first-op-first", FirstOpFirst)
+
+
+TASKS.register_lazy("my-task", "plugin_task", help="classification, marked (a plug-in's task)")
+
+
+def count_ops(argv):
+    """nasnet-det count-ops GENOTYPE: the ops of its normal cell, one per line (a plug-in's command)."""
+    from nasnet_det import cli, genotypes
+
+    parser = cli.ArgumentParser(prog="nasnet-det count-ops")
+    parser.add_argument("genotype")
+    args = parser.parse_args(argv)
+    for op in sorted({op for b in genotypes.get(args.genotype).normal.blocks for op in b.ops}):
+        print(op)
+
+
+COMMANDS.register("count-ops", count_ops, help="the ops of a genotype's normal cell")

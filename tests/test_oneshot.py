@@ -15,8 +15,8 @@ from nasnet_det import genotypes
 from nasnet_det.errors import SearchError
 from nasnet_det.modeling import NASNet, NASNetConfig
 from nasnet_det.search.child import ChildConfig
-from nasnet_det.search.oneshot import (ClassificationSupernet, OneShotConfig, calibration_batches, child_params,
-                                       score_child)
+from nasnet_det.search.oneshot import OneShotConfig, child_params
+from nasnet_det.search.tasks.classification import ClassificationSupernet, calibration_batches, score_child
 from nasnet_det.search.runner import SearchConfig, run_search
 from nasnet_det.search.space import SearchSpace
 from nasnet_det.search.strategies import build_strategy

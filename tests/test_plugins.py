@@ -64,3 +64,24 @@ def test_an_op_registered_in_the_driver_only_stops_the_search_in_one_line(tmp_pa
     assert "Traceback" not in done.stderr
     trials = tmp_path / "run" / "trials.jsonl"  # no child was scored as a failure
     assert not trials.exists() or '"failed"' not in trials.read_text()
+
+
+@pytest.mark.process
+def test_a_plugins_task_and_command_run_from_the_command_line(tmp_path):
+    # the design page's recipes for a one-shot task and a command, added from outside the package
+    done = subprocess.run([sys.executable, "-m", "nasnet_det", "count-ops", "nasnet_a", "--plugin", "plugin_example"],
+                          capture_output=True, text=True, timeout=300, cwd=TESTS)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["avg_pool_3x3", "identity", "sep_conv_3x3", "sep_conv_5x5"]
+    listed = subprocess.run([sys.executable, "-m", "nasnet_det", "--help", "--plugin", "plugin_example"],
+                            capture_output=True, text=True, timeout=300, cwd=TESTS)
+    assert "count-ops" in listed.stdout and "the ops of a genotype's normal cell" in listed.stdout
+    out = str(tmp_path / "task")
+    done = _search("--plugin", "plugin_example", "--method", "oneshot", "--task", "my-task", "--strategy", "random",
+                   "--budget", "4", "--workers", "2", "--oneshot-epochs", "1", "--oneshot-probes", "0",
+                   "--child-batch-size", "16", "--child-max-train-batches", "3", "--child-img-size", "16",
+                   "--no-progress", "--out", out)
+    assert done.returncode == 0, done.stderr[-2000:]
+    trials = _trials(out)
+    assert len(trials) == 4 and all(t["status"] == "ok" and t["metrics"]["scored_by"] == "plugin_task" for t in trials)
+    assert all(0.0 <= t["reward"] <= 1.0 for t in trials)

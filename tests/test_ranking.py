@@ -180,7 +180,8 @@ def test_the_recipe_initialises_readers_ops_and_candidates_as_it_says():
 @pytest.mark.slow
 def test_with_the_recipe_uniform_paths_learn_and_without_it_they_stay_near_chance(tmp_path):
     import dataclasses
-    from nasnet_det.search.oneshot import ClassificationSupernet, OneShotConfig
+    from nasnet_det.search.oneshot import OneShotConfig
+    from nasnet_det.search.tasks.classification import ClassificationSupernet
     from nasnet_det.search.runner import SearchConfig
 
     losses = {}

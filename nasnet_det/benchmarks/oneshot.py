@@ -54,7 +54,8 @@ def benchmark_oneshot(cells: int = 16, scored: int = 200, supernet_epochs: int =
     from tqdm import tqdm
 
     from ..search.child import ChildConfig, train_child
-    from ..search.oneshot import ClassificationSupernet, OneShotConfig, calibration_batches, score_child
+    from ..search.config import OneShotConfig
+    from ..search.tasks.classification import ClassificationSupernet, calibration_batches, score_child
     from ..search.runner import SearchConfig
     from ..search.space import SearchSpace
 

@@ -98,7 +98,8 @@ def train_supernet(out: str, child, recipe: str, sampling: str, epochs: int, pro
     inherited accuracy of 8 random paths. Returns its record (``OUT/supernet_<variant>/``)."""
     import torch
 
-    from ..search.oneshot import ClassificationSupernet, OneShotConfig, calibration_batches, score_child
+    from ..search.config import OneShotConfig
+    from ..search.tasks.classification import ClassificationSupernet, calibration_batches, score_child
     from ..search.runner import SearchConfig
     from ..search.space import SearchSpace
 
@@ -134,7 +135,7 @@ def train_supernet(out: str, child, recipe: str, sampling: str, epochs: int, pro
 
 def score_oneshot(out: str, cells: Sequence[dict], child, epochs: int, variants=VARIANTS, progress: bool = True) -> None:
     from .. import genotypes
-    from ..search.oneshot import score_child
+    from ..search.tasks.classification import score_child
 
     from ..genotypes import PAPER_OPS
 

@@ -45,4 +45,4 @@ def methods() -> tuple:
 def method_help(name: str) -> str:
     if name in METHOD_HELP:
         return METHOD_HELP[name]
-    return ((PROXIES[name].__doc__ or "").strip().splitlines() or ["a registered proxy"])[0]
+    return PROXIES.help(name) or "a registered proxy"

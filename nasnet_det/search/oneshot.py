@@ -18,29 +18,25 @@ filesystem.
 """
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import math
 import os
 import random
 import time
-from typing import Callable, Dict, Iterable, List, Optional, Sequence
+from typing import Callable, Dict, Iterable, List, Optional
 
 import torch
 import torch.distributed as dist
 import torch.nn as nn
-import torch.nn.functional as F
-from torch.utils.data import DataLoader
 
 from .. import genotypes
 from ..errors import SearchError
 from ..io import load_refusal, torch_save
-from ..modeling.layout import NASNetConfig
 from ..modeling.nasnet import decay_param_groups
-from .child import ChildConfig, child_data, child_options, held_out_accuracy
+from .child import ChildConfig
 from .config import SAMPLING, OneShotConfig, search_config  # noqa: F401  (SAMPLING, OneShotConfig: the API)
 from .space import SearchSpace, step_seed
-from .supernet import SuperNet, parse_recipe, recalibrate_batch_norm
+from .supernet import SuperNet
 
 def uniform_sampler(space: SearchSpace, seed: int) -> Callable[[int], List[int]]:
     """Step -> decisions, uniform and reproducible (a resumed run samples the same paths)."""
@@ -310,61 +306,6 @@ def follow_rounds(trainer: SupernetTrainer) -> None:
         trainer.train_round()
 
 
-class ClassificationSupernet(SupernetTrainer):
-    """The supernet on the child's classification data (the paper's reward, with shared weights)."""
-
-    def build(self) -> SuperNet:
-        self.data = child_data(self.child.dataset, self.child.img_size)
-        self.train_set, self.train_name = self.data.train, self.child.dataset
-        return build_supernet(self.space, self.child, self.data.num_classes, self.data.img_size,
-                              self.oneshot.share_inputs, self.oneshot.recipe)
-
-    def batches(self, epoch: int):
-        torch.manual_seed(self.epoch_seed(epoch))  # the augmentation's draws
-        generator = torch.Generator().manual_seed(self.epoch_seed(epoch))
-        return DataLoader(self.train_set, batch_size=self.child.batch_size, shuffle=True, drop_last=True,
-                          generator=generator)
-
-    def shard(self, batch):
-        x, y = batch
-        return x[self.rank::self.world], y[self.rank::self.world]
-
-    def probe(self, paths: List[genotypes.Genotype]) -> Optional[float]:
-        calibration = calibration_batches(self.data, self.child, self.oneshot.calibration_batches)
-        return sum(score_child(self.net, g, self.data, calibration) for g in paths) / len(paths)
-
-    def loss(self, batch, genotype: genotypes.Genotype) -> torch.Tensor:
-        x, y = batch
-        return F.cross_entropy(self.model(x, genotype), y)
-
-
-def build_supernet(space: SearchSpace, child: ChildConfig, num_classes: int, img_size: int,
-                   share_inputs: bool = False, recipe: str = "all") -> SuperNet:
-    """The supernet of ``space`` at the size of the search's children."""
-    return SuperNet(space, NASNetConfig(**child_options(child, num_classes, img_size)), share_inputs,
-                    parse_recipe(recipe))
-
-
-def calibration_batches(data, child: ChildConfig, count: int) -> List[torch.Tensor]:
-    """The same ``count`` training batches for every child (a score depends on the genotype only)."""
-    torch.manual_seed(child.seed)
-    loader = DataLoader(data.train, batch_size=child.batch_size, shuffle=True, drop_last=True,
-                        generator=torch.Generator().manual_seed(child.seed))
-    out = []
-    for x, _ in loader:
-        out.append(x)
-        if len(out) == count:
-            break
-    return out
-
-
-def score_child(net: SuperNet, genotype: genotypes.Genotype, data, calibration: Sequence[torch.Tensor]) -> float:
-    """Held-out accuracy of ``genotype`` with the supernet's weights, after BN recalibration."""
-    recalibrate_batch_norm(net, calibration, lambda model, x: model(x, genotype))
-    net.eval()
-    return held_out_accuracy(lambda x: net(x, genotype), data.val)
-
-
 def child_params(net: SuperNet, genotype: genotypes.Genotype) -> int:
     """Parameters of the stand-alone child (its inherited weights, without BN statistics)."""
     buffers = ("running_mean", "running_var", "num_batches_tracked")
@@ -396,64 +337,10 @@ def load_weights(settings: dict, model: nn.Module) -> None:
     model.load_state_dict(read_supernet(os.path.join(settings["out"], SupernetTrainer.filename))["model"])
 
 
-def load_supernet_for_scoring(path: str, child: ChildConfig):
-    """(supernet, data, calibration batches) from a ``supernet.pt`` alone, for ``nasnet-det rank``:
-    the supernet's size is the one stored in the file (``child`` gives the rest: seed, batch size)."""
-    state = read_supernet(path)
-    stored = state.get("child")
-    if not isinstance(stored, dict):
-        raise SearchError(f"{path} does not record the size it was trained at (written by an older version): "
-                          "train it again")
-    child = dataclasses.replace(child, **stored)
-    space = SearchSpace.from_description(state["space"])
-    data = child_data(child.dataset, child.img_size)
-    net = build_supernet(space, child, data.num_classes, data.img_size, state.get("share_inputs", False),
-                         state.get("recipe", "none"))
-    try:
-        net.load_state_dict(state["model"])
-    except RuntimeError as e:
-        raise SearchError(f"{path} does not fit a supernet of its recorded size: {' '.join(str(e).split())[:300]}") from None
-    return net, data, calibration_batches(data, child, 2)
-
-
-def _scoring_state(settings: dict):
-    """(supernet, data, calibration batches) of a classification search, as ``supernet.pt`` now is."""
-    cfg = search_config(settings)
-
-    def build(previous):
-        data = child_data(cfg.child.dataset, cfg.child.img_size)
-        net = previous[0] if previous is not None else build_supernet(
-            cfg.space, cfg.child, data.num_classes, data.img_size, cfg.oneshot.share_inputs, cfg.oneshot.recipe)
-        load_weights(settings, net)
-        return net, data, calibration_batches(data, cfg.child, cfg.oneshot.calibration_batches)
-
-    return load_when_changed(settings, build)
-
-
 def oneshot_evaluator(genotype_dict: dict, settings: dict) -> dict:
-    """A child's reward with inherited weights (classification; detection in its own module)."""
+    """A child's reward with inherited weights: the task's ``evaluate`` (:mod:`.tasks`), in the worker."""
+    from .tasks import load_task
+
     cfg = search_config(settings)
     torch.set_num_threads(max(1, cfg.child.threads))
-    if cfg.task != "classification":
-        from .tasks import load_task
-
-        return load_task(cfg.task).evaluate(genotype_dict, settings)
-    start = time.perf_counter()
-    net, data, calibration = _scoring_state(settings)
-    genotype = genotypes.Genotype.from_dict(genotype_dict)
-    reward = score_child(net, genotype, data, calibration)
-    return {"reward": reward, "params": child_params(net, genotype), "seconds": time.perf_counter() - start}
-
-
-# the task table's entries (nasnet_det.search.tasks): classification is this module
-SUPERNET = ClassificationSupernet
-evaluate = oneshot_evaluator
-CHILD_DEFAULTS: dict = {}
-METRICS: tuple = ()  # one reward: held-out accuracy
-
-
-def check(cfg) -> None:
-    """Classification has one reward, so no ``--oneshot-metric`` (its dataset is checked by the search)."""
-    if cfg.oneshot.metric != OneShotConfig.metric:
-        raise SearchError(f"--oneshot-metric {cfg.oneshot.metric!r}: classification has one reward (held-out "
-                          "accuracy); the metric is for tasks with several (--task detection: AP50 or AP)")
+    return load_task(cfg.task).evaluate(genotype_dict, settings)

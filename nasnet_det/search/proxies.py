@@ -33,14 +33,19 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-PROXIES: Dict[str, Callable] = {}
+from ..errors import ConfigError
+from ..registry import Registry
+
+# name -> proxy(model, x, y) -> float; a plug-in adds one with @proxy("name") (PROXIES.register, its
+# help the docstring's first line), and rank --method / search --method take it
+PROXIES = Registry("proxy", ConfigError)
 VOTE = ("synflow", "jacob_cov", "snip")  # Abdelfattah et al.'s vote
 
 
 def proxy(name: str):
-    def register(fn):
-        PROXIES[name] = fn
-        return fn
+    """``@proxy("name")``: register a proxy (``PROXIES.register``, help from its docstring)."""
+    def register(fn: Callable) -> Callable:
+        return PROXIES.register(name, fn, help=((fn.__doc__ or "").strip().splitlines() or [""])[0])
     return register
 
 

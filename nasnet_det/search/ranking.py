@@ -185,7 +185,7 @@ class Scorer:
                        for s in range(self.cfg.seeds)]
             return {"score": sum(rewards) / len(rewards), "rewards": rewards}
         if method == "oneshot":
-            from .oneshot import load_supernet_for_scoring, score_child
+            from .tasks.classification import load_supernet_for_scoring, score_child
 
             if self._oneshot is None:
                 self._oneshot = load_supernet_for_scoring(self.cfg.supernet, child)

@@ -20,11 +20,11 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from ..errors import SearchError
-from ..registry import Registry
+from ...errors import SearchError
+from ...registry import Registry
 
 TASKS = Registry("task", SearchError)
-TASKS.register_lazy("classification", "nasnet_det.search.oneshot", help="the supernet as a classifier")
+TASKS.register_lazy("classification", "nasnet_det.search.tasks.classification", help="the supernet as a classifier")
 TASKS.register_lazy("detection", "nasnet_det.detection.oneshot", help="the supernet inside Faster R-CNN")
 
 
