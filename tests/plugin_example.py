@@ -1,8 +1,9 @@
-"""A user's plug-in, outside the package: an op, a proxy, a strategy, a one-shot task and a command,
+"""A user's plug-in, outside the package: an op, a proxy, a strategy, a one-shot task, a dataset form and a command,
 registered on import (tests/test_plugins.py names it with --plugin)."""
 import torch.nn as nn
 
 from nasnet_det.commands import COMMANDS
+from nasnet_det.data.specs import FORMS, DatasetForm
 from nasnet_det.modeling.ops import register_op
 from nasnet_det.search.proxies import proxy
 from nasnet_det.search.strategies import STRATEGIES, RandomSearch
@@ -49,3 +50,18 @@ def count_ops(argv):
 
 
 COMMANDS.register("count-ops", count_ops, help="the ops of a genotype's normal cell")
+
+
+def half_digits(args, img_size, augment, holdout):
+    """The digits' first half of training images (a plug-in's dataset form, loaded in every worker)."""
+    import torch.utils.data
+
+    from nasnet_det.data.classification import digits
+
+    data = digits(img_size or 16, augment)
+    data.train = torch.utils.data.Subset(data.train, range(len(data.train) // 2))
+    return data
+
+
+FORMS.register("half-digits", DatasetForm("classification", "half-digits", None, "plugin_example:half_digits"),
+               help="the first half of the digits' training images")

@@ -68,7 +68,7 @@ def test_an_op_registered_in_the_driver_only_stops_the_search_in_one_line(tmp_pa
 
 @pytest.mark.process
 def test_a_plugins_task_and_command_run_from_the_command_line(tmp_path):
-    # the design page's recipes for a one-shot task and a command, added from outside the package
+    # the design page's recipes for a one-shot task, a dataset form and a command, added from outside the package
     done = subprocess.run([sys.executable, "-m", "nasnet_det", "count-ops", "nasnet_a", "--plugin", "plugin_example"],
                           capture_output=True, text=True, timeout=300, cwd=TESTS)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -77,7 +77,8 @@ def test_a_plugins_task_and_command_run_from_the_command_line(tmp_path):
                             capture_output=True, text=True, timeout=300, cwd=TESTS)
     assert "count-ops" in listed.stdout and "the ops of a genotype's normal cell" in listed.stdout
     out = str(tmp_path / "task")
-    done = _search("--plugin", "plugin_example", "--method", "oneshot", "--task", "my-task", "--strategy", "random",
+    done = _search("--plugin", "plugin_example", "--method", "oneshot", "--task", "my-task", "--dataset", "half-digits",
+                   "--strategy", "random",
                    "--budget", "4", "--workers", "2", "--oneshot-epochs", "1", "--oneshot-probes", "0",
                    "--child-batch-size", "16", "--child-max-train-batches", "3", "--child-img-size", "16",
                    "--no-progress", "--out", out)

@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset, TensorDataset
 
 from ..errors import DataError
-from .specs import DatasetSpec, parse_spec
+from .specs import DatasetSpec, parse_spec, syntaxes
 
 MEAN = STD = (0.5, 0.5, 0.5)
 
@@ -261,25 +261,39 @@ def check_spec(text: str) -> DatasetSpec:
     spec before handing it to worker processes)."""
     spec = parse_spec(text)
     if spec.task != "classification" or (spec.args and not spec.args[0]):
-        what = "a detection dataset" if spec.kind in ("coco", "voc", "ids") else "unknown dataset"
-        raise DataError(f"{what} {text!r}: classification takes digits, noisy-digits, photo-rotation, cifar10:PATH or imagefolder:PATH")
+        what = "a detection dataset" if spec.task == "detection" and spec.kind != "registered" else "unknown dataset"
+        raise DataError(f"{what} {text!r}: classification takes {syntaxes('classification')}")
     if spec.args and not os.path.isdir(spec.args[0]):
         raise DataError(f"{spec.kind} folder not found: {spec.args[0]}")
     return spec
 
 
 def build(text: str, img_size: Optional[int] = None, augment: bool = True, holdout: bool = True) -> ClassificationData:
-    """``digits``, ``cifar10:PATH`` or ``imagefolder:PATH`` (:mod:`.specs`)."""
+    """The classification set ``text`` names (a form of :mod:`.specs`), through its form's loader."""
     if img_size is not None and (isinstance(img_size, bool) or not isinstance(img_size, int) or img_size < 1):
         raise DataError(f"image size must be a positive number of pixels, got {img_size!r}")
     spec = parse_spec(text)
-    if spec.kind == "cifar10" and spec.args[0]:
-        return cifar10(spec.args[0], img_size or 32, augment, holdout)
-    if spec.kind == "imagefolder" and spec.args[0]:
-        return imagefolder(spec.args[0], img_size or 224, augment)
-    check_spec(text)  # raises the error that names the problem
-    if spec.kind == "noisy-digits":
-        return noisy_digits(img_size or 12, augment)
-    if spec.kind == "photo-rotation":
-        return photo_rotation(img_size or 16, augment)
+    if not (spec.task == "classification" and spec.args and spec.args[0]):  # a folder form reports its own folder
+        check_spec(text)  # raises the error that names the problem
+    return spec.form.load_function()(spec.args, img_size, augment, holdout)
+
+
+# the loaders of the classification forms (data/specs.py's FORMS): (args, img_size, augment, holdout)
+def digits_form(args, img_size, augment, holdout):
     return digits(img_size or 32, augment)
+
+
+def noisy_digits_form(args, img_size, augment, holdout):
+    return noisy_digits(img_size or 12, augment)
+
+
+def photo_rotation_form(args, img_size, augment, holdout):
+    return photo_rotation(img_size or 16, augment)
+
+
+def cifar10_form(args, img_size, augment, holdout):
+    return cifar10(args[0], img_size or 32, augment, holdout)
+
+
+def imagefolder_form(args, img_size, augment, holdout):
+    return imagefolder(args[0], img_size or 224, augment)

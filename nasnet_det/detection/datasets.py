@@ -24,7 +24,7 @@ from detectron2.data.datasets import load_coco_json
 from detectron2.data.detection_utils import SizeMismatchError
 from detectron2.structures import BoxMode
 
-from ..data.specs import parse_spec
+from ..data.specs import parse_spec, syntaxes
 from ..errors import DatasetError
 
 logger = logging.getLogger(__name__)
@@ -271,19 +271,27 @@ def ensure_registered(name: str, classes: Optional[List[str]] = None) -> str:
     if name in DatasetCatalog.list():
         return name
     spec = parse_spec(name)
-    if spec.kind == "ids":
-        register_image_ids(name, *spec.args)
-    elif spec.kind == "coco":
-        _register_coco(name, *spec.args)
-    elif spec.kind == "voc":
-        _register_voc(name, spec.args[0], spec.args[1] or None, classes)
-    elif spec.task == "classification":
-        raise DatasetError(f"{name!r} is a classification dataset; detection takes coco:IMAGES:JSON, "
-                           "voc:ROOT[:SPLIT], SPEC@IDS.txt or a registered Detectron2 name")
-    else:
+    if spec.task == "classification":
+        raise DatasetError(f"{name!r} is a classification dataset; detection takes {syntaxes('detection')} "
+                           "(NAME: a registered Detectron2 name)")
+    if spec.kind == "registered":
         raise DatasetError(f"unknown dataset {name!r}: not registered in Detectron2 "
                            "(builtin names need DETECTRON2_DATASETS) nor a coco:/voc: path")
+    spec.form.load_function()(name, spec.args, classes)
     return name
+
+
+# the loaders of the detection forms (data/specs.py's FORMS): (name, args, classes) registers the set
+def register_coco_form(name: str, args, classes: Optional[List[str]] = None) -> None:
+    _register_coco(name, *args)
+
+
+def register_voc_form(name: str, args, classes: Optional[List[str]] = None) -> None:
+    _register_voc(name, args[0], args[1] or None, classes)
+
+
+def register_ids_form(name: str, args, classes: Optional[List[str]] = None) -> None:
+    register_image_ids(name, *args)
 
 
 def require_files(name: str) -> str:
