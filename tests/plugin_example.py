@@ -1,8 +1,9 @@
-"""A user's plug-in, outside the package: an op, a proxy, a strategy, a one-shot task, a dataset form and a command,
-registered on import (tests/test_plugins.py names it with --plugin)."""
+"""A user's plug-in, outside the package: an op, a proxy, a strategy, a one-shot task, a dataset form,
+a command and a benchmark section, registered on import (tests/test_plugins.py names it with --plugin)."""
 import torch.nn as nn
 
 from nasnet_det.commands import COMMANDS
+from nasnet_det.commands.benchmark import SECTIONS, Section
 from nasnet_det.data.specs import FORMS, DatasetForm
 from nasnet_det.modeling.ops import register_op
 from nasnet_det.search.proxies import proxy
@@ -65,3 +66,15 @@ def half_digits(args, img_size, augment, holdout):
 
 FORMS.register("half-digits", DatasetForm("classification", "half-digits", None, "plugin_example:half_digits"),
                help="the first half of the digits' training images")
+
+
+@SECTIONS.register("op-params", help="parameters of one op at a width (a plug-in's benchmark section)")
+class OpParams(Section):
+    def add_arguments(self, p):
+        p.add_argument("--op", default="my_sep3")
+        p.add_argument("--channels", type=int, default=8)
+
+    def run(self, args, parser):
+        from nasnet_det.modeling.ops import build_op
+
+        print(sum(w.numel() for w in build_op(args.op, args.channels, args.channels, 1).parameters()))

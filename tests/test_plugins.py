@@ -68,7 +68,8 @@ def test_an_op_registered_in_the_driver_only_stops_the_search_in_one_line(tmp_pa
 
 @pytest.mark.process
 def test_a_plugins_task_and_command_run_from_the_command_line(tmp_path):
-    # the design page's recipes for a one-shot task, a dataset form and a command, added from outside the package
+    # the design page's recipes for a one-shot task, a dataset form, a command and a benchmark section, added
+    # from outside the package
     done = subprocess.run([sys.executable, "-m", "nasnet_det", "count-ops", "nasnet_a", "--plugin", "plugin_example"],
                           capture_output=True, text=True, timeout=300, cwd=TESTS)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -76,6 +77,9 @@ def test_a_plugins_task_and_command_run_from_the_command_line(tmp_path):
     listed = subprocess.run([sys.executable, "-m", "nasnet_det", "--help", "--plugin", "plugin_example"],
                             capture_output=True, text=True, timeout=300, cwd=TESTS)
     assert "count-ops" in listed.stdout and "the ops of a genotype's normal cell" in listed.stdout
+    section = subprocess.run([sys.executable, "-m", "nasnet_det", "benchmark", "op-params", "--channels", "8",
+                              "--plugin", "plugin_example"], capture_output=True, text=True, timeout=300, cwd=TESTS)
+    assert section.returncode == 0 and section.stdout.split() == [str(8 * 8 * 9 + 2 * 8)], section.stderr[-2000:]
     out = str(tmp_path / "task")
     done = _search("--plugin", "plugin_example", "--method", "oneshot", "--task", "my-task", "--dataset", "half-digits",
                    "--strategy", "random",
