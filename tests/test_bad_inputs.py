@@ -1,5 +1,5 @@
 """Bad input, in every tool and in the API: one line that names the problem, a non-zero exit,
-nothing lost. Each row is a case a user met (issue 10); the message pattern is what they must read.
+nothing lost. Each row is a case a user met; the message pattern is what they must read.
 
 The tools run in-process through ``nasnet_det.cli.run``, exactly as their ``__main__`` does, so
 the table stays fast; ``test_cli_errors_are_one_line_from_a_shell`` runs a few as real processes.
@@ -281,7 +281,7 @@ CLI_CASES = [
      r"demo search_budget must be an integer of at least 1, got 0"),
     ("demo-iters-0", "demo", lambda f: ["--detection-iters", "0", "--out", f["root"] + "/demo"], r"detection_iters"),
     ("demo-workers-text", "demo", lambda f: ["--search-workers", "two"], r"invalid int value: 'two'"),
-    # round 4 of the audit (issue 35): the cases that ended badly
+    # the cases a hostile or careless user's audit found ending badly
     ("rank-truth-nan", "rank", lambda f: [_nan_truth_cells(f), "--method", "prior", "--truth", "acc",
                                           "--out", f["root"] + "/nan_scores.jsonl"],
      r"nan_cells.jsonl line 1: no finite number under the truth key 'acc' \(got nan\)"),

@@ -117,21 +117,6 @@ def _start_search(out, *extra):
     return subprocess.Popen(args, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def test_kill_9_of_the_search_ends_its_local_workers(tmp_path):
-    proc = _start_search(str(tmp_path / "s"))
-    try:
-        # both workers up (a busy machine starts them one at a time; the resource tracker is a child too)
-        workers = _wait_for(lambda: w if len(w := [p for p in _children(proc.pid)
-                                                   if "spawn_main" in open(f"/proc/{p}/cmdline").read()]) == 2 else None)
-        time.sleep(1.0)  # the workers are in their children now
-        os.kill(proc.pid, signal.SIGKILL)  # the search alone, not its process group
-        proc.wait()
-        _wait_for(lambda: not any(_alive(w) for w in workers), timeout=10)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-
-
 def test_kill_9_of_a_ray_driver_leaves_nothing_running(tmp_path):
     pytest.importorskip("ray")
     proc = _start_search(str(tmp_path / "s"), "--backend", "ray")
@@ -281,29 +266,10 @@ def test_kill_9_of_torchrun_ends_both_pretraining_ranks_and_a_resume_equals_an_u
     assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
 
 
-def test_kill_9_of_train_net_with_two_processes_ends_both_ranks(tmp_path):
-    pytest.importorskip("detectron2")
-    from nasnet_det.detection.shapes import generate
-
-    sets = generate(str(tmp_path / "shapes"), train=8, val=4, size=64, seed=0)
-    out = tmp_path / "det"
-    proc = subprocess.Popen([sys.executable, os.path.join(TOOLS, "train_net.py"), "--num-gpus", "2", "--config",
-                             "Base-NASNet-FPN.yaml", *TINY_DETECTOR, "DATASETS.TRAIN", f"('{sets['train']}',)",
-                             "DATASETS.TEST", "()", "INPUT.MIN_SIZE_TRAIN", "(64,)", "INPUT.MAX_SIZE_TRAIN", "64",
-                             "SOLVER.IMS_PER_BATCH", "2", "SOLVER.MAX_ITER", "100000", "DATALOADER.NUM_WORKERS", "0",
-                             "OUTPUT_DIR", str(out)], env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        # Detectron2 writes log.txt.rank1 once rank 1 runs our worker (past its parent watch)
-        _wait_for(lambda: (out / "log.txt.rank1").exists() or proc.poll() is not None, timeout=300)
-        assert proc.poll() is None, "the run ended before it was killed"
-        ranks = _ranks(proc.pid, b"multiprocessing")
-        assert len(ranks) >= 2, ranks
-    finally:
-        _kill_launcher(proc, _ranks(proc.pid, b"multiprocessing"))
-
-
 @pytest.mark.parametrize("processes", [1, 2])
 def test_kill_9_of_detection_training_then_resume_equals_an_uninterrupted_run(tmp_path, processes):
+    # with 2 processes, also the path 8 GPUs take (launch, DDP over gloo, gathered evaluation), and a kill -9 of
+    # the launcher alone ends both ranks
     pytest.importorskip("detectron2")
     from nasnet_det.detection.shapes import generate
 
@@ -323,13 +289,17 @@ def test_kill_9_of_detection_training_then_resume_equals_an_uninterrupted_run(tm
     straight = str(tmp_path / "straight")
     done = subprocess.run(command(straight), env=_env(), capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
+    if processes > 1:  # both processes trained
+        assert "World size: 2" in done.stdout + done.stderr and os.path.isfile(os.path.join(straight, "log.txt.rank1"))
     out = str(tmp_path / "det")
     args = command(out)
     proc = subprocess.Popen(args, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     tag = os.path.join(out, "last_checkpoint")
     _wait_for(lambda: (os.path.exists(tag) and open(tag).read() >= "model_0000014.pth") or proc.poll() is not None,
               timeout=600)
-    _kill_launcher(proc, _ranks(proc.pid, b"multiprocessing") if processes > 1 else [])
+    ranks = _ranks(proc.pid, b"multiprocessing") if processes > 1 else []
+    assert processes == 1 or len(ranks) >= 2, ranks
+    _kill_launcher(proc, ranks)
     last = open(tag).read().strip()
     assert last != "model_final.pth", "killed too late: the run had finished"
     # the tagged checkpoint is whole, plain data, and holds the stream's seed (SEED -1 draws one)

@@ -27,7 +27,7 @@ def test_a_table_times_each_part_once_resumes_and_predicts_the_sum_of_its_parts(
     assert {k: v for k, v in again.entries.items() if k in first.entries} == first.entries
 
     # the prediction is the sum of the network's parts' entries: stem, input convs, ops, adapters, glue, head
-    net = latency.network("nasnet_a", ARCH, SIZE)
+    net = latency.classifier_net("nasnet_a", ARCH, SIZE)
     parts = latency.net_parts(net, SIZE, 1, "cpu")
     assert latency.predict(again, "nasnet_a", ARCH, measure_missing=False) == pytest.approx(
         sum(again.entries[p.key] for p in parts))
@@ -166,7 +166,7 @@ def test_a_detector_is_timed_as_its_backbone_fpn_and_heads_and_a_search_can_targ
     # the backbone's parts are the classifier's (built with the config's MODEL.NASNET settings) without
     # its pool and classifier
     options = {"stem_multiplier": 1.0, "skip_reduction_layer_input": False}  # demo_fpn_cpu.yaml's
-    classifier = latency.net_parts(latency.network("nasnet_a", ARCH, size, **options), size, 1, "cpu", head=False)
+    classifier = latency.net_parts(latency.classifier_net("nasnet_a", ARCH, size, **options), size, 1, "cpu", head=False)
     assert [k.key for k in classifier] == [k.key for k in a if not k.key.startswith(("preprocess", "ModuleList", "heads"))]
     # the heads read 64-channel FPN levels whatever the cell: one entry serves every cell; the FPN's
     # laterals read the cell's widths (PNASNet concatenates 5 states, NASNet-A 6)

@@ -163,7 +163,7 @@ def test_existing_run_needs_resume(tmp_path):
         run_search(_synthetic(tmp_path, budget=3, strategy="random", strategy_options={}), resume=True)
 
 
-def test_kill_9_then_resume_completes_exactly_the_budget(tmp_path):
+def test_kill_9_of_the_search_ends_its_workers_and_a_resume_completes_exactly_the_budget(tmp_path):
     out = str(tmp_path / "run")
     args = [sys.executable, TOOL, "--strategy", "ppo", "--evaluator", "synthetic", "--synthetic-seconds", "0.3",
             "--budget", "30", "--workers", "2", "--out", out, "--no-progress", "--strategy-option", "batch_size=5"]
@@ -172,8 +172,18 @@ def test_kill_9_then_resume_completes_exactly_the_budget(tmp_path):
     deadline = time.time() + 120
     while time.time() < deadline and len(read_trials(trials)) < 8:
         time.sleep(0.2)
-    os.killpg(proc.pid, signal.SIGKILL)  # the search and its workers, mid-child
+    workers = [p for p in _children(proc.pid) if "spawn_main" in _cmdline(p)]
+    os.kill(proc.pid, signal.SIGKILL)  # the search alone, mid-child: its workers must end by themselves
     proc.wait()
+    try:
+        assert len(workers) == 2, workers
+        deadline = time.time() + 10
+        while time.time() < deadline and any(_cmdline(w) for w in workers):
+            time.sleep(0.1)
+        assert not any(_cmdline(w) for w in workers), "a worker outlived the killed search"
+    finally:
+        if any(_cmdline(w) for w in workers):
+            os.killpg(proc.pid, signal.SIGKILL)
     killed_at = len(read_trials(trials))
     assert 8 <= killed_at < 30
     done = subprocess.run(args + ["--resume"], capture_output=True, text=True, timeout=300)
@@ -181,6 +191,32 @@ def test_kill_9_then_resume_completes_exactly_the_budget(tmp_path):
     final = _final(out)
     assert len(final) == 30 and len({t["id"] for t in final}) == 30  # none lost, none twice
     assert os.path.exists(os.path.join(out, "genotype.json"))
+
+
+def _children(pid):
+    """pids whose parent is ``pid`` (Linux /proc)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
+                        found.append(int(entry))
+            except (OSError, IndexError, ValueError):
+                pass
+    return found
+
+
+def _cmdline(pid) -> str:
+    """The command line of a live process ('' once it has ended or is a zombie)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                return ""
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().decode(errors="replace")
+    except OSError:
+        return ""
 
 
 def test_ray_backend(tmp_path, ray_cluster):

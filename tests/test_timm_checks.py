@@ -13,9 +13,9 @@ from timm.models import get_pretrained_cfg_value  # noqa: E402
 
 SMALL = ["nasnet_a_mobile", "nasnet_a_cifar"]
 LARGE = ["nasnet_a_large", "pnasnet_5_large"]
-OURS = SMALL + [pytest.param(n, marks=pytest.mark.slow) for n in LARGE]
+OURS = SMALL + [pytest.param(n, marks=[pytest.mark.slow, pytest.mark.large]) for n in LARGE]
 # timm's own ports, checked the same way for comparison (slow: each is as large as ours)
-THEIRS = [pytest.param(n, marks=pytest.mark.slow) for n in ("nasnetalarge", "pnasnet5large")]
+THEIRS = [pytest.param(n, marks=[pytest.mark.slow, pytest.mark.large]) for n in ("nasnetalarge", "pnasnet5large")]
 
 
 def _input(name, batch=1, target=None):

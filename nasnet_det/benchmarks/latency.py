@@ -56,7 +56,7 @@ def benchmark_latency(out: str, arch: str = "4@1056", size: Tuple[int, int] = (2
         t0 = time.time()
         predicted = table.predict_parts(parts)
         table_s = time.time() - t0
-        measured = lat.measure(g, arch, size, device, repeats=repeats, network=network)
+        measured = lat.measure_forward(g, arch, size, device, repeats=repeats, network=network)
         row = {"cell": g.name, "predicted_ms": predicted, "first_ms": measured, "parts": len(parts),
                "table_s": table_s}
         pairs.append(row)
@@ -67,7 +67,7 @@ def benchmark_latency(out: str, arch: str = "4@1056", size: Tuple[int, int] = (2
     for g in pool:
         row = done[g.name]
         if "again_ms" not in row:
-            row["again_ms"] = lat.measure(g, arch, size, device, repeats=repeats, network=network)
+            row["again_ms"] = lat.measure_forward(g, arch, size, device, repeats=repeats, network=network)
             pairs.append(row)  # the later line of a cell wins when read back
     rows = [done[g.name] for g in pool]
     for r in rows:

@@ -57,7 +57,8 @@ def driver_capacity(strategy: str = "ppo", asks: int = 2000, writes: int = 2000,
 
     from .. import genotypes
     from ..search.space import SearchSpace
-    from ..search.strategies import build_strategy, sep_conv_fraction
+    from ..search.evaluators import sep_conv_fraction
+    from ..search.strategies import build_strategy
     from ..search.trials import TrialLog
 
     space = SearchSpace()

@@ -57,7 +57,7 @@ def fit(table, genotype, target: float, max_cells: int = 6, log=print, network: 
                 hi = mid - 1
         if best is None:
             continue
-        net = latency.network(g, format_arch(reference, 3 * n, best[0]), table.size)
+        net = latency.classifier_net(g, format_arch(reference, 3 * n, best[0]), table.size)
         arch = format_arch(g, 3 * n, best[0])  # in the cell's own reading: MODEL.NASNET.ARCH with this genotype
         found.append({"arch": arch, "num_cells": n, "filters": best[0], "latency_ms": best[1],
                       "mult_adds": count_mult_adds(net, table.size[0])})

@@ -44,6 +44,7 @@ from ..search.oneshot import OneShotConfig
 from ..search.config import search_methods
 from ..search.runner import BACKENDS, TASKS, SearchConfig, SearchError, run_search
 from ..search.strategies import public_strategies
+from ..search.evaluators import EVALUATORS
 
 NESTED = ("ops", "combines", "strategy_options", "child", "oneshot", "promote", "plugins")
 CONFIG_FIELDS = [f.name for f in dataclasses.fields(SearchConfig) if f.name not in NESTED]
@@ -111,7 +112,7 @@ def config_from_args(args, given=None) -> SearchConfig:
         except (ValueError, KeyError, TypeError) as e:
             raise SearchError(f"cannot read the stored settings {stored_path}: {type(e).__name__}: {e}") from None
         given = set(a) if given is None else given
-        if stored.evaluator not in ("train", "synthetic") and "evaluator" not in given:
+        if stored.evaluator not in EVALUATORS and "evaluator" not in given:
             # importing a module named by a run folder handed to us would run its code
             raise SearchError(f"{stored_path} names the evaluator {stored.evaluator!r}, which is not one of ours: "
                               f"resume with --evaluator {stored.evaluator} to trust that module")
@@ -158,7 +159,7 @@ def _run_distributed(cfg: SearchConfig, resume: bool):
     from ..search.runner import SearchRunner, build_supernet_trainer
     from ..search.space import SearchSpace
 
-    if cfg.method != "oneshot" or cfg.evaluator != "train":
+    if cfg.method != "oneshot" or cfg.evaluator != "method":
         raise SearchError("several processes (torchrun) train a one-shot supernet: use --method oneshot, or run "
                           "the per-child search as one process with --workers")
     from ..procs import die_with_launcher

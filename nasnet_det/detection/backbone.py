@@ -110,7 +110,7 @@ class NASNetBackbone(Backbone):
         return max(self._out_feature_strides.values()) if len(self._out_features) > 1 else 0
 
     def forward(self, x: torch.Tensor) -> Dict[str, torch.Tensor]:
-        taps, states = self.net.forward_taps(x, list(self._tap_cells.values()), until=self._last_cell)
+        taps, states = self.net.forward_taps(x, list(self._tap_cells.values()), last_cell=self._last_cell)
         out = {name: taps[cell] for name, cell in self._tap_cells.items()}
         if self._last_cell is not None:
             out[PAIR_FEATURE] = torch.cat(states[-2:], dim=1)  # raw states: the second stage ReLUs itself

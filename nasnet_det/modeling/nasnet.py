@@ -259,9 +259,9 @@ class NASNet(CellRunner):
     def forward_stem(self, x: torch.Tensor) -> List[torch.Tensor]:
         return [self.stem(check_image(x, self.cfg.in_chans, self.cfg.min_input_size, self.cfg.stem))]
 
-    def forward_taps(self, x: torch.Tensor, names: Sequence[str], until: Optional[str] = None
+    def forward_taps(self, x: torch.Tensor, names: Sequence[str], last_cell: Optional[str] = None
                      ) -> Tuple[Dict[str, torch.Tensor], List[torch.Tensor]]:
-        """Run the stem and the cells up to the last of ``names`` (or to ``until``, if later).
+        """Run the stem and the cells up to the last of ``names`` (or to ``last_cell``, if later).
 
         Returns the outputs of ``names`` ("stem" or cell names) and the last states. Cell outputs
         are ReLU'd (the next cell starts with that ReLU), the stem's is not: as timm's taps.
@@ -270,7 +270,7 @@ class NASNet(CellRunner):
         states = self.forward_stem(x)
         if "stem" in taps:
             taps["stem"] = states[0]
-        last = [self.cell_names.index(n) for n in list(names) + ([until] if until else []) if n != "stem"]
+        last = [self.cell_names.index(n) for n in list(names) + ([last_cell] if last_cell else []) if n != "stem"]
         if last:
             states = self.run_cells(states, self.cell_names[: max(last) + 1], taps)
         return {n: t if n == "stem" else F.relu(t) for n, t in taps.items()}, states
@@ -289,8 +289,8 @@ class NASNet(CellRunner):
             raise ConfigError(f"output_fmt must be 'NCHW', got {output_fmt!r}")
         take, _ = feature_take_indices(len(self.feature_info), indices)
         names = [self.feature_info[i]["cell"] for i in take]
-        until = None if (intermediates_only or stop_early) else self.cell_names[-1]
-        taps, states = self.forward_taps(x, names, until=until)
+        last_cell = None if (intermediates_only or stop_early) else self.cell_names[-1]
+        taps, states = self.forward_taps(x, names, last_cell=last_cell)
         intermediates = [taps[n] for n in names]
         if intermediates_only:
             return intermediates

@@ -91,7 +91,9 @@ class SearchConfig:
     ops: Tuple[str, ...] = genotypes.PAPER_OPS
     combines: Tuple[str, ...] = ("add",)
     strategy_options: dict = field(default_factory=dict)  # e.g. {"lr": 0.003} or {"population_size": 50}
-    evaluator: str = "train"  # "train" (child training), "synthetic" (sep-conv fraction) or "module:function"
+    # "method" (each child scored by --method: trained, the supernet's weights, or a proxy), "synthetic"
+    # (the sep-conv fraction, for tests and driver benchmarks) or "module:function"
+    evaluator: str = "method"
     child: ChildConfig = field(default_factory=ChildConfig)
     oneshot: OneShotConfig = field(default_factory=OneShotConfig)
     synthetic_seconds: float = 0.0  # the synthetic evaluator's pretend training time
@@ -113,6 +115,8 @@ class SearchConfig:
 
     def __post_init__(self):
         plugins.load(self.plugins)  # their names are valid choices below
+        if self.evaluator == "train":
+            self.evaluator = "method"  # what search.json files of 0.3 call it
         STRATEGIES.check(self.strategy)
         if self.backend not in BACKENDS:
             raise SearchError(f"unknown backend {self.backend!r}; use one of {', '.join(BACKENDS)}")

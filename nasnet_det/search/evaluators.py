@@ -2,9 +2,10 @@
 local processes and Ray tasks reach them by reference).
 
 An evaluator is ``f(genotype_dict, settings) -> {"reward": float, ...}``, ``settings`` being the
-search's configuration (``search.json``). ``--evaluator`` names one: ``train`` (the paper's reward,
-or with ``--method oneshot`` the supernet's score through the task table, :mod:`.tasks`),
-``synthetic`` (a cheap pretend reward, for tests and driver benchmarks), or ``module:function``.
+search's configuration (``search.json``). ``--evaluator`` names one of :data:`EVALUATORS`:
+``method`` (the default: each child scored as ``--method`` says: trained (the paper's reward), with
+the supernet's weights through its task (:mod:`.tasks`), or by a proxy), ``synthetic`` (a cheap
+pretend reward, for tests and driver benchmarks); or a user's ``module:function``.
 """
 from __future__ import annotations
 
@@ -15,10 +16,16 @@ from typing import Callable
 from .. import genotypes
 from .. import plugins
 from ..errors import PluginError, SearchError
+from ..registry import Registry
 from .child import train_child
 from .config import proxy_methods, search_config
-from .strategies import sep_conv_fraction
 
+
+def sep_conv_fraction(genotype) -> float:
+    """A cheap synthetic reward (no child training): the fraction of separable convs in the cells.
+    Learners should raise it well above random search's ~3/13."""
+    ops = [op for cell in (genotype.normal, genotype.reduction) for b in cell.blocks for op in b.ops]
+    return sum(op.startswith("sep_conv") for op in ops) / len(ops)
 
 
 def synthetic_evaluator(genotype_dict: dict, settings: dict) -> dict:
@@ -35,15 +42,14 @@ def training_evaluator(genotype_dict: dict, settings: dict) -> dict:
 
 
 def resolve_evaluator(name: str) -> Callable[[dict, dict], dict]:
-    if name == "train":
-        return training_evaluator
-    if name == "synthetic":
-        return synthetic_evaluator
+    if name in EVALUATORS:
+        return EVALUATORS.get(name)
     module, _, function = name.partition(":")
     try:
         return getattr(importlib.import_module(module), function)
     except (ImportError, AttributeError, ValueError) as e:
-        raise SearchError(f"evaluator {name!r}: expected train, synthetic or module:function ({e})") from None
+        raise SearchError(f"evaluator {name!r}: expected {', '.join(EVALUATORS.names())} or module:function "
+                          f"({e})") from None
 
 
 _SCORERS: dict = {}  # per worker: (method, child settings) -> its scorer (which keeps the proxies' minibatch)
@@ -78,22 +84,32 @@ def _check_vocabulary(genotype_dict: dict) -> None:
 def run_evaluation(evaluator: str, genotype_dict: dict, settings: dict) -> dict:
     """Score one child in a worker. An evaluator is ``f(genotype_dict, settings)`` returning
     ``{"reward": float, ...}``; ``settings`` is the search's configuration (``search.json``).
-    The ``train`` evaluator of ``--method oneshot`` scores with the supernet's weights."""
+    The ``method`` evaluator scores as ``--method`` says."""
     plugins.load(settings.get("plugins", ()))  # once per worker process: a user's ops, proxies, evaluators
     _check_vocabulary(genotype_dict)
-    method = settings.get("method", "per-child")
-    if evaluator == "train" and method == "oneshot":
-        from .oneshot import oneshot_evaluator
-
-        evaluator_fn = oneshot_evaluator
-    elif evaluator == "train" and method in proxy_methods():
-        evaluator_fn = proxy_evaluator
-    else:
-        evaluator_fn = resolve_evaluator(evaluator)
-    result = evaluator_fn(genotype_dict, settings)
+    result = resolve_evaluator(evaluator)(genotype_dict, settings)
     reward = float(result["reward"])
     if reward != reward:  # NaN
         raise FloatingPointError("reward is NaN")
     return {**result, "reward": reward}
 
 
+
+
+def method_evaluator(genotype_dict: dict, settings: dict) -> dict:
+    """The child scored as ``--method`` says: with the supernet's weights (``oneshot``), by a proxy
+    or a size baseline, or trained (``per-child``, the paper's reward)."""
+    method = settings.get("method", "per-child")
+    if method == "oneshot":
+        from .oneshot import oneshot_evaluator
+
+        return oneshot_evaluator(genotype_dict, settings)
+    if method in proxy_methods():
+        return proxy_evaluator(genotype_dict, settings)
+    return training_evaluator(genotype_dict, settings)
+
+
+EVALUATORS = Registry("evaluator", SearchError)
+EVALUATORS.register("method", method_evaluator, help="each child scored as --method says (the default)")
+EVALUATORS.register("synthetic", synthetic_evaluator, help="the sep-conv fraction: a pretend reward for tests")
+EVALUATORS.register("train", method_evaluator, hidden=True, help="what search.json files of 0.3 call 'method'")

@@ -65,7 +65,7 @@ class SearchRunner:
         self.space = SearchSpace(cfg.num_blocks, cfg.ops, cfg.combines)
         self.strategy = _build_strategy(cfg, self.space)
         resolve_evaluator(cfg.evaluator)  # fail now, not inside a worker
-        if cfg.evaluator == "train" and cfg.task == "classification":
+        if cfg.evaluator == "method" and cfg.task == "classification":
             check_spec(cfg.child.dataset)
         self.trials_path = os.path.join(cfg.out, "trials.jsonl")
         self.log = TrialLog(self.trials_path, check_record)
@@ -226,7 +226,7 @@ class SearchRunner:
         completed_ids = {t["id"] for t in done}
         queue = sorted(i for i in self.pending if i not in completed_ids)  # in flight at the last stop
         # one-shot: the supernet trains in this process between rounds of children (none running)
-        supernet = build_supernet_trainer(cfg, self.space) if cfg.method == "oneshot" and cfg.evaluator == "train" else None
+        supernet = build_supernet_trainer(cfg, self.space) if cfg.method == "oneshot" and cfg.evaluator == "method" else None
         backend = build_backend(cfg.backend, cfg.workers, cfg.ray_address, cfg.gpus_per_child)
         bar = None
         if cfg.progress:

@@ -250,10 +250,3 @@ def public_strategies() -> list:
 
 def build_strategy(name: str, space: SearchSpace, seed: int = 0, **options) -> Strategy:
     return strategy_class(name)(space, seed=seed, **options)
-
-
-def sep_conv_fraction(genotype) -> float:
-    """A cheap synthetic reward (no child training): the fraction of separable convs in the cells.
-    Learners should raise it well above random search's ~3/13."""
-    ops = [op for cell in (genotype.normal, genotype.reduction) for b in cell.blocks for op in b.ops]
-    return sum(op.startswith("sep_conv") for op in ops) / len(ops)

@@ -16,8 +16,8 @@ parts), :mod:`.networks` (the registry of network kinds, prediction, building a 
 :mod:`.classifier` (the NASNet kind; the detector kind is :mod:`nasnet_det.detection.latency`) and
 :mod:`.reward` (MnasNet's reward).
 """
-from .classifier import latency_check, latency_forward, latency_parts, network
-from .networks import NETWORKS, build_table, load_network, measure, network_parts, predict, space_cells
+from .classifier import classifier_net, latency_check, latency_forward, latency_parts
+from .networks import NETWORKS, build_table, load_network, measure_forward, network_parts, predict, space_cells
 from .parts import cells_and_filters, module_key, module_settings, net_parts
 from .reward import LatencyReward
 from .table import (CLASSIFIER, MATCHING, TABLE_VERSION, LatencyError, LatencyTable, Part, check_header,
@@ -25,5 +25,5 @@ from .table import (CLASSIFIER, MATCHING, TABLE_VERSION, LatencyError, LatencyTa
 
 __all__ = ["CLASSIFIER", "MATCHING", "NETWORKS", "TABLE_VERSION", "LatencyError", "LatencyReward", "LatencyTable",
            "Part", "build_table", "cells_and_filters", "check_header", "device_header", "latency_check",
-           "latency_forward", "latency_parts", "load_network", "measure", "module_key", "module_settings",
-           "net_parts", "network", "network_parts", "predict", "read_table", "space_cells", "time_part"]
+           "latency_forward", "latency_parts", "load_network", "measure_forward", "module_key", "module_settings",
+           "net_parts", "classifier_net", "network_parts", "predict", "read_table", "space_cells", "time_part"]

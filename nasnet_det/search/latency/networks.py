@@ -44,7 +44,7 @@ def predict(table: LatencyTable, genotype, arch: str, measure_missing: bool = Tr
     return table.predict_parts(network_parts(genotype, arch, table.size, table.batch, device, network), measure_missing)
 
 
-def measure(genotype, arch: str, size: Tuple[int, int], device: str = "cpu", batch: int = 1, warmup: int = 3,
+def measure_forward(genotype, arch: str, size: Tuple[int, int], device: str = "cpu", batch: int = 1, warmup: int = 3,
             repeats: int = 15, network: str = CLASSIFIER) -> float:
     """Measured milliseconds of one end-to-end forward of ``network`` (the median of ``repeats``)."""
     module, spec = load_network(network)
@@ -81,6 +81,6 @@ def build_table(path: str, arch: str, size: Tuple[int, int], device: str = "cpu"
                       dynamic_ncols=True):
             parts = network_parts(g, arch, size, batch, device, network)
             rows.append((sum(table.entries[p.key] for p in parts), len(parts),
-                         measure(g, arch, size, device, batch, warmup, repeats, network)))
+                         measure_forward(g, arch, size, device, batch, warmup, repeats, network)))
         table.fit_correction(rows)
     return table

@@ -5,7 +5,7 @@ import os
 from typing import Tuple
 
 from ... import genotypes
-from .classifier import network
+from .classifier import classifier_net
 from .networks import load_network, predict, space_cells
 from .parts import cells_and_filters
 from .table import CLASSIFIER, LatencyError, LatencyTable
@@ -52,7 +52,7 @@ class LatencyReward:
         from ...modeling.complexity import count_mult_adds, count_params
 
         g = genotypes.get(genotype)
-        net = network(g, self.arch, self.table.size)
+        net = classifier_net(g, self.arch, self.table.size)
         return {"latency_ms": predict(self.table, g, self.arch, network=self.network), "latency_params": count_params(net),
                 "mult_adds": count_mult_adds(net, self.table.size[0])}
 
