@@ -4,8 +4,7 @@ import random
 import time
 
 from nasnet_det import genotypes
-from nasnet_det.search.evaluators import synthetic_evaluator
-from nasnet_det.search.strategies import sep_conv_fraction
+from nasnet_det.search.evaluators import sep_conv_fraction, synthetic_evaluator
 
 
 def flaky(genotype_dict, options):
