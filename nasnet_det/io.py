@@ -222,3 +222,19 @@ def log_files_give_way(*names: str) -> None:
             give_way(stream)
 
         handler.handleError = handle_error
+
+
+def resume_differences(stored: dict, current: dict, resumable=(), keep_whole=(), prefix: str = "") -> list:
+    """``"name stored -> now"`` for each setting of a run folder (search.json, a checkpoint's
+    settings) that differs from the settings a resume was given, nested dicts by dotted name, except
+    the ``resumable`` names (how much work, and how it is run); ``keep_whole`` names dicts compared
+    as one value. The search and pretraining both refuse a resume that changes anything else."""
+    diffs = []
+    for key in sorted(set(stored) | set(current)):
+        name = prefix + key
+        a, b = stored.get(key), current.get(key)
+        if isinstance(a, dict) and isinstance(b, dict) and name not in keep_whole:
+            diffs += resume_differences(a, b, resumable, keep_whole, name + ".")
+        elif name not in resumable and a != b:
+            diffs.append(f"{name} {a!r} -> {b!r}")
+    return diffs

@@ -36,7 +36,7 @@ def finished_run(tmp_path_factory):
 
 def test_resume_refuses_another_network(finished_run, tmp_path):
     base, _ = finished_run
-    with pytest.raises(CheckpointError, match=r"arch: checkpoint '1@192', now '2@384'"):
+    with pytest.raises(CheckpointError, match=r"checkpoint -> now: arch '1@192' -> '2@384'"):
         train(PretrainConfig(**dict(TINY, arch="2@384"), epochs=3, out=str(base / "straight")), resume=True)
     corrupt = tmp_path / "checkpoint.pth"
     corrupt.write_bytes(b"not a checkpoint")

@@ -36,7 +36,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from .. import data as datasets
 from .. import genotypes
-from ..io import FolderLock, load_refusal, tensorboard_writer, torch_save, write_json
+from ..io import FolderLock, load_refusal, resume_differences, tensorboard_writer, torch_save, write_json
 from ..modeling import build_nasnet
 from ..errors import CheckpointError, ConfigError, DataError, require_ints
 from ..modeling.convert import save_for_detectron2
@@ -200,11 +200,11 @@ RESUMABLE = ("epochs", "workers", "out", "progress")
 
 
 def _check_resumable(saved: dict, cfg: PretrainConfig, path: str) -> None:
-    diff = [f"{f.name}: checkpoint {saved.get(f.name)!r}, now {getattr(cfg, f.name)!r}"
-            for f in dataclasses.fields(cfg) if f.name not in RESUMABLE and saved.get(f.name) != getattr(cfg, f.name)]
+    now = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg)}
+    diff = resume_differences({k: saved.get(k) for k in now}, now, RESUMABLE)
     if diff:
-        raise CheckpointError(f"cannot resume from {path}: it was trained with other settings ({'; '.join(diff)}); "
-                              "resume with the same options, or train into another --out")
+        raise CheckpointError(f"cannot resume from {path}: it was trained with other settings (checkpoint -> now: "
+                              f"{'; '.join(diff)}); resume with the same options, or train into another --out")
 
 
 class PretrainRun:

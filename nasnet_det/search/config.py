@@ -12,6 +12,7 @@ from typing import Optional, Tuple
 
 from .. import genotypes, plugins
 from ..errors import SearchError, require_ints
+from ..io import resume_differences
 from .child import ChildConfig
 from .methods import methods
 from .space import SearchSpace
@@ -174,17 +175,9 @@ RESUMABLE = ("budget", "workers", "backend", "ray_address", "gpus_per_child", "o
              "retries", "child.threads", "promote")
 
 
-def config_differences(stored: dict, current: dict, prefix: str = "") -> list:
+def config_differences(stored: dict, current: dict) -> list:
     """``key stored -> current`` for each setting that differs, except :data:`RESUMABLE` ones."""
-    diffs = []
-    for key in sorted(set(stored) | set(current)):
-        name = prefix + key
-        a, b = stored.get(key), current.get(key)
-        if isinstance(a, dict) and isinstance(b, dict) and name != "strategy_options":
-            diffs += config_differences(a, b, name + ".")
-        elif name not in RESUMABLE and a != b:
-            diffs.append(f"{name} {a!r} -> {b!r}")
-    return diffs
+    return resume_differences(stored, current, RESUMABLE, keep_whole=("strategy_options",))
 
 
 def search_config(settings: dict) -> SearchConfig:
