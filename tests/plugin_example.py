@@ -1,11 +1,12 @@
-"""A user's plug-in, outside the package: an op, a proxy, a strategy, a one-shot task, a dataset form,
-a command and a benchmark section, registered on import (tests/test_plugins.py names it with --plugin)."""
+"""A user's plug-in, outside the package: an op, a proxy, a combination of methods, a strategy, a
+one-shot task, a dataset form, a command and a benchmark section, registered on import (tests/test_plugins.py names it with --plugin)."""
 import torch.nn as nn
 
 from nasnet_det.commands import COMMANDS
 from nasnet_det.commands.benchmark import SECTIONS, Section
 from nasnet_det.data.specs import FORMS, DatasetForm
 from nasnet_det.modeling.ops import register_op
+from nasnet_det.search.methods import COMBINATIONS
 from nasnet_det.search.proxies import proxy
 from nasnet_det.search.strategies import STRATEGIES, RandomSearch
 from nasnet_det.search.tasks import TASKS
@@ -27,6 +28,9 @@ register_op("my_sep3", Sep3Twice)
 def my_width(model, x, y):
     """the number of conv weights (a plug-in's proxy)"""
     return float(sum(m.weight.numel() for m in model.modules() if isinstance(m, nn.Conv2d)))
+
+
+COMBINATIONS.register("my_width+prior", (("my_width", 1), ("prior", 1)))
 
 
 class FirstOpFirst(RandomSearch):

@@ -68,8 +68,8 @@ def test_an_op_registered_in_the_driver_only_stops_the_search_in_one_line(tmp_pa
 
 @pytest.mark.process
 def test_a_plugins_task_and_command_run_from_the_command_line(tmp_path):
-    # the design page's recipes for a one-shot task, a dataset form, a command and a benchmark section, added
-    # from outside the package
+    # the design page's recipes for a one-shot task, a dataset form, a command, a benchmark section and a
+    # combination of methods, added from outside the package
     done = subprocess.run([sys.executable, "-m", "nasnet_det", "count-ops", "nasnet_a", "--plugin", "plugin_example"],
                           capture_output=True, text=True, timeout=300, cwd=TESTS)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -80,6 +80,14 @@ def test_a_plugins_task_and_command_run_from_the_command_line(tmp_path):
     section = subprocess.run([sys.executable, "-m", "nasnet_det", "benchmark", "op-params", "--channels", "8",
                               "--plugin", "plugin_example"], capture_output=True, text=True, timeout=300, cwd=TESTS)
     assert section.returncode == 0 and section.stdout.split() == [str(8 * 8 * 9 + 2 * 8)], section.stderr[-2000:]
+    cells = tmp_path / "cells.jsonl"
+    cells.write_text("".join(json.dumps({"genotype": g}) + "\n" for g in ("nasnet_a", "pnasnet_5", "darts_v2")))
+    ranked = subprocess.run([sys.executable, os.path.join(TESTS, "..", "tools", "rank.py"), str(cells), "--method",
+                             "my_width+prior", "--plugin", "plugin_example", "--out", str(tmp_path / "scores.jsonl"),
+                             "--no-progress"], capture_output=True, text=True, timeout=300, cwd=TESTS)
+    assert ranked.returncode == 0, ranked.stderr[-2000:]
+    scores = [json.loads(line) for line in open(tmp_path / "scores.jsonl")]
+    assert len(scores) == 3 and all(0 < s["score"] < 1 and set(s["components"]) == {"my_width", "prior"} for s in scores)
     out = str(tmp_path / "task")
     done = _search("--plugin", "plugin_example", "--method", "oneshot", "--task", "my-task", "--dataset", "half-digits",
                    "--strategy", "random",

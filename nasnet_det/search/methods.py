@@ -4,6 +4,8 @@ the methods with their help, the combinations, and each proxy registered with ``
 (:mod:`.proxies`, a plug-in's included)."""
 from __future__ import annotations
 
+from ..errors import SearchError
+from ..registry import Registry
 from .proxies import PROXIES
 
 METHOD_HELP = {
@@ -24,25 +26,28 @@ METHOD_HELP = {
 # scored once per scorer (grad_norm, snip and synflow on a log scale, where their spread is).
 # Chosen on one half of the LaMCTS dev sample among a list of candidates, reported on the other
 # half (docs/search.md, "Ranking against real accuracies"); nothing is fitted to LaMCTS.
-COMBINATIONS = {
-    "prior+gradnorm": (("prior", 1), ("grad_norm", -1)),
-    "naswot+gradnorm": (("naswot", 1), ("grad_norm", -1)),
-    "prior+naswot+gradnorm": (("prior", 1), ("naswot", 1), ("grad_norm", -1)),
-}
+# A plug-in adds one with COMBINATIONS.register(name, ((method, sign), ...)).
+COMBINATIONS = Registry("combination of ranking methods", SearchError)
+COMBINATIONS.register("prior+gradnorm", (("prior", 1), ("grad_norm", -1)))
+COMBINATIONS.register("naswot+gradnorm", (("naswot", 1), ("grad_norm", -1)))
+COMBINATIONS.register("prior+naswot+gradnorm", (("prior", 1), ("naswot", 1), ("grad_norm", -1)))
 
 
-for _name, _parts in COMBINATIONS.items():
-    METHOD_HELP[_name] = "normal CDF of the mean z-score of " + ", ".join(("minus " if sign < 0 else "") + m for m, sign in _parts) + \
+def _combination_help(parts) -> str:
+    return "normal CDF of the mean z-score of " + ", ".join(("minus " if sign < 0 else "") + m for m, sign in parts) + \
         " (z against random cells of the space)"
 
 
 def methods() -> tuple:
-    """Every ranking method: the table above, then each proxy registered with ``@proxy`` since (a
-    plug-in's, ``--plugin MODULE``), whose help is its docstring's first line."""
-    return tuple(METHOD_HELP) + tuple(name for name in PROXIES if name not in METHOD_HELP)
+    """Every ranking method: the table above, the combinations, then each proxy registered with
+    ``@proxy`` (a plug-in's, ``--plugin MODULE``, whose help is its docstring's first line)."""
+    listed = tuple(METHOD_HELP) + tuple(COMBINATIONS.names())
+    return listed + tuple(name for name in PROXIES if name not in listed)
 
 
 def method_help(name: str) -> str:
     if name in METHOD_HELP:
         return METHOD_HELP[name]
+    if name in COMBINATIONS:
+        return _combination_help(COMBINATIONS.get(name))
     return PROXIES.help(name) or "a registered proxy"
