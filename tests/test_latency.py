@@ -220,3 +220,24 @@ def test_a_table_whose_header_never_reached_the_disk_starts_again(tmp_path):
         assert table.entries == {} and table.local
         records = TrialLog(str(path)).read()
         assert len(records) == 1 and records[0]["kind"] == "header"
+
+
+def test_a_network_kind_registered_from_outside_the_package_is_predicted(one_ms_parts):
+    # docs/design.md's recipe: a module (here a namespace) with latency_check, latency_parts, latency_forward
+    import types
+
+    classifier = latency.NETWORKS.get("classifier")
+    kind = types.SimpleNamespace(
+        latency_check=lambda spec: None,
+        latency_parts=lambda g, arch, size, batch, device, spec: classifier.latency_parts(g, arch, size, batch,
+                                                                                          device)[:3],
+        latency_forward=classifier.latency_forward)
+    latency.NETWORKS.register("first-three", kind, help="the classifier's first three parts")
+    try:
+        table = latency.LatencyTable(None, "cpu", SIZE, 1)
+        assert latency.predict(table, "nasnet_a", ARCH, network="first-three") == 3.0  # 1 ms a part
+        assert latency.predict(table, "nasnet_a", ARCH) > 3.0
+    finally:
+        latency.NETWORKS.remove("first-three")
+    with pytest.raises(latency.LatencyError, match="latency network 'first-three'"):
+        latency.load_network("first-three")
