@@ -17,7 +17,7 @@ module that registers more: :mod:`nasnet_det.plugins`); ``names()`` feeds ``argp
 from __future__ import annotations
 
 import importlib
-from typing import Any, Dict, Iterator, List, Optional, Type
+from typing import Any, Dict, Iterator, List, Type
 
 from .errors import UserError
 
@@ -149,14 +149,4 @@ class Registry:
         return f"Registry({self.kind!r}: {', '.join(self._entries)})"
 
 
-def choices_help(registry: Registry, default: Optional[str] = None) -> str:
-    """``--help`` text listing a registry's names with their help lines."""
-    lines = []
-    for name in registry.names():
-        mark = " (default)" if name == default else ""
-        text = registry.help(name)
-        lines.append(f"{name}{mark}" + (f": {text}" if text else ""))
-    return "; ".join(lines)
-
-
-__all__ = ["Registry", "choices_help"]
+__all__ = ["Registry"]

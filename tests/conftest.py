@@ -14,6 +14,30 @@ TINY_DETECTOR = ["MODEL.DEVICE", "cpu", "MODEL.NASNET.ARCH", "1@192", "MODEL.NAS
                  "MODEL.FPN.OUT_CHANNELS", "32", "MODEL.ROI_BOX_HEAD.FC_DIM", "64"]
 
 
+def child_pids(pid):
+    """pids whose parent is ``pid`` (Linux /proc)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    stat = f.read()
+            except OSError:
+                continue
+            if int(stat[stat.rfind(")") + 2:].split()[1]) == pid:
+                found.append(int(entry))
+    return found
+
+
+def alive(pid):
+    """Whether ``pid`` runs (not ended, not a zombie)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ")[-1][0] != "Z"
+    except OSError:
+        return False
+
+
 def randomize_batch_norm(model: torch.nn.Module, seed: int = 1) -> torch.nn.Module:
     """Give every BN non-trivial statistics and affine parameters, so that a comparison of two
     models checks the BN layers too (freshly built BNs are identities in eval mode)."""

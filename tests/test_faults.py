@@ -14,7 +14,7 @@ from nasnet_det.io import torch_save
 from nasnet_det.search.runner import SearchConfig, run_search
 from nasnet_det.search.trials import TrialLog
 
-from conftest import TINY_DETECTOR
+from conftest import TINY_DETECTOR, alive, child_pids
 
 TOOLS = os.path.join(os.path.dirname(__file__), "..", "tools")
 HELPERS = os.path.dirname(__file__)
@@ -23,29 +23,6 @@ HELPERS = os.path.dirname(__file__)
 def _env():
     return {**os.environ, "PYTHONPATH": os.pathsep.join([HELPERS, os.environ.get("PYTHONPATH", "")]),
             "PYTHONWARNINGS": "ignore"}
-
-
-def _children(pid):
-    """pids whose parent is ``pid`` (Linux /proc)."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    stat = f.read()
-            except OSError:
-                continue
-            if int(stat[stat.rfind(")") + 2:].split()[1]) == pid:
-                found.append(int(entry))
-    return found
-
-
-def _alive(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(") ")[-1][0] != "Z"
-    except OSError:
-        return False
 
 
 def _wait_for(condition, timeout=120.0, every=0.2):
@@ -121,23 +98,15 @@ def test_kill_9_of_a_ray_driver_leaves_nothing_running(tmp_path):
     pytest.importorskip("ray")
     proc = _start_search(str(tmp_path / "s"), "--backend", "ray")
     try:
-        def descendants():
-            found, todo = [], [proc.pid]
-            while todo:
-                kids = _children(todo.pop())
-                found += kids
-                todo += kids
-            return found
-
         def tasks_running():
-            named = [p for p in descendants() if "_run_evaluation" in open(f"/proc/{p}/cmdline", "rb").read().decode(errors="ignore")]
+            named = [p for p in _descendants(proc.pid) if "_run_evaluation" in open(f"/proc/{p}/cmdline", "rb").read().decode(errors="ignore")]
             return named if len(named) == 2 else None
 
         _wait_for(tasks_running, timeout=180, every=1.0)
-        before = [p for p in descendants() if "reaper" not in open(f"/proc/{p}/cmdline", "rb").read().decode(errors="ignore")]
+        before = [p for p in _descendants(proc.pid) if "reaper" not in open(f"/proc/{p}/cmdline", "rb").read().decode(errors="ignore")]
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
-        _wait_for(lambda: not any(_alive(p) for p in before), timeout=20)
+        _wait_for(lambda: not any(alive(p) for p in before), timeout=20)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -206,7 +175,7 @@ def test_kill_9_of_pretraining_then_resume_equals_an_uninterrupted_run(tmp_path)
 def _descendants(pid):
     found, todo = [], [pid]
     while todo:
-        kids = _children(todo.pop())
+        kids = child_pids(todo.pop())
         found += kids
         todo += kids
     return found
@@ -218,7 +187,7 @@ def _ranks(pid, marker):
     for p in _descendants(pid):
         try:
             with open(f"/proc/{p}/cmdline", "rb") as f:
-                if marker in f.read() and _alive(p):
+                if marker in f.read() and alive(p):
                     ranks.append(p)
         except OSError:
             pass
@@ -230,10 +199,10 @@ def _kill_launcher(proc, ranks):
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     try:
-        _wait_for(lambda: not any(_alive(r) for r in ranks), timeout=15)
+        _wait_for(lambda: not any(alive(r) for r in ranks), timeout=15)
     finally:
         for r in ranks:
-            if _alive(r):
+            if alive(r):
                 os.kill(r, signal.SIGKILL)
 
 

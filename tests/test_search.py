@@ -11,6 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
+from conftest import alive, child_pids
 from nasnet_det import genotypes
 from nasnet_det.modeling import format_arch
 from nasnet_det.search import SearchSpace, build_strategy, sep_conv_fraction
@@ -172,17 +173,17 @@ def test_kill_9_of_the_search_ends_its_workers_and_a_resume_completes_exactly_th
     deadline = time.time() + 120
     while time.time() < deadline and len(read_trials(trials)) < 8:
         time.sleep(0.2)
-    workers = [p for p in _children(proc.pid) if "spawn_main" in _cmdline(p)]
+    workers = [p for p in child_pids(proc.pid) if "spawn_main" in open(f"/proc/{p}/cmdline").read()]
     os.kill(proc.pid, signal.SIGKILL)  # the search alone, mid-child: its workers must end by themselves
     proc.wait()
     try:
         assert len(workers) == 2, workers
         deadline = time.time() + 10
-        while time.time() < deadline and any(_cmdline(w) for w in workers):
+        while time.time() < deadline and any(alive(w) for w in workers):
             time.sleep(0.1)
-        assert not any(_cmdline(w) for w in workers), "a worker outlived the killed search"
+        assert not any(alive(w) for w in workers), "a worker outlived the killed search"
     finally:
-        if any(_cmdline(w) for w in workers):
+        if any(alive(w) for w in workers):
             os.killpg(proc.pid, signal.SIGKILL)
     killed_at = len(read_trials(trials))
     assert 8 <= killed_at < 30
@@ -191,32 +192,6 @@ def test_kill_9_of_the_search_ends_its_workers_and_a_resume_completes_exactly_th
     final = _final(out)
     assert len(final) == 30 and len({t["id"] for t in final}) == 30  # none lost, none twice
     assert os.path.exists(os.path.join(out, "genotype.json"))
-
-
-def _children(pid):
-    """pids whose parent is ``pid`` (Linux /proc)."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
-                        found.append(int(entry))
-            except (OSError, IndexError, ValueError):
-                pass
-    return found
-
-
-def _cmdline(pid) -> str:
-    """The command line of a live process ('' once it has ended or is a zombie)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            if f.read().rsplit(")", 1)[1].split()[0] == "Z":
-                return ""
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return f.read().decode(errors="replace")
-    except OSError:
-        return ""
 
 
 def test_ray_backend(tmp_path, ray_cluster):

@@ -57,12 +57,20 @@ def _bench_config(args):
                        memory=not args.no_memory, compile=getattr(args, "compile", False))
 
 
-@SECTIONS.register("backbone", help="our NASNet-A Large vs timm's nasnetalarge")
-class Backbone(Section):
+class _NetworkSpeed(Section):
+    """A network's speed against a port's: the speed options at this size and batch, channels_last, compile."""
+
+    size, batch = 224, 2
+
     def add_arguments(self, p):
-        _speed_options(p, 331, 2)
+        _speed_options(p, self.size, self.batch)
         p.add_argument("--channels-last", action="store_true")
         p.add_argument("--compile", action="store_true", help="torch.compile both models")
+
+
+@SECTIONS.register("backbone", help="our NASNet-A Large vs timm's nasnetalarge")
+class Backbone(_NetworkSpeed):
+    size, batch = 331, 2
 
     def run(self, args, parser):
         from ..benchmarks import benchmark_backbone
@@ -82,11 +90,8 @@ class Detector(Section):
 
 
 @SECTIONS.register("pretrain", help="the pretraining loop's step: our NASNet-A Mobile vs pretrainedmodels'")
-class Pretrain(Section):
-    def add_arguments(self, p):
-        _speed_options(p, 224, 32)
-        p.add_argument("--channels-last", action="store_true")
-        p.add_argument("--compile", action="store_true", help="torch.compile both models")
+class Pretrain(_NetworkSpeed):
+    size, batch = 224, 32
 
     def run(self, args, parser):
         from ..benchmarks import benchmark_pretrain
